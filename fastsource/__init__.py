@@ -1,0 +1,26 @@
+"""fastsource: read Apache Kafka into Apache Arrow, with Flink's FLIP-27 source roles.
+
+The control plane (enumerator, coordinator, readers, checkpoints) is Python; the data plane
+(`fastsource._core`) is compiled and fetches straight from librdkafka into Arrow buffers.
+"""
+from fastsource._librdkafka import load_core as _load_core
+
+_core = _load_core()
+
+from fastsource import formats  # noqa: E402
+from fastsource.errors import (BrokerUnavailableError, ConfigError, DecodeError,  # noqa: E402
+                               FastsourceError, KafkaFetchError, OffsetOutOfRangeError,
+                               RecordTooLargeError, UnknownTopicError)
+from fastsource.offsets import OffsetsInitializer  # noqa: E402
+from fastsource.source import KafkaSource, SourceStream  # noqa: E402
+from fastsource.split import KafkaPartitionSplit  # noqa: E402
+from fastsource.split_reader import BatchLimits  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchLimits", "BrokerUnavailableError", "ConfigError", "DecodeError", "FastsourceError",
+    "KafkaFetchError", "KafkaPartitionSplit", "KafkaSource", "OffsetOutOfRangeError",
+    "OffsetsInitializer", "RecordTooLargeError", "SourceStream", "UnknownTopicError", "formats",
+    "__version__",
+]

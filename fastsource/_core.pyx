@@ -1,0 +1,789 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The data plane: one librdkafka consumer per reader, its fetch loop, and the Arrow column builders.
+
+Everything between `rd_kafka_consume_batch_queue` and a finished set of Arrow buffers runs without the
+GIL and without a Python object per record. The Python layer (`fastsource.split_reader`) owns the
+control decisions; this module only fetches, copies and keeps the per-split fetch positions.
+"""
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uintptr_t, INT32_MAX
+from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.string cimport memcpy, memset, strcmp, strlen
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+from fastsource.includes.librdkafka cimport *
+
+import pyarrow as pa
+
+DEF MSG_ARRAY = 4096
+
+TIMESTAMP_TYPE = pa.timestamp("ms", tz="UTC")
+HEADERS_TYPE = pa.list_(pa.struct([pa.field("key", pa.string()), pa.field("value", pa.binary())]))
+
+
+def raw_schema(bint include_headers=False):
+    """Schema of the batches `Consumer.fetch` builds (keys and values still raw bytes)."""
+    fields = [
+        pa.field("topic", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+        pa.field("partition", pa.int32(), nullable=False),
+        pa.field("offset", pa.int64(), nullable=False),
+        pa.field("timestamp", TIMESTAMP_TYPE),
+        pa.field("timestamp_type", pa.int8(), nullable=False),
+        pa.field("key", pa.binary()),
+        pa.field("value", pa.binary()),
+    ]
+    if include_headers:
+        fields.append(pa.field("headers", HEADERS_TYPE, nullable=False))
+    return pa.schema(fields)
+
+
+def librdkafka_version() -> str:
+    """Version string of the librdkafka this process runs."""
+    return rd_kafka_version_str().decode()
+
+
+class FetchError(Exception):
+    """An error reported by librdkafka while fetching, with the coordinates it concerns."""
+
+    def __init__(self, code, name, reason, topic=None, partition=None, offset=None):
+        self.code = code
+        self.name = name
+        self.reason = reason
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        where = ""
+        if topic is not None:
+            where = f" on {topic}[{partition}]"
+            if offset is not None and offset >= 0:
+                where += f" at offset {offset}"
+        super().__init__(f"{name}{where}: {reason}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Growable C buffers handed over to Arrow without a copy.
+
+cdef struct Buf:
+    char *data
+    int64_t size
+    int64_t cap
+
+
+cdef inline int buf_reserve(Buf *b, int64_t extra, bint zero) noexcept nogil:
+    cdef int64_t need = b.size + extra
+    cdef int64_t newcap
+    cdef char *p
+    if need <= b.cap:
+        return 0
+    newcap = b.cap * 2
+    if newcap < need:
+        newcap = need
+    if newcap < 256:
+        newcap = 256
+    p = <char *> realloc(b.data, newcap)
+    if p == NULL:
+        return -1
+    if zero:
+        memset(p + b.cap, 0, newcap - b.cap)
+    b.data = p
+    b.cap = newcap
+    return 0
+
+
+cdef inline int buf_append(Buf *b, const void *src, int64_t n) noexcept nogil:
+    if buf_reserve(b, n, 0) < 0:
+        return -1
+    if n > 0:
+        memcpy(b.data + b.size, src, n)
+    b.size += n
+    return 0
+
+
+cdef inline int buf_append_i32(Buf *b, int32_t v) noexcept nogil:
+    return buf_append(b, &v, 4)
+
+
+cdef inline int buf_append_i64(Buf *b, int64_t v) noexcept nogil:
+    return buf_append(b, &v, 8)
+
+
+cdef inline int buf_append_i8(Buf *b, int8_t v) noexcept nogil:
+    return buf_append(b, &v, 1)
+
+
+cdef class _Allocation:
+    """Owns one malloc'ed block that an Arrow buffer points into; frees it when Arrow lets go."""
+    cdef void *ptr
+
+    def __dealloc__(self):
+        free(self.ptr)
+
+
+cdef object buf_take(Buf *b):
+    """Hand the block to a pyarrow.Buffer (no copy) and leave `b` empty."""
+    cdef _Allocation owner = _Allocation.__new__(_Allocation)
+    if b.data == NULL:
+        return pa.py_buffer(b"")
+    owner.ptr = b.data
+    result = pa.foreign_buffer(<uintptr_t> b.data, b.size, base=owner)
+    b.data = NULL
+    b.size = 0
+    b.cap = 0
+    return result
+
+
+cdef inline void buf_free(Buf *b) noexcept nogil:
+    free(b.data)
+    b.data = NULL
+    b.size = 0
+    b.cap = 0
+
+
+# A validity bitmap that exists only once a column has its first null.
+cdef struct Validity:
+    Buf bits
+    int64_t nulls
+    bint present
+
+
+cdef inline int validity_append(Validity *v, int64_t row, bint valid) noexcept nogil:
+    """Record whether row number `row` is valid; rows before the first null are all valid."""
+    cdef int64_t nbytes = (row >> 3) + 1
+    cdef int64_t i
+    if not valid and not v.present:
+        if buf_reserve(&v.bits, nbytes, 1) < 0:
+            return -1
+        memset(v.bits.data, 0xFF, row >> 3)
+        for i in range((row >> 3) << 3, row):
+            v.bits.data[i >> 3] |= <char> (1 << (i & 7))
+        v.bits.size = row >> 3
+        v.present = 1
+    if not v.present:
+        return 0
+    if v.bits.size < nbytes:
+        if buf_reserve(&v.bits, nbytes - v.bits.size, 1) < 0:
+            return -1
+        v.bits.size = nbytes
+    if valid:
+        v.bits.data[row >> 3] |= <char> (1 << (row & 7))
+    else:
+        v.nulls += 1
+    return 0
+
+
+cdef object validity_take(Validity *v):
+    """The bitmap as a pyarrow.Buffer, or None when the column has no null."""
+    result = buf_take(&v.bits) if v.present else None
+    v.present = 0
+    v.nulls = 0
+    return result
+
+
+cdef inline void validity_free(Validity *v) noexcept nogil:
+    buf_free(&v.bits)
+    v.present = 0
+    v.nulls = 0
+
+
+# A nullable binary column: validity, int32 offsets, data.
+cdef struct BinCol:
+    Validity validity
+    Buf offsets
+    Buf data
+
+
+cdef inline int bincol_init(BinCol *c) noexcept nogil:
+    return buf_append_i32(&c.offsets, 0)
+
+
+cdef inline int bincol_append(BinCol *c, int64_t row, const void *p, size_t n) noexcept nogil:
+    """Append one value (NULL pointer = null) as row number `row`."""
+    if validity_append(&c.validity, row, p != NULL) < 0:
+        return -1
+    if p != NULL and buf_append(&c.data, p, n) < 0:
+        return -1
+    return buf_append_i32(&c.offsets, <int32_t> c.data.size)
+
+
+cdef inline void bincol_free(BinCol *c) noexcept nogil:
+    validity_free(&c.validity)
+    buf_free(&c.offsets)
+    buf_free(&c.data)
+
+
+cdef object bincol_take(BinCol *c, object arrow_type, int64_t length):
+    nulls = c.validity.nulls
+    validity = validity_take(&c.validity)
+    offsets = buf_take(&c.offsets)
+    data = buf_take(&c.data)
+    return pa.Array.from_buffers(arrow_type, length, [validity, offsets, data], null_count=nulls)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-split fetch positions.
+
+cdef struct Slot:
+    char *topic
+    rd_kafka_topic_t *rkt      # cached at the first message of the split
+    int32_t topic_index
+    int32_t partition
+    int64_t next_offset        # next offset to fetch; records below it are duplicates
+    int64_t stop_offset        # exclusive; -1 when unbounded
+    int64_t eof_offset         # offset of the last end-of-partition event, -1 before the first
+    int64_t batch_records
+    int64_t batch_bytes
+    int64_t batch_max_ts
+    bint active                # assigned and neither removed nor finished
+    bint paused
+    bint finished
+    bint reported              # its finishing has been returned by fetch
+    bint touched               # has records in the batch being built
+
+
+cdef struct CoreState:
+    # Shared with librdkafka callbacks, which run on the fetching thread inside consume calls.
+    int64_t commits_ok
+    int64_t commits_failed
+    int last_commit_err
+    int last_error
+    int64_t last_error_at_ms
+    int64_t down_since_ms      # first all-brokers-down error not followed by a record; -1 when up
+    bint fatal
+
+
+cdef inline int64_t now_ms() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t> ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+
+
+cdef void _error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) noexcept nogil:
+    cdef CoreState *st = <CoreState *> opaque
+    st.last_error = err
+    st.last_error_at_ms = now_ms()
+    if err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN and st.down_since_ms < 0:
+        st.down_since_ms = st.last_error_at_ms
+    if err == RD_KAFKA_RESP_ERR__FATAL:
+        st.fatal = 1
+
+
+cdef void _commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                     rd_kafka_topic_partition_list_t *offsets, void *opaque) noexcept nogil:
+    cdef CoreState *st = <CoreState *> opaque
+    if err == RD_KAFKA_RESP_ERR_NO_ERROR:
+        st.commits_ok += 1
+    else:
+        st.commits_failed += 1
+        st.last_commit_err = err
+
+
+cdef class Consumer:
+    """One librdkafka consumer multiplexing every split of one reader.
+
+    Splits are added with concrete start offsets and an exclusive stop offset (-1: unbounded). `fetch`
+    builds one Arrow record batch from whatever the consumer delivers within the batch limits and
+    reports, per split, how far the batch goes, and which splits finished.
+    """
+    cdef rd_kafka_t *rk
+    cdef rd_kafka_queue_t *queue
+    cdef CoreState state
+    cdef Slot *slots
+    cdef int nslots
+    cdef int capslots
+    cdef int last_slot
+    cdef rd_kafka_message_t *msgs[MSG_ARRAY]
+    cdef int msg_pos
+    cdef int msg_cnt
+    cdef volatile int woken
+    cdef bint closed
+    cdef bint include_headers
+    cdef int64_t broker_timeout_ms
+    cdef list _ids
+    cdef dict _index
+    cdef list _topics
+    cdef dict _topic_index
+    cdef object _topic_dictionary
+    cdef object _pending_error
+    cdef readonly object schema
+
+    # Column builders of the batch under construction.
+    cdef Buf c_topic
+    cdef Buf c_partition
+    cdef Buf c_offset
+    cdef Buf c_timestamp
+    cdef Validity c_timestamp_validity
+    cdef Buf c_tstype
+    cdef BinCol c_key
+    cdef BinCol c_value
+    cdef Buf h_list
+    cdef BinCol h_key
+    cdef BinCol h_value
+    cdef int64_t h_count
+    cdef int64_t rows
+    cdef int64_t data_bytes
+
+    def __cinit__(self):
+        self.rk = NULL
+        self.queue = NULL
+        self.slots = NULL
+        self.state.down_since_ms = -1
+
+    def __init__(self, config: dict, include_headers: bool = False, broker_timeout_ms: int = 60000):
+        cdef char errstr[512]
+        cdef rd_kafka_conf_t *conf = rd_kafka_conf_new()
+        self._ids = []
+        self._index = {}
+        self._topics = []
+        self._topic_index = {}
+        self._topic_dictionary = pa.array([], pa.string())
+        self._pending_error = None
+        self.include_headers = include_headers
+        self.broker_timeout_ms = broker_timeout_ms
+        for name, value in config.items():
+            if rd_kafka_conf_set(conf, str(name).encode(), str(value).encode(), errstr,
+                                 sizeof(errstr)) != RD_KAFKA_CONF_OK:
+                rd_kafka_conf_destroy(conf)
+                raise ValueError(f"invalid Kafka client property {name}={value!r}: "
+                                 f"{errstr.decode(errors='replace')}")
+        rd_kafka_conf_set_opaque(conf, &self.state)
+        rd_kafka_conf_set_error_cb(conf, _error_cb)
+        rd_kafka_conf_set_offset_commit_cb(conf, _commit_cb)
+        self.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr))
+        if self.rk == NULL:
+            raise ValueError(f"cannot create Kafka consumer: {errstr.decode(errors='replace')}")
+        rd_kafka_poll_set_consumer(self.rk)
+        self.queue = rd_kafka_queue_get_consumer(self.rk)
+        self.schema = raw_schema(include_headers)
+        self._reset_builders()
+
+    def __dealloc__(self):
+        self._release()
+
+    cdef void _release(self) noexcept:
+        cdef int i
+        for i in range(self.msg_pos, self.msg_cnt):
+            rd_kafka_message_destroy(self.msgs[i])
+        self.msg_pos = self.msg_cnt = 0
+        if self.queue != NULL:
+            rd_kafka_queue_destroy(self.queue)
+            self.queue = NULL
+        if self.rk != NULL:
+            with nogil:
+                rd_kafka_consumer_close(self.rk)
+                rd_kafka_destroy(self.rk)
+            self.rk = NULL
+        if self.slots != NULL:
+            for i in range(self.nslots):
+                free(self.slots[i].topic)
+            free(self.slots)
+            self.slots = NULL
+        self._free_builders()
+
+    def close(self) -> None:
+        """Leave the assignment, close the consumer and free every buffer. Idempotent."""
+        self.closed = 1
+        self._release()
+
+    cdef void _check_open(self) except *:
+        if self.rk == NULL:
+            raise RuntimeError("the consumer is closed")
+
+    # ------------------------------------------------------------------ splits
+
+    def add_split(self, split_id: str, topic: str, int partition, int64_t start, int64_t stop) -> None:
+        """Start fetching `topic[partition]` from `start` up to `stop` (exclusive, -1: unbounded).
+
+        A split whose start is at or past its stop is finished at once, without a fetch.
+        """
+        cdef Slot *s
+        cdef bytes btopic = topic.encode()
+        self._check_open()
+        if split_id in self._index and self.slots[<int> self._index[split_id]].active:
+            raise ValueError(f"split {split_id} is already assigned to this reader")
+        if topic not in self._topic_index:
+            self._topic_index[topic] = len(self._topics)
+            self._topics.append(topic)
+            self._topic_dictionary = pa.array(self._topics, pa.string())
+        if self.nslots == self.capslots:
+            self.capslots = self.capslots * 2 if self.capslots else 16
+            self.slots = <Slot *> realloc(self.slots, self.capslots * sizeof(Slot))
+            if self.slots == NULL:
+                raise MemoryError()
+        s = &self.slots[self.nslots]
+        memset(s, 0, sizeof(Slot))
+        s.topic = <char *> malloc(len(btopic) + 1)
+        memcpy(s.topic, <char *> btopic, len(btopic) + 1)
+        s.topic_index = self._topic_index[topic]
+        s.partition = partition
+        s.next_offset = start
+        s.stop_offset = stop
+        s.eof_offset = -1
+        s.batch_max_ts = -1
+        s.active = 1
+        self._index[split_id] = self.nslots
+        self._ids.append(split_id)
+        self.nslots += 1
+        if stop >= 0 and start >= 0 and start >= stop:
+            s.active = 0
+            s.finished = 1
+            return
+        self._apply_assignment()
+
+    def remove_splits(self, split_ids) -> None:
+        """Stop fetching these splits; records of theirs still queued are dropped."""
+        changed = False
+        for split_id in split_ids:
+            i = self._index.get(split_id)
+            if i is not None and self.slots[<int> i].active:
+                self.slots[<int> i].active = 0
+                changed = True
+        if changed:
+            self._apply_assignment()
+
+    def pause_or_resume(self, pause, resume) -> None:
+        """Pause the splits in `pause` and resume those in `resume`; a resumed split refetches
+        from its next offset, so nothing queued while it was paused is lost."""
+        changed = False
+        for ids, flag in ((pause, 1), (resume, 0)):
+            for split_id in ids:
+                i = self._index.get(split_id)
+                if i is not None and self.slots[<int> i].paused != flag:
+                    self.slots[<int> i].paused = flag
+                    changed = True
+        if changed:
+            self._apply_assignment()
+
+    cdef void _apply_assignment(self) except *:
+        """Assign every active, unpaused split at its next offset (one mechanism for all changes)."""
+        cdef rd_kafka_topic_partition_list_t *lst = rd_kafka_topic_partition_list_new(self.nslots + 1)
+        cdef rd_kafka_topic_partition_t *tp
+        cdef rd_kafka_resp_err_t err
+        cdef int i
+        for i in range(self.nslots):
+            if self.slots[i].active and not self.slots[i].paused:
+                tp = rd_kafka_topic_partition_list_add(lst, self.slots[i].topic,
+                                                       self.slots[i].partition)
+                tp.offset = self.slots[i].next_offset
+        with nogil:
+            err = rd_kafka_assign(self.rk, lst)
+        rd_kafka_topic_partition_list_destroy(lst)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR:
+            raise FetchError(err, rd_kafka_err2name(err).decode(), rd_kafka_err2str(err).decode())
+
+    # ------------------------------------------------------------------ fetch
+
+    cdef void _reset_builders(self) except *:
+        if bincol_init(&self.c_key) < 0 or bincol_init(&self.c_value) < 0:
+            raise MemoryError()
+        if self.include_headers and (bincol_init(&self.h_key) < 0 or bincol_init(&self.h_value) < 0
+                                     or buf_append_i32(&self.h_list, 0) < 0):
+            raise MemoryError()
+        self.rows = 0
+        self.data_bytes = 0
+        self.h_count = 0
+
+    cdef void _free_builders(self) noexcept:
+        buf_free(&self.c_topic)
+        buf_free(&self.c_partition)
+        buf_free(&self.c_offset)
+        buf_free(&self.c_timestamp)
+        validity_free(&self.c_timestamp_validity)
+        buf_free(&self.c_tstype)
+        bincol_free(&self.c_key)
+        bincol_free(&self.c_value)
+        buf_free(&self.h_list)
+        bincol_free(&self.h_key)
+        bincol_free(&self.h_value)
+
+    cdef inline int _find_slot(self, rd_kafka_message_t *m) noexcept nogil:
+        cdef int i = self.last_slot
+        cdef Slot *s
+        if i < self.nslots:
+            s = &self.slots[i]
+            if s.active and s.rkt == m.rkt and s.partition == m.partition and s.rkt != NULL:
+                return i
+        for i in range(self.nslots):
+            s = &self.slots[i]
+            if s.partition != m.partition or not s.active:
+                continue
+            if s.rkt == NULL and m.rkt != NULL and strcmp(s.topic, rd_kafka_topic_name(m.rkt)) == 0:
+                s.rkt = m.rkt
+            if s.rkt == m.rkt:
+                self.last_slot = i
+                return i
+        return -1
+
+    cdef inline void _finish(self, Slot *s) noexcept nogil:
+        s.finished = 1
+        s.active = 0
+
+    cdef int _append(self, Slot *s, rd_kafka_message_t *m) noexcept nogil:
+        """Copy one record into the column builders. Returns -1 when out of memory."""
+        cdef rd_kafka_timestamp_type_t tstype = 0
+        cdef int64_t ts = rd_kafka_message_timestamp(m, &tstype)
+        cdef rd_kafka_headers_t *hdrs = NULL
+        cdef size_t hi, hn, hsize
+        cdef const char *hname
+        cdef const void *hvalue
+        cdef int64_t row = self.rows
+        if (buf_append_i32(&self.c_topic, s.topic_index) < 0
+                or buf_append_i32(&self.c_partition, m.partition) < 0
+                or buf_append_i64(&self.c_offset, m.offset) < 0
+                or buf_append_i64(&self.c_timestamp, ts if tstype != 0 else 0) < 0
+                or validity_append(&self.c_timestamp_validity, row, tstype != 0) < 0
+                or buf_append_i8(&self.c_tstype, <int8_t> tstype) < 0
+                or bincol_append(&self.c_key, row, m.key, m.key_len) < 0
+                or bincol_append(&self.c_value, row, m.payload, m.len) < 0):
+            return -1
+        if self.include_headers:
+            if rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR and hdrs != NULL:
+                hn = rd_kafka_header_cnt(hdrs)
+                for hi in range(hn):
+                    if rd_kafka_header_get_all(hdrs, hi, &hname, &hvalue, &hsize) != 0:
+                        continue
+                    if (bincol_append(&self.h_key, self.h_count, hname, strlen(hname)) < 0
+                            or bincol_append(&self.h_value, self.h_count, hvalue, hsize) < 0):
+                        return -1
+                    self.h_count += 1
+            if buf_append_i32(&self.h_list, <int32_t> self.h_count) < 0:
+                return -1
+        self.rows += 1
+        self.data_bytes += <int64_t> (m.len + m.key_len)
+        s.next_offset = m.offset + 1
+        s.batch_records += 1
+        s.batch_bytes += <int64_t> (m.len + m.key_len)
+        if tstype != 0 and ts > s.batch_max_ts:
+            s.batch_max_ts = ts
+        s.touched = 1
+        return 0
+
+    cdef int _fill(self, int64_t max_rows, int64_t max_bytes, int64_t max_wait_ms,
+                   int *err_code, int *err_slot, int64_t *err_offset) noexcept nogil:
+        """The hot loop. Returns 1 when stopped by an error (code, slot and offset set), 2 when no
+        broker has answered for `broker_timeout_ms`, else 0."""
+        cdef int64_t deadline = now_ms() + max_wait_ms
+        cdef int64_t remaining
+        cdef rd_kafka_message_t *m
+        cdef ssize_t n
+        cdef int idx
+        cdef Slot *s
+        cdef int i
+        cdef bint any_active
+        while True:
+            if self.woken:
+                self.woken = 0
+                return 0
+            if self.state.fatal:
+                err_code[0] = RD_KAFKA_RESP_ERR__FATAL
+                return 1
+            if self.msg_pos >= self.msg_cnt:
+                any_active = 0
+                for i in range(self.nslots):
+                    if self.slots[i].active and not self.slots[i].paused:
+                        any_active = 1
+                        break
+                if not any_active:
+                    return 0
+                if self.rows >= max_rows or self.data_bytes >= max_bytes:
+                    return 0
+                remaining = max_rows - self.rows
+                if remaining > MSG_ARRAY:
+                    remaining = MSG_ARRAY
+                n = rd_kafka_consume_batch_queue(self.queue, 0, self.msgs, <size_t> remaining)
+                if n <= 0:
+                    remaining = deadline - now_ms()
+                    if remaining <= 0:
+                        return 0
+                    if self.rows > 0 and remaining > 5:
+                        remaining = 5
+                    m = rd_kafka_consume_queue(self.queue, <int> remaining)
+                    if m == NULL:
+                        if self.rows > 0:
+                            return 0
+                        if self.state.down_since_ms >= 0 and \
+                                now_ms() - self.state.down_since_ms > self.broker_timeout_ms:
+                            return 2
+                        continue
+                    self.msgs[0] = m
+                    n = 1
+                self.msg_pos = 0
+                self.msg_cnt = <int> n
+            m = self.msgs[self.msg_pos]
+            if m.err == RD_KAFKA_RESP_ERR_NO_ERROR:
+                self.state.down_since_ms = -1
+                idx = self._find_slot(m)
+                if idx >= 0:
+                    s = &self.slots[idx]
+                    if s.paused or (s.next_offset >= 0 and m.offset < s.next_offset):
+                        pass
+                    elif s.stop_offset >= 0 and m.offset >= s.stop_offset:
+                        self._finish(s)
+                    else:
+                        if self.rows > 0 and \
+                                self.data_bytes + <int64_t> (m.len + m.key_len) > INT32_MAX - 1:
+                            return 0          # keeps this message for the next batch
+                        if self._append(s, m) < 0:
+                            err_code[0] = -1
+                            return 1
+                        if s.stop_offset >= 0 and s.next_offset >= s.stop_offset:
+                            self._finish(s)
+            elif m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF:
+                idx = self._find_slot(m)
+                if idx >= 0:
+                    s = &self.slots[idx]
+                    s.eof_offset = m.offset
+                    if s.stop_offset >= 0 and m.offset >= s.stop_offset and not s.paused:
+                        self._finish(s)
+            else:
+                idx = self._find_slot(m) if m.rkt != NULL else -1
+                err_code[0] = m.err
+                err_slot[0] = idx
+                err_offset[0] = m.offset
+                rd_kafka_message_destroy(m)
+                self.msg_pos += 1
+                return 1
+            rd_kafka_message_destroy(m)
+            self.msg_pos += 1
+
+    def fetch(self, int64_t max_rows=65536, int64_t max_bytes=16 << 20, int64_t max_wait_ms=100):
+        """Build one batch: stops at `max_rows` records, about `max_bytes` of keys and values,
+        `max_wait_ms` of waiting, a `wake_up()`, or when no split is left to fetch.
+
+        Returns `(batch or None, progress, finished)`: `progress` lists, per split with records in
+        the batch, `(split_id, next_offset, max_timestamp, records, bytes)`; `finished` lists the ids
+        of splits that reached their stopping offset. A librdkafka error stops the batch; the records
+        fetched before it are returned first and the error is raised by the next call.
+        """
+        cdef int err_code = 0
+        cdef int err_slot = -1
+        cdef int64_t err_offset = -1
+        cdef int stopped
+        cdef int i
+        cdef Slot *s
+        self._check_open()
+        if self._pending_error is not None:
+            error, self._pending_error = self._pending_error, None
+            raise error
+        if max_rows < 1:
+            raise ValueError("max_rows must be at least 1")
+        with nogil:
+            stopped = self._fill(max_rows, max_bytes, max_wait_ms, &err_code, &err_slot, &err_offset)
+            if stopped == 2:
+                stopped = 0 if self._broker_answers() else 1
+                err_code = RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN
+        if stopped:
+            self._pending_error = self._error(err_code, err_slot, err_offset)
+        progress = []
+        finished = []
+        for i in range(self.nslots):
+            s = &self.slots[i]
+            if s.touched:
+                progress.append((self._ids[i], s.next_offset, s.batch_max_ts, s.batch_records,
+                                 s.batch_bytes))
+                s.touched = 0
+                s.batch_records = 0
+                s.batch_bytes = 0
+                s.batch_max_ts = -1
+            if s.finished and not s.reported:
+                finished.append(self._ids[i])
+                s.reported = 1
+        if finished:
+            self._apply_assignment()
+        batch = self._take_batch() if self.rows else None
+        if batch is None and self._pending_error is not None and not progress and not finished:
+            error, self._pending_error = self._pending_error, None
+            raise error
+        return batch, progress, finished
+
+    cdef bint _broker_answers(self) noexcept nogil:
+        """A metadata round trip: the all-brokers-down state is over once one answers."""
+        cdef const rd_kafka_metadata_t *md = NULL
+        if rd_kafka_metadata(self.rk, 0, NULL, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR:
+            return 0
+        rd_kafka_metadata_destroy(md)
+        self.state.down_since_ms = -1
+        return 1
+
+    cdef object _error(self, int code, int slot, int64_t offset):
+        if code == -1:
+            return MemoryError("out of memory while building a batch")
+        topic = partition = None
+        if slot >= 0:
+            topic = self._topics[self.slots[slot].topic_index]
+            partition = self.slots[slot].partition
+        name = rd_kafka_err2name(code).decode()
+        reason = rd_kafka_err2str(code).decode()
+        if code == RD_KAFKA_RESP_ERR__FATAL:
+            return FetchError(code, name, self._fatal_reason())
+        if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+            return FetchError(code, name, f"no broker answered for {self.broker_timeout_ms} ms")
+        return FetchError(code, name, reason, topic, partition, offset)
+
+    cdef str _fatal_reason(self):
+        cdef char errstr[512]
+        errstr[0] = 0
+        rd_kafka_fatal_error(self.rk, errstr, sizeof(errstr))
+        return errstr.decode(errors="replace")
+
+    cdef object _take_timestamps(self, int64_t n):
+        nulls = self.c_timestamp_validity.nulls
+        validity = validity_take(&self.c_timestamp_validity)
+        return pa.Array.from_buffers(TIMESTAMP_TYPE, n, [validity, buf_take(&self.c_timestamp)],
+                                     null_count=nulls)
+
+    cdef object _take_batch(self):
+        n = self.rows
+        indices = pa.Array.from_buffers(pa.int32(), n, [None, buf_take(&self.c_topic)])
+        columns = [
+            pa.DictionaryArray.from_arrays(indices, self._topic_dictionary),
+            pa.Array.from_buffers(pa.int32(), n, [None, buf_take(&self.c_partition)]),
+            pa.Array.from_buffers(pa.int64(), n, [None, buf_take(&self.c_offset)]),
+            self._take_timestamps(n),
+            pa.Array.from_buffers(pa.int8(), n, [None, buf_take(&self.c_tstype)]),
+            bincol_take(&self.c_key, pa.binary(), n),
+            bincol_take(&self.c_value, pa.binary(), n),
+        ]
+        if self.include_headers:
+            hk = bincol_take(&self.h_key, pa.string(), self.h_count)
+            hv = bincol_take(&self.h_value, pa.binary(), self.h_count)
+            entries = pa.StructArray.from_arrays([hk, hv], fields=list(HEADERS_TYPE.value_type))
+            columns.append(pa.Array.from_buffers(HEADERS_TYPE, n, [None, buf_take(&self.h_list)],
+                                                 children=[entries]))
+        self._reset_builders()
+        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+
+    def wake_up(self) -> None:
+        """Make a running (or the next) `fetch` return promptly. Safe from any thread."""
+        self.woken = 1
+        if self.queue != NULL:
+            rd_kafka_queue_yield(self.queue)
+
+    # ------------------------------------------------------------------ offsets and metrics
+
+    def commit(self, offsets, bint asynchronous=True) -> None:
+        """Commit `[(topic, partition, next_offset)]` to the consumer group (needs `group.id`)."""
+        cdef rd_kafka_topic_partition_list_t *lst
+        cdef rd_kafka_topic_partition_t *tp
+        cdef rd_kafka_resp_err_t err
+        self._check_open()
+        lst = rd_kafka_topic_partition_list_new(len(offsets) + 1)
+        for topic, partition, offset in offsets:
+            tp = rd_kafka_topic_partition_list_add(lst, topic.encode(), partition)
+            tp.offset = offset
+        with nogil:
+            err = rd_kafka_commit(self.rk, lst, 1 if asynchronous else 0)
+        rd_kafka_topic_partition_list_destroy(lst)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR:
+            self.state.commits_failed += 1
+            self.state.last_commit_err = err
+            raise FetchError(err, rd_kafka_err2name(err).decode(), rd_kafka_err2str(err).decode())
+
+    def stats(self) -> dict:
+        """Commit counters and the last client error (safe from any thread)."""
+        return {
+            "commits_succeeded": self.state.commits_ok,
+            "commits_failed": self.state.commits_failed,
+            "last_commit_error": (rd_kafka_err2name(self.state.last_commit_err).decode()
+                                  if self.state.last_commit_err else None),
+            "last_client_error": (rd_kafka_err2name(self.state.last_error).decode()
+                                  if self.state.last_error else None),
+        }

@@ -1,0 +1,99 @@
+"""Metadata and offset look-ups for the enumerator, through confluent-kafka's admin client.
+
+This is control-plane traffic (a few requests per discovery), so it uses confluent-kafka's Python API,
+which runs on the same librdkafka as the compiled fetch path.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Union
+
+from confluent_kafka import (ConsumerGroupTopicPartitions, IsolationLevel, KafkaException,
+                             TopicPartition)
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from fastsource.errors import BrokerUnavailableError, ConfigError, KafkaFetchError
+
+TopicPartitionKey = tuple[str, int]
+OffsetQuery = Union[str, int]  # "earliest", "latest" or a timestamp in ms
+OFFSET_INVALID = -1001
+
+# Client properties meaningful to an admin client; the rest (fetch sizes, ...) belong to consumers.
+_ADMIN_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.id", "socket.",
+                   "broker.address.family", "metadata.", "topic.metadata.", "reconnect.",
+                   "retry.", "debug", "log_level")
+
+
+class KafkaAdmin:
+    """Topic metadata, offsets by spec and committed group offsets, with bounded waits."""
+
+    def __init__(self, bootstrap_servers: str, properties: Mapping[str, str] | None = None,
+                 timeout_s: float = 15.0, read_committed: bool = False) -> None:
+        config = {k: v for k, v in (properties or {}).items() if k.startswith(_ADMIN_PREFIXES)}
+        config["bootstrap.servers"] = bootstrap_servers
+        config.setdefault("log_level", 0)
+        try:
+            self._client = AdminClient(config)
+        except KafkaException as exc:
+            raise ConfigError(f"invalid Kafka client properties: {exc}") from exc
+        self.bootstrap_servers = bootstrap_servers
+        self.timeout_s = timeout_s
+        self._isolation = (IsolationLevel.READ_COMMITTED if read_committed
+                           else IsolationLevel.READ_UNCOMMITTED)
+
+    def _unreachable(self, exc: Exception) -> BrokerUnavailableError:
+        return BrokerUnavailableError(f"no Kafka broker answered at {self.bootstrap_servers} within "
+                                      f"{self.timeout_s:g} s ({exc})")
+
+    def topics(self) -> dict[str, int]:
+        """Every topic (internal ones excluded) with its partition count."""
+        try:
+            metadata = self._client.list_topics(timeout=self.timeout_s)
+        except KafkaException as exc:
+            raise self._unreachable(exc) from exc
+        return {name: len(t.partitions) for name, t in metadata.topics.items()
+                if t.error is None and not name.startswith("__")}
+
+    def list_offsets(self, partitions: Iterable[TopicPartitionKey],
+                     query: OffsetQuery) -> dict[TopicPartitionKey, int]:
+        """Offsets of `partitions` for "earliest", "latest" or the first record with timestamp >= ms.
+
+        A timestamp past the last record maps to -1, as Kafka answers it.
+        """
+        partitions = list(partitions)
+        if not partitions:
+            return {}
+        if query == "earliest":
+            spec = OffsetSpec.earliest()
+        elif query == "latest":
+            spec = OffsetSpec.latest()
+        else:
+            spec = OffsetSpec.for_timestamp(int(query))
+        request = {TopicPartition(t, p): spec for t, p in partitions}
+        try:
+            futures = self._client.list_offsets(request, isolation_level=self._isolation,
+                                                request_timeout=self.timeout_s)
+            return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+        except KafkaException as exc:
+            raise self._offsets_error(exc, "list offsets") from exc
+
+    def committed(self, group_id: str,
+                  partitions: Iterable[TopicPartitionKey]) -> dict[TopicPartitionKey, int | None]:
+        """The group's committed offsets; None where the group has none."""
+        partitions = list(partitions)
+        if not partitions:
+            return {}
+        request = [ConsumerGroupTopicPartitions(group_id, [TopicPartition(t, p) for t, p in partitions])]
+        try:
+            futures = self._client.list_consumer_group_offsets(request, request_timeout=self.timeout_s)
+            result = futures[group_id].result()
+        except KafkaException as exc:
+            raise self._offsets_error(exc, f"read committed offsets of group {group_id!r}") from exc
+        return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
+                for tp in result.topic_partitions}
+
+    def _offsets_error(self, exc: KafkaException, what: str) -> Exception:
+        error = exc.args[0] if exc.args else None
+        name = error.name() if hasattr(error, "name") else str(exc)
+        if name in ("_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN"):
+            return self._unreachable(exc)
+        return KafkaFetchError(f"could not {what} on {self.bootstrap_servers}: {exc}", name=name)

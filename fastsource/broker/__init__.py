@@ -1,0 +1,247 @@
+"""A real Apache Kafka broker on loopback, for the demo, the tests and the benchmarks.
+
+Kafka's jars come from Maven Central once (a Maven `copy-dependencies` into a cache directory); the broker
+runs as one combined broker+controller node in KRaft mode, PLAINTEXT on 127.0.0.1. State lives under
+`$FASTSOURCE_HOME` (default `~/.cache/fastsource`): `kafka-<version>/lib` for the jars, `run/<port>/` for
+each broker's pid, log, properties and (unless `--data-dir` is given) data.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastsource.errors import BrokerError
+
+log = logging.getLogger(__name__)
+
+KAFKA_VERSION = "4.1.1"
+DEFAULT_PORT = 39092
+_HERE = Path(__file__).resolve().parent
+_JVM_FLAGS = ["-Xmx768m", "-Xms256m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+              "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+              "-Djava.awt.headless=true"]
+
+
+def home() -> Path:
+    """Root of fastsource's caches and broker state."""
+    return Path(os.environ.get("FASTSOURCE_HOME", Path.home() / ".cache" / "fastsource"))
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _require(tool: str, purpose: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        raise BrokerError(f"`{tool}` is not on PATH; it is needed to {purpose}")
+    return found
+
+
+def kafka_classpath() -> str:
+    """Classpath of the Kafka broker jars, fetched with Maven into the cache on first use."""
+    lib = home() / f"kafka-{KAFKA_VERSION}" / "lib"
+    if not (lib / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+        mvn = _require("mvn", "download Apache Kafka's jars from Maven Central")
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="lib-", dir=lib.parent))
+        log.info("downloading Apache Kafka %s from Maven Central into %s", KAFKA_VERSION, lib)
+        pom = (_HERE / "pom.xml").read_text().replace("4.1.1", KAFKA_VERSION)
+        (staging / "pom.xml").write_text(pom)
+        result = subprocess.run(
+            [mvn, "-q", "-B", "-f", str(staging / "pom.xml"), "dependency:copy-dependencies",
+             "-DincludeScope=runtime", f"-DoutputDirectory={staging / 'lib'}"],
+            capture_output=True, text=True)
+        if result.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise BrokerError("Maven could not fetch Apache Kafka "
+                              f"{KAFKA_VERSION}:\n{(result.stdout + result.stderr)[-3000:]}")
+        if lib.exists():
+            shutil.rmtree(lib)
+        (staging / "lib").rename(lib)
+        shutil.rmtree(staging, ignore_errors=True)
+    return f"{lib}/*"
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _answers_metadata(address: str, timeout: float) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": address, "log_level": 0})
+    try:
+        return bool(admin.list_topics(timeout=timeout).brokers)
+    except Exception:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class LocalBroker:
+    """One local Kafka node: `start()`, `stop()`, `status()`; `address` is its bootstrap address."""
+
+    port: int = DEFAULT_PORT
+    data_dir: Path | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def run_dir(self) -> Path:
+        return home() / "run" / str(self.port)
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / "broker.log"
+
+    def _data(self) -> Path:
+        if self.data_dir is not None:
+            return Path(self.data_dir).resolve()
+        stored = self.run_dir / "data-dir"
+        return Path(stored.read_text()) if stored.exists() else self.run_dir / "data"
+
+    def pid(self) -> int | None:
+        """Pid of this broker's JVM if it is running."""
+        try:
+            pid = int((self.run_dir / "broker.pid").read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def status(self) -> str:
+        pid = self.pid()
+        if pid is None:
+            return f"stopped (port {self.port})"
+        state = "running" if _answers_metadata(self.address, 5) else "starting or unresponsive"
+        return f"{state}: {self.address} (pid {pid}, log {self.log_file})"
+
+    def _write_config(self, data: Path) -> Path:
+        controller = self.port + 1
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{controller}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
+            "advertised.listeners":
+                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(data),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "4",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "4",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "num.network.threads": "2",
+            "num.io.threads": "2",
+            "auto.create.topics.enable": "false",
+            "message.max.bytes": str(8 << 20),
+        }
+        path = self.run_dir / "server.properties"
+        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        return path
+
+    def start(self, timeout: float = 120.0) -> str:
+        """Start the broker unless it already runs here; returns the bootstrap address."""
+        if self.pid() is not None:
+            if _answers_metadata(self.address, 10):
+                return self.address
+            raise BrokerError(f"a broker process for port {self.port} exists (pid {self.pid()}) but "
+                              f"does not answer; run `fastsource broker stop --port {self.port}`.\n"
+                              f"{_tail(self.log_file)}")
+        for port in (self.port, self.port + 1):
+            if _port_open(port):
+                raise BrokerError(f"port {port} on 127.0.0.1 is taken by another process; "
+                                  "choose another with --port")
+        java = _require("java", "run the Apache Kafka broker (Java 17+)")
+        classpath = kafka_classpath()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        data = self._data()
+        data.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "data-dir").write_text(str(data))
+        config = self._write_config(data)
+        logging_flag = f"-Dlog4j2.configurationFile={_HERE / 'log4j2.properties'}"
+        if not (data / "meta.properties").exists():
+            cluster_id = subprocess.run([java, "-cp", classpath, "kafka.tools.StorageTool",
+                                         "random-uuid"], capture_output=True, text=True, check=True)
+            formatted = subprocess.run(
+                [java, logging_flag, "-cp", classpath, "kafka.tools.StorageTool", "format",
+                 "-t", cluster_id.stdout.strip(), "-c", str(config), "--ignore-formatted"],
+                capture_output=True, text=True)
+            if formatted.returncode != 0:
+                raise BrokerError(f"formatting Kafka storage in {data} failed:\n"
+                                  f"{formatted.stdout}{formatted.stderr}")
+        with open(self.log_file, "ab") as out:
+            proc = subprocess.Popen([java, *_JVM_FLAGS, logging_flag, "-cp", classpath,
+                                     "kafka.Kafka", str(config)],
+                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        (self.run_dir / "broker.pid").write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BrokerError(f"the Kafka broker exited with code {proc.returncode} during start-up; "
+                                  f"log {self.log_file}:\n{_tail(self.log_file)}")
+            if _port_open(self.port) and _answers_metadata(self.address, 2):
+                return self.address
+            time.sleep(0.3)
+        self.stop()
+        raise BrokerError(f"the Kafka broker did not answer on {self.address} within {timeout:.0f} s; "
+                          f"log {self.log_file}:\n{_tail(self.log_file)}")
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the broker (SIGTERM, then SIGKILL after `timeout`). Returns whether one was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _pid_alive(pid):
+            time.sleep(0.2)
+        if _pid_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+            while _pid_alive(pid):
+                time.sleep(0.1)
+        (self.run_dir / "broker.pid").unlink(missing_ok=True)
+        return True
+
+    def wipe(self) -> None:
+        """Delete this broker's data (it must be stopped)."""
+        if self.pid() is not None:
+            raise BrokerError("stop the broker before wiping its data")
+        shutil.rmtree(self._data(), ignore_errors=True)
+        (self.run_dir / "data-dir").unlink(missing_ok=True)

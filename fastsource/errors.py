@@ -1,0 +1,58 @@
+"""The exceptions fastsource raises: each names what was wrong (topic, partition, offset, address)."""
+from __future__ import annotations
+
+
+class FastsourceError(Exception):
+    """Base class of every fastsource error."""
+
+
+class ConfigError(FastsourceError, ValueError):
+    """An invalid argument or client property."""
+
+
+class BrokerError(FastsourceError):
+    """The local broker launcher could not do what it was asked."""
+
+
+class BrokerUnavailableError(FastsourceError):
+    """No broker answered at the bootstrap address within the allowed time."""
+
+
+class UnknownTopicError(FastsourceError):
+    """A topic the source was told to read does not exist."""
+
+
+class KafkaFetchError(FastsourceError):
+    """librdkafka reported an error while fetching; carries its name and coordinates."""
+
+    def __init__(self, message: str, code: int | None = None, name: str | None = None,
+                 topic: str | None = None, partition: int | None = None,
+                 offset: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.name = name
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
+class OffsetOutOfRangeError(KafkaFetchError):
+    """Data loss: the offset to read from no longer exists (deleted by retention) or never did."""
+
+
+class RecordTooLargeError(KafkaFetchError):
+    """A record is larger than the fetch limits allow; it is reported, never skipped."""
+
+
+class DecodeError(FastsourceError):
+    """A record's key or value could not be decoded by the chosen format."""
+
+    def __init__(self, message: str, topic: str, partition: int, offset: int) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+
+class SerializationError(FastsourceError):
+    """Serialized state (a split, a checkpoint) is malformed or of an unknown version."""

@@ -1,0 +1,171 @@
+"""Source readers: the reader base (splits, elements queue, fetchers, events) and the Kafka reader."""
+from __future__ import annotations
+
+import enum
+import logging
+import queue
+from typing import Any, Callable, Iterable, Optional
+
+import pyarrow as pa
+
+from fastsource.coordinator import InProcessTransport
+from fastsource.elements_queue import FutureCompletingBlockingQueue
+from fastsource.emitter import KafkaRecordEmitter
+from fastsource.events import (AddSplitEvent, NoMoreSplitsEvent, ReaderRegistrationEvent,
+                               SourceEventWrapper, SplitsRemovedEvent)
+from fastsource.fetcher import SingleThreadFetcherManager
+from fastsource.split import KafkaPartitionSplit, KafkaPartitionSplitState
+
+log = logging.getLogger(__name__)
+
+
+class InputStatus(enum.Enum):
+    MORE_AVAILABLE = "more_available"
+    NOTHING_AVAILABLE = "nothing_available"
+    END_OF_INPUT = "end_of_input"
+
+
+class SourceReaderBase:
+    """Reads the splits it is given through its fetcher manager and hands batches out one by one.
+
+    `poll_next()` never blocks: it returns a batch, NOTHING_AVAILABLE (wait on `available`), or
+    END_OF_INPUT once the enumerator has said no more splits will come and every split finished.
+    All methods run on the one thread that consumes the reader's output.
+    """
+
+    def __init__(self, reader_id: int, transport: InProcessTransport,
+                 fetcher_manager: SingleThreadFetcherManager, emitter: KafkaRecordEmitter) -> None:
+        self.reader_id = reader_id
+        self._transport = transport
+        self._inbox: "queue.Queue[Any]" = transport.reader_inbox(reader_id)
+        self._fetcher_manager = fetcher_manager
+        self._queue: FutureCompletingBlockingQueue = fetcher_manager.elements_queue
+        self._emitter = emitter
+        self.states: dict[str, KafkaPartitionSplitState] = {}
+        self._no_more_splits = False
+        self.finished_split_ids: list[str] = []
+        self.records_emitted = 0
+        self.bytes_emitted = 0
+
+    @property
+    def available(self):
+        """An event set whenever this reader may have something to return."""
+        return self._queue.available
+
+    def start(self) -> None:
+        self._transport.send_to_coordinator(ReaderRegistrationEvent(self.reader_id))
+
+    def poll_next(self) -> tuple[InputStatus, Optional[pa.RecordBatch]]:
+        self._drain_inbox()
+        self._fetcher_manager.check_errors()
+        while True:
+            records = self._queue.poll()
+            if records is None:
+                break
+            batch = self._emitter.emit(records, self.states)
+            for _, _, _, count, nbytes in records.progress:
+                self.records_emitted += count
+                self.bytes_emitted += nbytes
+            for split_id in records.finished_splits:
+                self._on_split_finished(split_id)
+            if batch is not None and batch.num_rows:
+                return InputStatus.MORE_AVAILABLE, batch
+        if self._no_more_splits and not self.states and self._inbox.empty():
+            return InputStatus.END_OF_INPUT, None
+        return InputStatus.NOTHING_AVAILABLE, None
+
+    def is_available(self) -> bool:
+        return not self._queue.is_empty() or not self._inbox.empty()
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                event = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(event, AddSplitEvent):
+                self.add_splits(list(event.splits))
+            elif isinstance(event, NoMoreSplitsEvent):
+                self.notify_no_more_splits()
+            elif isinstance(event, SourceEventWrapper):
+                self.handle_source_events(event.event)
+            else:
+                raise TypeError(f"reader {self.reader_id} got an unknown event {event!r}")
+
+    def add_splits(self, splits: list[KafkaPartitionSplit]) -> None:
+        for split in splits:
+            self.states[split.split_id] = KafkaPartitionSplitState(split)
+        self._fetcher_manager.add_splits(splits)
+
+    def notify_no_more_splits(self) -> None:
+        self._no_more_splits = True
+
+    def handle_source_events(self, event: Any) -> None:
+        log.debug("reader %d ignores source event %r", self.reader_id, event)
+
+    def send_source_event_to_coordinator(self, event: Any) -> None:
+        self._transport.send_to_coordinator(SourceEventWrapper(event, self.reader_id))
+
+    def pause_or_resume_splits(self, pause: Iterable[str], resume: Iterable[str]) -> None:
+        self._fetcher_manager.pause_or_resume_splits(pause, resume)
+
+    def _on_split_finished(self, split_id: str) -> None:
+        self.states.pop(split_id, None)
+        self.finished_split_ids.append(split_id)
+
+    def snapshot_state(self, checkpoint_id: int) -> list[KafkaPartitionSplit]:
+        """The unfinished splits, each resuming right after the last record handed out."""
+        return [state.to_split() for state in self.states.values()]
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Called once the checkpoint is durable."""
+
+    def close(self) -> None:
+        self._fetcher_manager.close()
+
+
+class KafkaSourceReader(SourceReaderBase):
+    """The Kafka reader: ends splits of deleted partitions, and commits each completed checkpoint's
+    offsets to the consumer group (asynchronously; failures are counted, never fatal, never used for
+    recovery)."""
+
+    def __init__(self, reader_id: int, transport: InProcessTransport,
+                 fetcher_manager: SingleThreadFetcherManager, emitter: KafkaRecordEmitter,
+                 commit_offsets: bool) -> None:
+        super().__init__(reader_id, transport, fetcher_manager, emitter)
+        self._commit_offsets = commit_offsets
+        self._offsets_to_commit: dict[int, list[tuple[str, int, int]]] = {}
+        self.commits_failed_to_send = 0
+
+    def handle_source_events(self, event: Any) -> None:
+        if isinstance(event, SplitsRemovedEvent):
+            gone = [s for s in event.split_ids if s in self.states]
+            if gone:
+                log.warning("reader %d ends split(s) of deleted partitions: %s", self.reader_id,
+                            ", ".join(gone))
+                self._fetcher_manager.remove_splits(gone)
+                for split_id in gone:
+                    self._on_split_finished(split_id)
+        else:
+            super().handle_source_events(event)
+
+    def snapshot_state(self, checkpoint_id: int) -> list[KafkaPartitionSplit]:
+        splits = super().snapshot_state(checkpoint_id)
+        if self._commit_offsets:
+            self._offsets_to_commit[checkpoint_id] = [(s.topic, s.partition, s.starting_offset)
+                                                      for s in splits]
+        return splits
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        offsets = self._offsets_to_commit.pop(checkpoint_id, None)
+        for older in [c for c in self._offsets_to_commit if c < checkpoint_id]:
+            del self._offsets_to_commit[older]
+        split_reader = self._fetcher_manager.split_reader()
+        if not offsets or split_reader is None:
+            return
+        try:
+            split_reader.commit(offsets)
+        except Exception as exc:
+            self.commits_failed_to_send += 1
+            log.warning("reader %d could not commit offsets of checkpoint %d: %s", self.reader_id,
+                        checkpoint_id, exc)

@@ -1,0 +1,254 @@
+"""The user-facing source: `KafkaSource` (configuration) and `SourceStream` (one running read)."""
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+
+import pyarrow as pa
+
+from fastsource.admin import KafkaAdmin
+from fastsource.checkpoint import CheckpointStore
+from fastsource.coordinator import InProcessTransport, SourceCoordinator
+from fastsource.elements_queue import FutureCompletingBlockingQueue
+from fastsource.emitter import KafkaRecordEmitter
+from fastsource.enumerator import KafkaSourceEnumerator, split_owner
+from fastsource.errors import ConfigError
+from fastsource.fetcher import SingleThreadFetcherManager
+from fastsource.formats import Binary, FormatLike, as_format
+from fastsource.offsets import OffsetsInitializer
+from fastsource.reader import InputStatus, KafkaSourceReader
+from fastsource.split import deserialize_split, serialize_split
+from fastsource.split_reader import BatchLimits, KafkaPartitionSplitReader, consumer_config
+from fastsource.subscriber import (KafkaSubscriber, PartitionSetSubscriber, TopicListSubscriber,
+                                   TopicPatternSubscriber)
+
+_UNSET: Any = object()
+
+
+class KafkaSource:
+    """What to read and how: bootstrap servers, a subscription, starting and stopping offsets, formats.
+
+    Exactly one of `topics`, `topic_pattern` and `partitions` selects the subscription.
+    `stopping_offsets=None` makes the source unbounded. `properties` are librdkafka client properties
+    passed through to every consumer.
+    """
+
+    def __init__(self, bootstrap_servers: str, topics: Optional[Sequence[str]] = None,
+                 topic_pattern: Optional[str] = None,
+                 partitions: Optional[Iterable[tuple[str, int]]] = None,
+                 group_id: Optional[str] = None,
+                 starting_offsets: OffsetsInitializer = OffsetsInitializer.earliest(),
+                 stopping_offsets: Optional[OffsetsInitializer] = _UNSET,
+                 value_format: FormatLike = Binary(), key_format: FormatLike = Binary(),
+                 include_headers: bool = False,
+                 partition_discovery_interval_ms: Optional[int] = None,
+                 properties: Optional[Mapping[str, Any]] = None,
+                 batch_limits: BatchLimits = BatchLimits(),
+                 request_timeout_s: float = 15.0,
+                 broker_timeout_ms: int = 60000) -> None:
+        if not isinstance(bootstrap_servers, str) or not bootstrap_servers.strip():
+            raise ConfigError(f"bootstrap_servers must be a non-empty 'host:port[,...]' string, got "
+                              f"{bootstrap_servers!r}")
+        chosen = [n for n, v in (("topics", topics), ("topic_pattern", topic_pattern),
+                                 ("partitions", partitions)) if v is not None]
+        if len(chosen) != 1:
+            raise ConfigError("give exactly one of topics, topic_pattern, partitions "
+                              f"(got {', '.join(chosen) or 'none'})")
+        if isinstance(topics, str):
+            topics = [topics]
+        for name, value in (("starting_offsets", starting_offsets),):
+            if not isinstance(value, OffsetsInitializer):
+                raise ConfigError(f"{name} must be an OffsetsInitializer, not {value!r}")
+        if stopping_offsets is _UNSET:
+            stopping_offsets = OffsetsInitializer.latest()
+        if stopping_offsets is not None and not isinstance(stopping_offsets, OffsetsInitializer):
+            raise ConfigError(f"stopping_offsets must be an OffsetsInitializer or None, not "
+                              f"{stopping_offsets!r}")
+        if stopping_offsets is not None and stopping_offsets.kind == "committed" and not group_id:
+            raise ConfigError("stopping_offsets=committed() needs a group_id")
+        self.bootstrap_servers = bootstrap_servers
+        self.topics = list(topics) if topics is not None else None
+        self.topic_pattern = topic_pattern
+        self.partitions = list(partitions) if partitions is not None else None
+        self.group_id = group_id
+        self.starting_offsets = starting_offsets
+        self.stopping_offsets = stopping_offsets
+        self.value_format = as_format(value_format)
+        self.key_format = as_format(key_format)
+        self.include_headers = include_headers
+        self.partition_discovery_interval_ms = partition_discovery_interval_ms
+        self.properties = {str(k): str(v) for k, v in (properties or {}).items()}
+        self.batch_limits = batch_limits
+        self.request_timeout_s = request_timeout_s
+        self.broker_timeout_ms = broker_timeout_ms
+        self._subscriber()  # validates the subscription arguments now
+
+    @property
+    def bounded(self) -> bool:
+        return self.stopping_offsets is not None
+
+    def _subscriber(self) -> KafkaSubscriber:
+        if self.topics is not None:
+            return TopicListSubscriber(self.topics)
+        if self.topic_pattern is not None:
+            return TopicPatternSubscriber(self.topic_pattern)
+        return PartitionSetSubscriber(self.partitions or [])
+
+    def admin(self) -> KafkaAdmin:
+        read_committed = self.properties.get("isolation.level", "read_committed") == "read_committed"
+        return KafkaAdmin(self.bootstrap_servers, self.properties, self.request_timeout_s,
+                          read_committed)
+
+    def consumer_config(self) -> dict[str, str]:
+        return consumer_config(self.bootstrap_servers, self.group_id, self.properties)
+
+    def open(self, parallelism: int = 1,
+             checkpoint_dir: Optional[str | os.PathLike] = None) -> "SourceStream":
+        """Start reading with `parallelism` readers; restores from `checkpoint_dir` if it holds a
+        checkpoint. Use as a context manager so that every thread and consumer is released."""
+        return SourceStream(self, parallelism, checkpoint_dir)
+
+    def read_all(self, parallelism: int = 1) -> pa.Table:
+        """Read a bounded source to its stopping offsets into one table."""
+        if not self.bounded:
+            raise ConfigError("read_all() needs a bounded source: set stopping_offsets")
+        with self.open(parallelism=parallelism) as stream:
+            return pa.Table.from_batches(list(stream), schema=stream.schema)
+
+
+class SourceStream:
+    """A running read: the coordinator, the enumerator and `parallelism` readers in this process.
+
+    Iterating yields `pyarrow.RecordBatch`es; `checkpoint()` between batches makes a durable snapshot
+    covering exactly the batches already yielded.
+    """
+
+    def __init__(self, source: KafkaSource, parallelism: int,
+                 checkpoint_dir: Optional[str | os.PathLike]) -> None:
+        if not isinstance(parallelism, int) or parallelism < 1:
+            raise ConfigError(f"parallelism must be a positive integer, not {parallelism!r}")
+        self.source = source
+        self.parallelism = parallelism
+        self._available = threading.Event()
+        self._failure: Optional[BaseException] = None
+        self._closed = False
+        self._store = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
+        restored = self._store.latest() if self._store is not None else None
+        self.restored_checkpoint_id = restored["checkpoint_id"] if restored else None
+        self._transport = InProcessTransport(notify=self._available.set)
+        self._admin = source.admin()
+        self._coordinator = SourceCoordinator(self._transport, parallelism, self._on_failure)
+        self.readers = [self._make_reader(i) for i in range(parallelism)]
+        self.schema: pa.Schema = self.readers[0]._emitter.schema
+        self._started_at = time.monotonic()
+        try:
+            enumerator = KafkaSourceEnumerator(
+                source._subscriber(), self._admin, self._coordinator, source.starting_offsets,
+                source.stopping_offsets, source.group_id, source.partition_discovery_interval_ms,
+                state=restored["enumerator"] if restored else None)
+            if restored:
+                for data in restored["splits"]:
+                    split = deserialize_split(data)
+                    self.readers[split_owner(split.topic, split.partition, parallelism)].add_splits([split])
+            self._coordinator.start(enumerator)
+            for reader in self.readers:
+                reader.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _make_reader(self, reader_id: int) -> KafkaSourceReader:
+        source = self.source
+        config = source.consumer_config()
+        elements = FutureCompletingBlockingQueue(capacity=2, available=self._available)
+
+        def split_reader() -> KafkaPartitionSplitReader:
+            return KafkaPartitionSplitReader(config, source.include_headers, source.batch_limits,
+                                             source.broker_timeout_ms)
+
+        raw_schema = KafkaPartitionSplitReader.raw_schema(source.include_headers)
+        emitter = KafkaRecordEmitter(raw_schema, source.key_format, source.value_format)
+        manager = SingleThreadFetcherManager(elements, split_reader)
+        return KafkaSourceReader(reader_id, self._transport, manager, emitter,
+                                 commit_offsets=source.group_id is not None)
+
+    def _on_failure(self, exc: BaseException) -> None:
+        self._failure = exc
+        self._available.set()
+
+    def __enter__(self) -> "SourceStream":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        rotation = itertools.cycle(range(self.parallelism))
+        ended: set[int] = set()
+        while len(ended) < self.parallelism:
+            if self._failure is not None:
+                raise self._failure
+            if self._closed:
+                return
+            self._available.clear()
+            progressed = False
+            for _ in range(self.parallelism):
+                i = next(rotation)
+                if i in ended:
+                    continue
+                status, batch = self.readers[i].poll_next()
+                if status is InputStatus.END_OF_INPUT:
+                    ended.add(i)
+                elif batch is not None:
+                    progressed = True
+                    yield batch
+            if not progressed and len(ended) < self.parallelism:
+                self._available.wait(0.1)
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        """The Arrow PyCapsule stream protocol: pyarrow, polars, duckdb read the stream directly."""
+        reader = pa.RecordBatchReader.from_batches(self.schema, iter(self))
+        return reader.__arrow_c_stream__(requested_schema)
+
+    def checkpoint(self) -> int:
+        """Snapshot the enumerator and every reader; durable when this returns. Needs checkpoint_dir."""
+        if self._store is None:
+            raise ConfigError("checkpoint() needs the stream to be opened with a checkpoint_dir")
+        checkpoint_id = self._store.next_id()
+        splits = [split for reader in self.readers for split in reader.snapshot_state(checkpoint_id)]
+        enumerator_state = self._coordinator.run_in_coordinator(
+            lambda: self._coordinator.enumerator.snapshot_state(checkpoint_id)).result(timeout=60)
+        self._store.write(checkpoint_id, {
+            "parallelism": self.parallelism,
+            "enumerator": enumerator_state,
+            "splits": [serialize_split(s) for s in splits],
+        })
+        for reader in self.readers:
+            reader.notify_checkpoint_complete(checkpoint_id)
+        return checkpoint_id
+
+    def metrics(self) -> dict[str, Any]:
+        """Records handed out, and per split the next offset to emit."""
+        elapsed = time.monotonic() - self._started_at
+        splits = {}
+        for reader in self.readers:
+            for split_id, state in reader.states.items():
+                splits[split_id] = {"reader": reader.reader_id, "current_offset": state.current_offset,
+                                    "records": state.records, "bytes": state.bytes,
+                                    "max_timestamp": state.max_timestamp}
+        return {"records": sum(r.records_emitted for r in self.readers),
+                "bytes": sum(r.bytes_emitted for r in self.readers),
+                "elapsed_s": elapsed,
+                "splits": splits}
+
+    def close(self) -> None:
+        """Stop every fetcher and the coordinator; leaves no thread behind. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for reader in getattr(self, "readers", []):
+            reader.close()
+        self._coordinator.close()

@@ -1,0 +1,139 @@
+"""The Kafka split reader: one compiled librdkafka consumer fetching every split of one reader."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Optional
+
+import pyarrow as pa
+
+from fastsource import _core
+from fastsource.errors import (BrokerUnavailableError, ConfigError, KafkaFetchError,
+                               OffsetOutOfRangeError, RecordTooLargeError)
+from fastsource.split import KafkaPartitionSplit
+
+ERR_OFFSET_OUT_OF_RANGE = (1, -140)       # OFFSET_OUT_OF_RANGE, _AUTO_OFFSET_RESET
+ERR_MSG_SIZE_TOO_LARGE = 10
+ERR_ALL_BROKERS_DOWN = -187
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """How big a fetched batch may grow: whichever limit is reached first ends it.
+
+    The defaults favour throughput (large batches amortize the per-batch Python work) while bounding
+    memory: with the elements queue's capacity of 2, a reader holds at most about four batches
+    (two queued, one being fetched, one being emitted).
+    """
+
+    max_rows: int = 65536
+    max_bytes: int = 16 << 20
+    max_wait_ms: int = 100
+
+    def __post_init__(self) -> None:
+        if self.max_rows < 1 or self.max_bytes < 1 or self.max_wait_ms < 0:
+            raise ConfigError(f"invalid batch limits {self}")
+        if self.max_bytes >= 1 << 31:
+            raise ConfigError("max_bytes must stay below 2 GiB (binary columns use 32-bit offsets)")
+
+
+@dataclass
+class RecordsWithSplitIds:
+    """One fetch: a batch of raw records (or None), how far each split got, and finished splits."""
+
+    batch: Optional[pa.RecordBatch]
+    progress: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+    finished_splits: list[str] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return self.batch is None and not self.finished_splits
+
+
+def consumer_config(bootstrap_servers: str, group_id: Optional[str],
+                    properties: Mapping[str, str]) -> dict[str, str]:
+    """librdkafka properties of a reader's consumer: the user's, over fastsource's defaults.
+
+    Offsets are managed by fastsource (no auto commit, no stored offsets); a missing offset is an
+    error unless the user sets `auto.offset.reset`; end-of-partition events finish bounded splits.
+    """
+    config = {
+        "enable.auto.commit": "false",
+        "enable.auto.offset.store": "false",
+        "auto.offset.reset": "error",
+        "queued.min.messages": "200000",
+        "fetch.wait.max.ms": "100",
+    }
+    config.update({k: str(v) for k, v in properties.items()})
+    config["bootstrap.servers"] = bootstrap_servers
+    config["group.id"] = group_id or f"fastsource-{uuid.uuid4()}"
+    config["enable.partition.eof"] = "true"
+    return config
+
+
+class KafkaPartitionSplitReader:
+    """Fetches records of its splits as Arrow batches; `wake_up()` interrupts a blocking fetch."""
+
+    def __init__(self, config: Mapping[str, str], include_headers: bool = False,
+                 limits: BatchLimits = BatchLimits(), broker_timeout_ms: int = 60000) -> None:
+        self._bootstrap = config.get("bootstrap.servers", "?")
+        self._limits = limits
+        try:
+            self._consumer = _core.Consumer(dict(config), include_headers, broker_timeout_ms)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    @staticmethod
+    def raw_schema(include_headers: bool) -> pa.Schema:
+        """Schema of fetched batches, before the emitter decodes keys and values."""
+        return _core.raw_schema(include_headers)
+
+    def fetch(self) -> RecordsWithSplitIds:
+        try:
+            batch, progress, finished = self._consumer.fetch(
+                self._limits.max_rows, self._limits.max_bytes, self._limits.max_wait_ms)
+        except _core.FetchError as exc:
+            raise self._translate(exc) from exc
+        return RecordsWithSplitIds(batch, progress, finished)
+
+    def _translate(self, exc: "_core.FetchError") -> Exception:
+        coordinates = dict(code=exc.code, name=exc.name, topic=exc.topic, partition=exc.partition,
+                           offset=exc.offset)
+        if exc.code in ERR_OFFSET_OUT_OF_RANGE:
+            return OffsetOutOfRangeError(
+                f"data loss: offset {exc.offset} of {exc.topic}[{exc.partition}] is out of range "
+                f"(deleted by retention, or past the end) ({exc.name}: {exc.reason}); set the "
+                "Kafka property auto.offset.reset=earliest|latest to skip to a valid offset instead",
+                **coordinates)
+        if exc.code == ERR_MSG_SIZE_TOO_LARGE:
+            return RecordTooLargeError(
+                f"a record of {exc.topic}[{exc.partition}] at offset {exc.offset} is larger than the "
+                f"fetch limits ({exc.reason}); raise fetch.max.bytes / max.partition.fetch.bytes / "
+                "receive.message.max.bytes", **coordinates)
+        if exc.code == ERR_ALL_BROKERS_DOWN:
+            return BrokerUnavailableError(f"lost every broker of {self._bootstrap}: {exc.reason}")
+        return KafkaFetchError(f"fetch failed: {exc}", **coordinates)
+
+    def add_splits(self, splits: Iterable[KafkaPartitionSplit]) -> None:
+        for split in splits:
+            stop = -1 if split.stopping_offset is None else split.stopping_offset
+            self._consumer.add_split(split.split_id, split.topic, split.partition,
+                                     split.starting_offset, stop)
+
+    def remove_splits(self, split_ids: Iterable[str]) -> None:
+        self._consumer.remove_splits(list(split_ids))
+
+    def pause_or_resume_splits(self, pause: Iterable[str], resume: Iterable[str]) -> None:
+        self._consumer.pause_or_resume(list(pause), list(resume))
+
+    def commit(self, offsets: list[tuple[str, int, int]]) -> None:
+        """Asynchronous commit of `(topic, partition, next_offset)`; results show up in `stats()`."""
+        self._consumer.commit(offsets, True)
+
+    def stats(self) -> dict:
+        return self._consumer.stats()
+
+    def wake_up(self) -> None:
+        self._consumer.wake_up()
+
+    def close(self) -> None:
+        self._consumer.close()

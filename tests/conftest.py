@@ -1,0 +1,76 @@
+"""Shared fixtures. Integration tests get a real broker: FASTSOURCE_BOOTSTRAP if set, otherwise one
+started here with the project's launcher (and stopped at the end of the session)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+
+import pytest
+
+
+def _free_port_pair() -> int:
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port < 65000:
+            with socket.socket() as other:
+                try:
+                    other.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free pair of ports on 127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> str:
+    given = os.environ.get("FASTSOURCE_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    from fastsource.broker import LocalBroker
+
+    data_dir = tempfile.mkdtemp(prefix="fastsource-test-broker-")
+    broker = LocalBroker(port=_free_port_pair(), data_dir=data_dir)
+    address = broker.start()
+    try:
+        yield address
+    finally:
+        broker.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def make_topic(bootstrap):
+    """Create a uniquely named topic: make_topic(partitions=1, **config) -> name."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    created = []
+
+    def make(partitions: int = 1, prefix: str = "t", **config: str) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        admin.create_topics([NewTopic(name, partitions, 1, config=config)])[name].result()
+        created.append(name)
+        return name
+
+    yield make
+    if created:
+        for future in admin.delete_topics(created).values():
+            try:
+                future.result()
+            except Exception:
+                pass
+
+
+@pytest.fixture
+def producer(bootstrap):
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "message.max.bytes": 4 << 20})
+    yield p
+    p.flush(30)

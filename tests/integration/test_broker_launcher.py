@@ -1,0 +1,54 @@
+"""The project's own broker launcher: idempotent start, status, and clear refusals."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from fastsource.broker import LocalBroker
+from fastsource.errors import BrokerError
+
+
+def test_start_on_a_running_port_returns_the_address(bootstrap):
+    if not bootstrap.startswith("127.0.0.1:"):
+        pytest.skip("bring-your-own cluster")
+    port = int(bootstrap.rsplit(":", 1)[1])
+    broker = LocalBroker(port=port)
+    assert broker.pid() is not None
+    assert broker.start(timeout=30) == bootstrap
+    assert broker.status().startswith("running")
+
+
+def test_start_on_a_port_taken_by_something_else_is_refused(tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(BrokerError, match=f"port {port} .* taken"):
+            LocalBroker(port=port, data_dir=tmp_path).start(timeout=10)
+
+
+def test_status_of_a_stopped_port():
+    assert LocalBroker(port=1).status() == "stopped (port 1)"
+
+
+def test_cli_start_status_stop_round_trip(tmp_path):
+    """`fastsource broker start` prints the bootstrap address last; status and stop follow it."""
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cli = [sys.executable, "-m", "fastsource.cli", "broker"]
+    started = subprocess.run(cli + ["start", "--port", str(port), "--data-dir", str(tmp_path)],
+                             capture_output=True, text=True, timeout=180)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.strip().splitlines()[-1] == f"127.0.0.1:{port}"
+        status = subprocess.run(cli + ["status", "--port", str(port)], capture_output=True, text=True)
+        assert status.stdout.startswith("running")
+    finally:
+        stopped = subprocess.run(cli + ["stop", "--port", str(port)], capture_output=True, text=True)
+    assert stopped.stdout.strip() == f"stopped 127.0.0.1:{port}"
+    assert LocalBroker(port=port).pid() is None

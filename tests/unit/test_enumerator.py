@@ -1,0 +1,173 @@
+"""The enumerator against a fake context (scheduled callables run by hand) and a fake admin."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from fastsource.enumerator import KafkaSourceEnumerator, java_string_hash, split_owner
+from fastsource.errors import UnknownTopicError
+from fastsource.events import SplitsRemovedEvent
+from fastsource.offsets import OffsetsInitializer
+from fastsource.subscriber import TopicListSubscriber, TopicPatternSubscriber
+
+
+class FakeAdmin:
+    """Topic metadata and offsets held in memory."""
+
+    bootstrap_servers = "fake:9092"
+
+    def __init__(self, topics: dict[str, int], earliest: int = 0, latest: int = 100) -> None:
+        self.partition_counts = dict(topics)
+        self.earliest, self.latest = earliest, latest
+
+    def topics(self):
+        return dict(self.partition_counts)
+
+    def list_offsets(self, partitions, query):
+        value = {"earliest": self.earliest, "latest": self.latest}.get(query, 50)
+        return {tp: value for tp in partitions}
+
+    def committed(self, group_id, partitions):
+        return {tp: None for tp in partitions}
+
+
+class FakeContext:
+    def __init__(self, parallelism: int) -> None:
+        self.parallelism = parallelism
+        self.readers: set[int] = set()
+        self.assigned: dict[int, list] = {}
+        self.no_more: list[int] = []
+        self.events: list = []
+        self.calls: list = []
+
+    def current_parallelism(self):
+        return self.parallelism
+
+    def registered_readers(self):
+        return set(self.readers)
+
+    def assign_splits(self, assignment):
+        for reader, splits in assignment.items():
+            assert reader in self.readers
+            self.assigned.setdefault(reader, []).extend(splits)
+
+    def signal_no_more_splits(self, reader_id):
+        self.no_more.append(reader_id)
+
+    def send_event_to_reader(self, reader_id, event):
+        self.events.append((reader_id, event))
+
+    def call_async(self, callable_, handler, initial_delay_ms=0, period_ms=0):
+        self.calls.append((callable_, handler, period_ms))
+
+    def run_calls(self):
+        for callable_, handler, _ in self.calls:
+            try:
+                result, error = callable_(), None
+            except Exception as exc:
+                result, error = None, exc
+            handler(result, error)
+
+
+def make(admin, context, subscriber=None, stopping=OffsetsInitializer.latest(), **kw):
+    return KafkaSourceEnumerator(subscriber or TopicListSubscriber(["a"]), admin, context,
+                                 OffsetsInitializer.earliest(), stopping, **kw)
+
+
+def test_java_string_hash_matches_java():
+    assert java_string_hash("") == 0
+    assert java_string_hash("hello") == 99162322
+    assert java_string_hash("events-topic-with-a-long-name") == java_string_hash("events-topic-with-a-long-name")
+    assert java_string_hash("polygenelubricants") == -2147483648
+
+
+def test_owner_is_balanced_and_deterministic():
+    owners = Counter(split_owner("events", p, 3) for p in range(30))
+    assert owners == Counter({0: 10, 1: 10, 2: 10})
+    assert [split_owner("events", p, 3) for p in range(5)] == [split_owner("events", p, 3) for p in range(5)]
+
+
+def test_splits_wait_for_their_reader_then_no_more_splits():
+    context = FakeContext(parallelism=2)
+    enumerator = make(FakeAdmin({"a": 4}), context)
+    enumerator.start()
+    context.readers.add(0)
+    context.run_calls()
+    assert {s.partition for s in context.assigned[0]} == {p for p in range(4) if split_owner("a", p, 2) == 0}
+    assert 1 not in context.assigned and context.no_more == [0]
+    context.readers.add(1)
+    enumerator.add_reader(1)
+    assert {s.partition for s in context.assigned[1]} == {p for p in range(4) if split_owner("a", p, 2) == 1}
+    assert context.no_more == [0, 1]
+    assert all(s.starting_offset == 0 and s.stopping_offset == 100 for r in context.assigned.values()
+               for s in r)
+
+
+def test_unbounded_source_never_signals_no_more_splits_and_discovers_periodically():
+    context = FakeContext(parallelism=1)
+    admin = FakeAdmin({"a": 1})
+    enumerator = make(admin, context, subscriber=TopicPatternSubscriber("a|b"), stopping=None,
+                      discovery_interval_ms=1000)
+    enumerator.start()
+    assert context.calls[0][2] == 1000
+    context.readers.add(0)
+    context.run_calls()
+    admin.partition_counts.update({"a": 2, "b": 1})
+    admin.earliest = 7  # partitions discovered later start at their earliest offset
+    context.run_calls()
+    splits = {s.split_id: s for s in context.assigned[0]}
+    assert set(splits) == {"a-0", "a-1", "b-0"}
+    assert splits["a-1"].starting_offset == 7 and splits["b-0"].starting_offset == 7
+    assert all(s.stopping_offset is None for s in splits.values())
+    assert context.no_more == []
+
+
+def test_deleted_partitions_end_their_splits_with_an_event():
+    context = FakeContext(parallelism=1)
+    admin = FakeAdmin({"a": 2})
+    enumerator = make(admin, context, stopping=None, discovery_interval_ms=1000)
+    enumerator.start()
+    context.readers.add(0)
+    context.run_calls()
+    del admin.partition_counts["a"]
+    context.run_calls()
+    assert context.events == [(0, SplitsRemovedEvent(("a-0", "a-1")))]
+
+
+def test_missing_topic_at_start_is_an_error_naming_it():
+    context = FakeContext(parallelism=1)
+    enumerator = make(FakeAdmin({"a": 1}), context, subscriber=TopicListSubscriber(["a", "zzz"]))
+    enumerator.start()
+    with pytest.raises(UnknownTopicError, match="zzz"):
+        context.run_calls()
+
+
+def test_add_splits_back_reassigns_to_the_reregistered_reader():
+    context = FakeContext(parallelism=1)
+    enumerator = make(FakeAdmin({"a": 2}), context)
+    enumerator.start()
+    context.readers.add(0)
+    context.run_calls()
+    returned = context.assigned.pop(0)
+    enumerator.add_splits_back(returned, 0)
+    assert sorted(context.assigned[0]) == sorted(returned)
+    assert context.no_more == [0, 0]
+
+
+def test_snapshot_and_restore_keep_pending_splits_and_known_partitions():
+    context = FakeContext(parallelism=2)
+    enumerator = make(FakeAdmin({"a": 4}), context)
+    enumerator.start()
+    context.readers.add(0)
+    context.run_calls()
+    state = enumerator.snapshot_state(1)
+    restored_context = FakeContext(parallelism=2)
+    restored = make(FakeAdmin({"a": 4}), restored_context, state=state)
+    restored_context.readers.update({0, 1})
+    restored.add_reader(1)
+    pending_for_1 = {p for p in range(4) if split_owner("a", p, 2) == 1}
+    assert {s.partition for s in restored_context.assigned[1]} == pending_for_1
+    restored.start()
+    restored_context.run_calls()  # nothing new: every partition is already known
+    assert sum(len(v) for v in restored_context.assigned.values()) == len(pending_for_1)
