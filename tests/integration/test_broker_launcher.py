@@ -36,19 +36,22 @@ def test_cli_start_status_stop_round_trip(tmp_path):
     """`fastsource broker start` prints the bootstrap address last; status and stop follow it."""
     import subprocess
     import sys
+    from pathlib import Path
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    cli = [sys.executable, "-m", "fastsource.cli", "broker"]
+    cli = [str(Path(sys.executable).parent / "fastsource"), "broker"]
     started = subprocess.run(cli + ["start", "--port", str(port), "--data-dir", str(tmp_path)],
-                             capture_output=True, text=True, timeout=180)
+                             capture_output=True, text=True, timeout=180, cwd=tmp_path)
     try:
         assert started.returncode == 0, started.stderr
         assert started.stdout.strip().splitlines()[-1] == f"127.0.0.1:{port}"
-        status = subprocess.run(cli + ["status", "--port", str(port)], capture_output=True, text=True)
+        status = subprocess.run(cli + ["status", "--port", str(port)], capture_output=True, text=True,
+                                cwd=tmp_path)
         assert status.stdout.startswith("running")
     finally:
-        stopped = subprocess.run(cli + ["stop", "--port", str(port)], capture_output=True, text=True)
+        stopped = subprocess.run(cli + ["stop", "--port", str(port)], capture_output=True, text=True,
+                                 cwd=tmp_path)
     assert stopped.stdout.strip() == f"stopped 127.0.0.1:{port}"
     assert LocalBroker(port=port).pid() is None
