@@ -7,6 +7,7 @@ extensions = [
     Extension(
         "fastsource._core",
         ["fastsource/_core.pyx"],
+        include_dirs=["fastsource/includes"],
         extra_compile_args=["-O3"],
     )
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Mapping, Optional
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from fastsource.errors import DecodeError
 from fastsource.formats import Format, RecordDecodeError
@@ -11,45 +12,91 @@ from fastsource.split import KafkaPartitionSplitState
 from fastsource.split_reader import RecordsWithSplitIds
 
 
+def _bad_rows(fmt: Format, raw: pa.Array) -> dict[int, str]:
+    """Every row `fmt` cannot decode, with the reason (error path only)."""
+    bad: dict[int, str] = {}
+    start = 0
+    while start < len(raw):
+        try:
+            fmt.decode(raw.slice(start))
+            break
+        except RecordDecodeError as exc:
+            bad[start + exc.row] = exc.reason
+            start += exc.row + 1
+    return bad
+
+
 class KafkaRecordEmitter:
     """Turns a fetched raw batch into the user's batch. Split states advance only here, when the batch
-    is handed over, so a checkpoint covers exactly the records already returned."""
+    is handed over, so a checkpoint covers exactly the records already returned.
+
+    Undecodable records either fail the read (naming topic, partition and offset) or, with a format's
+    `errors="dead_letter"`, leave the batch for `dead_letters`, raw, with the reason."""
 
     def __init__(self, raw_schema: pa.Schema, key_format: Format, value_format: Format) -> None:
+        self.raw_schema = raw_schema
         self.key_format = key_format
         self.value_format = value_format
-        fields = []
-        for f in raw_schema:
-            if f.name == "key":
-                f = pa.field("key", key_format.output_type())
-            elif f.name == "value":
-                f = pa.field("value", value_format.output_type())
-            fields.append(f)
-        self.schema = pa.schema(fields)
         self._key_index = raw_schema.get_field_index("key")
         self._value_index = raw_schema.get_field_index("value")
+        self.dead_letters: list[pa.RecordBatch] = []
 
-    def _decode(self, batch: pa.RecordBatch, index: int, fmt: Format, what: str) -> pa.Array:
+    @property
+    def schema(self) -> Optional[pa.Schema]:
+        """The output schema; None while a format still has to infer its type from the first batch."""
+        key_type = self.key_format.output_type()
+        value_type = self.value_format.output_type()
+        if key_type is None or value_type is None:
+            return None
+        schema = self.raw_schema.set(self._key_index, pa.field("key", key_type))
+        return schema.set(self._value_index, pa.field("value", value_type))
+
+    def _fail(self, batch: pa.RecordBatch, row: int, what: str, fmt: Format, reason: str) -> DecodeError:
+        topic = batch.column(0)[row].as_py()
+        partition = batch.column(1)[row].as_py()
+        offset = batch.column(2)[row].as_py()
+        return DecodeError(f"cannot decode the {what} of the record at {topic}[{partition}] offset "
+                           f"{offset} with {type(fmt).__name__}: {reason}", topic, partition, offset)
+
+    def _decode(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        columns = list(batch.columns)
+        for index, fmt, what in ((self._key_index, self.key_format, "key"),
+                                 (self._value_index, self.value_format, "value")):
+            try:
+                columns[index] = fmt.decode(batch.column(index))
+            except RecordDecodeError as exc:
+                raise self._fail(batch, exc.row, what, fmt, exc.reason) from exc
+        schema = self.schema
+        if schema is None:
+            return pa.RecordBatch.from_arrays(columns, names=self.raw_schema.names)
+        return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    def _decode_or_divert(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        formats = ((self._key_index, self.key_format, "key"),
+                   (self._value_index, self.value_format, "value"))
         try:
-            return fmt.decode(batch.column(index))
-        except RecordDecodeError as exc:
-            row = batch.slice(exc.row, 1)
-            topic = row.column(0)[0].as_py()
-            partition = row.column(1)[0].as_py()
-            offset = row.column(2)[0].as_py()
-            raise DecodeError(f"cannot decode the {what} of the record at {topic}[{partition}] offset "
-                              f"{offset} with {type(fmt).__name__}: {exc.reason}",
-                              topic, partition, offset) from exc
+            return self._decode(batch)
+        except DecodeError:
+            if all(fmt.errors == "raise" for _, fmt, _ in formats):
+                raise
+        reasons: dict[int, str] = {}
+        for index, fmt, what in formats:
+            for row, reason in sorted(_bad_rows(fmt, batch.column(index)).items()):
+                if fmt.errors == "raise":
+                    raise self._fail(batch, row, what, fmt, reason)
+                reasons.setdefault(row, f"{what}: {reason}")
+        mask = pa.array([i in reasons for i in range(batch.num_rows)])
+        dead = batch.filter(mask)
+        errors = pa.array([reasons[i] for i in sorted(reasons)], pa.string())
+        self.dead_letters.append(pa.RecordBatch.from_arrays(
+            list(dead.columns) + [errors], names=dead.schema.names + ["error"]))
+        return self._decode(batch.filter(pc.invert(mask)))
 
     def emit(self, records: RecordsWithSplitIds,
              states: Mapping[str, KafkaPartitionSplitState]) -> Optional[pa.RecordBatch]:
         batch = records.batch
         if batch is not None:
-            columns = list(batch.columns)
-            columns[self._key_index] = self._decode(batch, self._key_index, self.key_format, "key")
-            columns[self._value_index] = self._decode(batch, self._value_index, self.value_format,
-                                                      "value")
-            batch = pa.RecordBatch.from_arrays(columns, schema=self.schema)
+            batch = self._decode_or_divert(batch)
         for split_id, next_offset, max_ts, count, nbytes in records.progress:
             state = states.get(split_id)
             if state is not None:

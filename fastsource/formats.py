@@ -6,9 +6,13 @@ decode; the emitter turns that into a `DecodeError` naming topic, partition and 
 """
 from __future__ import annotations
 
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+
+ERROR_POLICIES = ("raise", "dead_letter")
 
 
 class RecordDecodeError(Exception):
@@ -21,7 +25,16 @@ class RecordDecodeError(Exception):
 
 
 class Format:
-    """Base class of the built-in formats."""
+    """Base class of the formats. `errors="raise"` (default) fails the read at an undecodable record,
+    naming topic, partition and offset; `errors="dead_letter"` moves such records, raw, to the
+    stream's dead-letter output (`SourceStream.dead_letters()`) and goes on."""
+
+    errors: str = "raise"
+
+    def _set_errors(self, errors: str) -> None:
+        if errors not in ERROR_POLICIES:
+            raise ValueError(f"errors must be one of {ERROR_POLICIES}, not {errors!r}")
+        self.errors = errors
 
     def output_type(self) -> pa.DataType:
         """The Arrow type the format produces (known before the first record)."""
@@ -48,6 +61,9 @@ def _first_failing_row(raw: pa.Array, attempt: Callable[[pa.Array], object]) -> 
 class Binary(Format):
     """The bytes as they are."""
 
+    def __init__(self) -> None:
+        self._set_errors("raise")
+
     def output_type(self) -> pa.DataType:
         return pa.binary()
 
@@ -57,6 +73,9 @@ class Binary(Format):
 
 class String(Format):
     """UTF-8 text, validated: an invalid byte sequence is a decode error."""
+
+    def __init__(self, errors: str = "raise") -> None:
+        self._set_errors(errors)
 
     def output_type(self) -> pa.DataType:
         return pa.string()
@@ -72,9 +91,11 @@ class String(Format):
 class Function(Format):
     """A user function over the raw binary array returning an array of the same length."""
 
-    def __init__(self, fn: Callable[[pa.Array], pa.Array], output_type: pa.DataType | None = None) -> None:
+    def __init__(self, fn: Callable[[pa.Array], pa.Array], output_type: pa.DataType | None = None,
+                 errors: str = "raise") -> None:
         self.fn = fn
         self._type = output_type
+        self._set_errors(errors)
 
     def output_type(self) -> pa.DataType:
         if self._type is None:
@@ -89,6 +110,51 @@ class Function(Format):
             raise TypeError(f"format function {self.fn!r} must return a pyarrow.Array of length "
                             f"{len(raw)}, got {type(result).__name__}")
         return result
+
+
+class Json(Format):
+    """One JSON object per record, parsed for the whole batch at once by pyarrow's JSON reader (C++,
+    multithreaded) into a struct column.
+
+    With `schema`, fields are converted to its types and other fields are ignored; without, the types
+    are inferred from the first batch and then pinned for the rest of the stream. Raw newlines (legal
+    only as whitespace in JSON) are turned into spaces so each record stays one line; null and empty
+    values give null rows.
+    """
+
+    def __init__(self, schema: Optional[pa.Schema] = None, errors: str = "raise") -> None:
+        self.schema = schema
+        self._set_errors(errors)
+
+    def output_type(self) -> Optional[pa.DataType]:
+        return pa.struct(list(self.schema)) if self.schema is not None else None
+
+    def _parse(self, raw: pa.Array) -> pa.StructArray:
+        missing = pc.fill_null(pc.equal(pc.binary_length(raw), 0), True)
+        lines = pc.replace_substring(pc.replace_substring(raw, "\n", " "), "\r", " ")
+        lines = pc.if_else(missing, pa.scalar(b"{}", pa.binary()), lines)
+        joined = pc.binary_join(
+            pa.ListArray.from_arrays(pa.array([0, len(lines)], pa.int32()), lines), b"\n")
+        data = joined[0].as_buffer()
+        options = pa_json.ParseOptions(explicit_schema=self.schema,
+                                       unexpected_field_behavior="ignore" if self.schema else "infer")
+        read = pa_json.ReadOptions(block_size=max(1 << 20, data.size + 1))
+        table = pa_json.read_json(pa.BufferReader(data), read_options=read, parse_options=options)
+        if table.num_rows != len(raw):
+            raise ValueError(f"{table.num_rows} JSON rows parsed from {len(raw)} records")
+        if self.schema is None:
+            self.schema = table.schema
+        children = [c.combine_chunks() for c in table.columns]
+        return pa.StructArray.from_arrays(children, fields=list(table.schema), mask=missing)
+
+    def decode(self, raw: pa.Array) -> pa.Array:
+        if len(raw) == 0:
+            return pa.array([], self.output_type() or pa.struct([]))
+        try:
+            return self._parse(raw)
+        except (pa.ArrowInvalid, ValueError) as exc:
+            row = _first_failing_row(raw, self._parse)
+            raise RecordDecodeError(row, f"invalid JSON: {exc}") from exc
 
 
 FormatLike = Union[Format, Callable[[pa.Array], pa.Array]]

@@ -40,7 +40,7 @@ class SourceReaderBase:
         self._inbox: "queue.Queue[Any]" = transport.reader_inbox(reader_id)
         self._fetcher_manager = fetcher_manager
         self._queue: FutureCompletingBlockingQueue = fetcher_manager.elements_queue
-        self._emitter = emitter
+        self.emitter = emitter
         self.states: dict[str, KafkaPartitionSplitState] = {}
         self._no_more_splits = False
         self.finished_split_ids: list[str] = []
@@ -62,7 +62,7 @@ class SourceReaderBase:
             records = self._queue.poll()
             if records is None:
                 break
-            batch = self._emitter.emit(records, self.states)
+            batch = self.emitter.emit(records, self.states)
             for _, _, _, count, nbytes in records.progress:
                 self.records_emitted += count
                 self.bytes_emitted += nbytes

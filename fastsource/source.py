@@ -142,7 +142,8 @@ class SourceStream:
         self._admin = source.admin()
         self._coordinator = SourceCoordinator(self._transport, parallelism, self._on_failure)
         self.readers = [self._make_reader(i) for i in range(parallelism)]
-        self.schema: pa.Schema = self.readers[0]._emitter.schema
+        self._batches = self._generate()
+        self._peeked: Optional[pa.RecordBatch] = None
         self._started_at = time.monotonic()
         try:
             enumerator = KafkaSourceEnumerator(
@@ -185,7 +186,38 @@ class SourceStream:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
+    @property
+    def schema(self) -> pa.Schema:
+        """The batches' schema. Known up front unless a format infers its type from the data (e.g.
+        `Json()` without a schema); then the first batch is fetched to learn it."""
+        schema = self.readers[0].emitter.schema
+        if schema is not None:
+            return schema
+        if self._peeked is None:
+            self._peeked = next(self._batches, None)
+        if self._peeked is not None:
+            return self._peeked.schema
+        return self.readers[0].emitter.raw_schema
+
     def __iter__(self) -> Iterator[pa.RecordBatch]:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        if self._peeked is not None:
+            batch, self._peeked = self._peeked, None
+            return batch
+        return next(self._batches)
+
+    def dead_letters(self) -> pa.Table:
+        """Records diverted by a format with `errors="dead_letter"` since the last call: raw key and
+        value, their coordinates, and the reason in `error`."""
+        batches = [b for reader in self.readers for b in reader.emitter.dead_letters]
+        for reader in self.readers:
+            reader.emitter.dead_letters.clear()
+        schema = self.readers[0].emitter.raw_schema.append(pa.field("error", pa.string()))
+        return pa.Table.from_batches(batches, schema=schema)
+
+    def _generate(self) -> Iterator[pa.RecordBatch]:
         rotation = itertools.cycle(range(self.parallelism))
         ended: set[int] = set()
         while len(ended) < self.parallelism:
@@ -210,7 +242,7 @@ class SourceStream:
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
         """The Arrow PyCapsule stream protocol: pyarrow, polars, duckdb read the stream directly."""
-        reader = pa.RecordBatchReader.from_batches(self.schema, iter(self))
+        reader = pa.RecordBatchReader.from_batches(self.schema, self)
         return reader.__arrow_c_stream__(requested_schema)
 
     def checkpoint(self) -> int:

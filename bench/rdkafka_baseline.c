@@ -1,0 +1,86 @@
+/* Baseline (a): a plain librdkafka consumer in C, linked against the librdkafka confluent-kafka ships.
+ * Reads every partition of a topic from the beginning to end-of-partition and counts messages and
+ * key+value bytes: the physical limit of this client on this machine.
+ * Usage: rdkafka_baseline BOOTSTRAP TOPIC PARTITIONS */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "rdkafka_abi.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void set(rd_kafka_conf_t *conf, const char *name, const char *value) {
+    char err[512];
+    if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "%s: %s\n", name, err);
+        exit(2);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s BOOTSTRAP TOPIC PARTITIONS\n", argv[0]);
+        return 2;
+    }
+    double started = now(), first = 0;
+    int partitions = atoi(argv[3]), eof = 0;
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    set(conf, "bootstrap.servers", argv[1]);
+    set(conf, "group.id", "fastsource-bench-c");
+    set(conf, "enable.auto.commit", "false");
+    set(conf, "enable.partition.eof", "true");
+    set(conf, "queued.min.messages", "200000");
+    set(conf, "fetch.wait.max.ms", "100");
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!rk) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = 0; p < partitions; p++)
+        rd_kafka_topic_partition_list_add(list, argv[2], p)->offset = 0; /* topics are fresh: 0 is earliest */
+    rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(rk);
+    rd_kafka_message_t *msgs[4096];
+    long long count = 0, bytes = 0;
+    while (eof < partitions) {
+        ssize_t n = rd_kafka_consume_batch_queue(queue, 0, msgs, 4096);
+        if (n <= 0) {
+            rd_kafka_message_t *m = rd_kafka_consume_queue(queue, 100);
+            if (!m)
+                continue;
+            msgs[0] = m;
+            n = 1;
+        }
+        for (ssize_t i = 0; i < n; i++) {
+            rd_kafka_message_t *m = msgs[i];
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                eof++;
+            else if (m->err) {
+                fprintf(stderr, "error %s\n", rd_kafka_err2name(m->err));
+                return 1;
+            } else {
+                if (!count)
+                    first = now();
+                count++;
+                bytes += m->len + m->key_len;
+            }
+            rd_kafka_message_destroy(m);
+        }
+    }
+    double done = now();
+    rd_kafka_queue_destroy(queue);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    printf("{\"messages\": %lld, \"bytes\": %lld, \"seconds\": %.6f, \"seconds_from_first\": %.6f}\n",
+           count, bytes, done - started, count ? done - first : 0.0);
+    return 0;
+}

@@ -1,0 +1,116 @@
+"""One benchmark reader per process, printing one JSON line: messages, bytes, seconds, peak RSS.
+
+Usage: python bench/readers.py IMPL BOOTSTRAP TOPIC PARTITIONS
+IMPL: fastsource | confluent | fastsource-json | python-json
+"""
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+STARTED = time.perf_counter()
+
+import pyarrow as pa  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def json_schema() -> pa.Schema:
+    return pa.schema([("id", pa.int64()), ("user", pa.int64()), ("kind", pa.string()),
+                      ("amount", pa.float64()), ("ts", pa.int64())])
+
+
+def run_fastsource(bootstrap: str, topic: str, partitions: int, value_format=None) -> tuple[int, int]:
+    import fastsource as fs
+
+    kwargs = {"value_format": value_format} if value_format is not None else {}
+    source = fs.KafkaSource(bootstrap, topics=[topic], **kwargs)
+    rows = nbytes = 0
+    with source.open() as stream:
+        for batch in stream:
+            rows += batch.num_rows
+        nbytes = stream.metrics()["bytes"]
+    return rows, nbytes
+
+
+def confluent_batches(bootstrap: str, topic: str, partitions: int):
+    """What Python users write today: consume() in a loop, messages into lists, lists into Arrow."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "fastsource-bench-py",
+                         "enable.auto.commit": False, "enable.partition.eof": True,
+                         "queued.min.messages": 200000, "fetch.wait.max.ms": 100})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    eof = set()
+    try:
+        while len(eof) < partitions:
+            messages = consumer.consume(num_messages=65536, timeout=0.1)
+            good = []
+            for m in messages:
+                error = m.error()
+                if error is None:
+                    good.append(m)
+                elif error.code() == -191:
+                    eof.add(m.partition())
+                else:
+                    raise RuntimeError(error)
+            if good:
+                yield good
+    finally:
+        consumer.close()
+
+
+def run_confluent(bootstrap: str, topic: str, partitions: int) -> tuple[int, int]:
+    rows = nbytes = 0
+    for messages in confluent_batches(bootstrap, topic, partitions):
+        keys = [m.key() for m in messages]
+        values = [m.value() for m in messages]
+        batch = pa.record_batch([
+            pa.array([m.topic() for m in messages], pa.string()),
+            pa.array([m.partition() for m in messages], pa.int32()),
+            pa.array([m.offset() for m in messages], pa.int64()),
+            pa.array([m.timestamp()[1] for m in messages], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+            pa.array(keys, pa.binary()),
+            pa.array(values, pa.binary()),
+        ], names=["topic", "partition", "offset", "timestamp", "key", "value"])
+        rows += batch.num_rows
+        nbytes += sum(len(k or b"") + len(v or b"") for k, v in zip(keys, values))
+    return rows, nbytes
+
+
+def run_python_json(bootstrap: str, topic: str, partitions: int) -> tuple[int, int]:
+    rows = nbytes = 0
+    schema = json_schema()
+    for messages in confluent_batches(bootstrap, topic, partitions):
+        values = [m.value() for m in messages]
+        table = pa.Table.from_pylist([json.loads(v) for v in values], schema=schema)
+        rows += table.num_rows
+        nbytes += sum(len(v) for v in values)
+    return rows, nbytes
+
+
+def main() -> None:
+    impl, bootstrap, topic, partitions = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    connect = time.perf_counter()
+    if impl == "fastsource":
+        rows, nbytes = run_fastsource(bootstrap, topic, partitions)
+    elif impl == "fastsource-json":
+        import fastsource as fs
+        rows, nbytes = run_fastsource(bootstrap, topic, partitions, fs.formats.Json(json_schema()))
+    elif impl == "confluent":
+        rows, nbytes = run_confluent(bootstrap, topic, partitions)
+    elif impl == "python-json":
+        rows, nbytes = run_python_json(bootstrap, topic, partitions)
+    else:
+        raise SystemExit(f"unknown reader {impl}")
+    done = time.perf_counter()
+    print(json.dumps({"messages": rows, "bytes": nbytes, "seconds": done - connect,
+                      "process_seconds": done - STARTED, "peak_rss_mb": peak_rss_mb()}))
+
+
+if __name__ == "__main__":
+    main()
