@@ -10,7 +10,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Optional, Protocol
 
-from fastsource.events import (AddSplitEvent, NoMoreSplitsEvent, ReaderFailedEvent,
+from fastsource.events import (AddSplitEvent, CheckpointBarrier, NoMoreSplitsEvent, ReaderFailedEvent,
                                ReaderRegistrationEvent, RequestSplitEvent, SourceEventWrapper)
 from fastsource.split import KafkaPartitionSplit
 
@@ -111,6 +111,16 @@ class SourceCoordinator:
         call = _Call(fn)
         self._transport.send_to_coordinator(call)
         return call.future
+
+    def snapshot_enumerator(self, checkpoint_id: int) -> Future:
+        """The enumerator's state, taken on the coordinator thread and followed at once by a barrier
+        to every reader, so no assignment falls between the enumerator's and the readers' snapshots."""
+        def snapshot() -> Any:
+            state = self.enumerator.snapshot_state(checkpoint_id)
+            for reader_id in range(self._parallelism):
+                self._transport.send_to_reader(reader_id, CheckpointBarrier(checkpoint_id))
+            return state
+        return self.run_in_coordinator(snapshot)
 
     def close(self) -> None:
         if self._running:

@@ -40,6 +40,7 @@ class KafkaRecordEmitter:
         self._key_index = raw_schema.get_field_index("key")
         self._value_index = raw_schema.get_field_index("value")
         self.dead_letters: list[pa.RecordBatch] = []
+        self.dead_letter_schema = raw_schema.append(pa.field("error", pa.string()))
 
     @property
     def schema(self) -> Optional[pa.Schema]:
@@ -89,7 +90,7 @@ class KafkaRecordEmitter:
         dead = batch.filter(mask)
         errors = pa.array([reasons[i] for i in sorted(reasons)], pa.string())
         self.dead_letters.append(pa.RecordBatch.from_arrays(
-            list(dead.columns) + [errors], names=dead.schema.names + ["error"]))
+            list(dead.columns) + [errors], schema=self.dead_letter_schema))
         return self._decode(batch.filter(pc.invert(mask)))
 
     def emit(self, records: RecordsWithSplitIds,

@@ -46,6 +46,13 @@ class SourceEventWrapper:
 
 
 @dataclass(frozen=True)
+class CheckpointBarrier:
+    """Sent to every reader right after the enumerator's snapshot: a reader's snapshot covers the
+    events before the barrier, so a split is either in the enumerator's state or in a reader's."""
+    checkpoint_id: int
+
+
+@dataclass(frozen=True)
 class SplitsRemovedEvent:
     """Custom event from the Kafka enumerator: these partitions were deleted; end their splits."""
     split_ids: tuple[str, ...] = field(default_factory=tuple)

@@ -11,8 +11,8 @@ import pyarrow as pa
 from fastsource.coordinator import InProcessTransport
 from fastsource.elements_queue import FutureCompletingBlockingQueue
 from fastsource.emitter import KafkaRecordEmitter
-from fastsource.events import (AddSplitEvent, NoMoreSplitsEvent, ReaderRegistrationEvent,
-                               SourceEventWrapper, SplitsRemovedEvent)
+from fastsource.events import (AddSplitEvent, CheckpointBarrier, NoMoreSplitsEvent,
+                               ReaderRegistrationEvent, SourceEventWrapper, SplitsRemovedEvent)
 from fastsource.fetcher import SingleThreadFetcherManager
 from fastsource.split import KafkaPartitionSplit, KafkaPartitionSplitState
 
@@ -77,13 +77,20 @@ class SourceReaderBase:
     def is_available(self) -> bool:
         return not self._queue.is_empty() or not self._inbox.empty()
 
-    def _drain_inbox(self) -> None:
+    def _drain_inbox(self, barrier: Optional[int] = None, timeout: float = 60.0) -> None:
+        """Handle the coordinator's events; with `barrier`, exactly those before that checkpoint's
+        barrier (waiting for it), leaving later ones queued."""
         while True:
             try:
-                event = self._inbox.get_nowait()
+                event = self._inbox.get(timeout=timeout) if barrier is not None else self._inbox.get_nowait()
             except queue.Empty:
+                if barrier is not None:
+                    raise TimeoutError(f"reader {self.reader_id} got no barrier for checkpoint {barrier}")
                 return
-            if isinstance(event, AddSplitEvent):
+            if isinstance(event, CheckpointBarrier):
+                if event.checkpoint_id == barrier:
+                    return
+            elif isinstance(event, AddSplitEvent):
                 self.add_splits(list(event.splits))
             elif isinstance(event, NoMoreSplitsEvent):
                 self.notify_no_more_splits()
@@ -114,7 +121,9 @@ class SourceReaderBase:
         self.finished_split_ids.append(split_id)
 
     def snapshot_state(self, checkpoint_id: int) -> list[KafkaPartitionSplit]:
-        """The unfinished splits, each resuming right after the last record handed out."""
+        """The unfinished splits, each resuming right after the last record handed out. Needs the
+        checkpoint's barrier in the inbox (the coordinator sends it with the enumerator snapshot)."""
+        self._drain_inbox(barrier=checkpoint_id)
         return [state.to_split() for state in self.states.values()]
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:

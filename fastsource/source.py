@@ -214,8 +214,7 @@ class SourceStream:
         batches = [b for reader in self.readers for b in reader.emitter.dead_letters]
         for reader in self.readers:
             reader.emitter.dead_letters.clear()
-        schema = self.readers[0].emitter.raw_schema.append(pa.field("error", pa.string()))
-        return pa.Table.from_batches(batches, schema=schema)
+        return pa.Table.from_batches(batches, schema=self.readers[0].emitter.dead_letter_schema)
 
     def _generate(self) -> Iterator[pa.RecordBatch]:
         rotation = itertools.cycle(range(self.parallelism))
@@ -250,9 +249,8 @@ class SourceStream:
         if self._store is None:
             raise ConfigError("checkpoint() needs the stream to be opened with a checkpoint_dir")
         checkpoint_id = self._store.next_id()
+        enumerator_state = self._coordinator.snapshot_enumerator(checkpoint_id).result(timeout=60)
         splits = [split for reader in self.readers for split in reader.snapshot_state(checkpoint_id)]
-        enumerator_state = self._coordinator.run_in_coordinator(
-            lambda: self._coordinator.enumerator.snapshot_state(checkpoint_id)).result(timeout=60)
         self._store.write(checkpoint_id, {
             "parallelism": self.parallelism,
             "enumerator": enumerator_state,

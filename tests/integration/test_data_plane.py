@@ -1,0 +1,167 @@
+"""The compiled split reader and the formats on the real broker: stopping offsets, transactions,
+wake-up, data loss, decode errors and dead letters."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pyarrow as pa
+import pytest
+from confluent_kafka import Producer, TopicPartition
+
+import fastsource as fs
+from fastsource.split import KafkaPartitionSplit
+from fastsource.split_reader import KafkaPartitionSplitReader, consumer_config
+
+
+def fill(producer, topic, values, partition=0):
+    for v in values:
+        producer.produce(topic, value=v, partition=partition)
+    producer.flush()
+
+
+def split_reader(bootstrap, **properties):
+    return KafkaPartitionSplitReader(consumer_config(bootstrap, None, properties))
+
+
+def drain(reader, expect_finished, timeout=30):
+    """Fetch until the given splits finished; returns (rows, finished ids)."""
+    rows, finished = [], []
+    deadline = time.monotonic() + timeout
+    while set(finished) != set(expect_finished):
+        assert time.monotonic() < deadline, f"splits did not finish: {finished}"
+        result = reader.fetch()
+        if result.batch is not None:
+            rows += result.batch.to_pylist()
+        finished += result.finished_splits
+    return rows, finished
+
+
+def test_stopping_offset_is_exclusive_and_finishes_the_split(bootstrap, make_topic, producer):
+    topic = make_topic()
+    fill(producer, topic, [str(i).encode() for i in range(30)])
+    reader = split_reader(bootstrap)
+    try:
+        reader.add_splits([KafkaPartitionSplit(topic, 0, 5, 12)])
+        rows, _ = drain(reader, [f"{topic}-0"])
+    finally:
+        reader.close()
+    assert [r["offset"] for r in rows] == list(range(5, 12))
+
+
+def test_split_with_start_at_or_past_stop_finishes_at_once(bootstrap, make_topic, producer):
+    topic = make_topic()
+    fill(producer, topic, [b"x"] * 3)
+    reader = split_reader(bootstrap)
+    try:
+        reader.add_splits([KafkaPartitionSplit(topic, 0, 3, 3)])
+        result = reader.fetch()
+    finally:
+        reader.close()
+    assert result.batch is None and result.finished_splits == [f"{topic}-0"]
+
+
+def test_read_committed_skips_aborted_records_and_still_finishes(bootstrap, make_topic):
+    topic = make_topic()
+    tx = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{topic}"})
+    tx.init_transactions(30)
+    for commit, values in ((True, [b"c1", b"c2"]), (False, [b"a1", b"a2", b"a3"]), (True, [b"c3"])):
+        tx.begin_transaction()
+        for v in values:
+            tx.produce(topic, v, partition=0)
+        tx.flush()
+        (tx.commit_transaction if commit else tx.abort_transaction)(30)
+    committed = fs.KafkaSource(bootstrap, topics=[topic],
+                               properties={"isolation.level": "read_committed"}).read_all()
+    everything = fs.KafkaSource(bootstrap, topics=[topic],
+                                properties={"isolation.level": "read_uncommitted"}).read_all()
+    assert committed.column("value").to_pylist() == [b"c1", b"c2", b"c3"]
+    assert sorted(everything.column("value").to_pylist()) == [b"a1", b"a2", b"a3", b"c1", b"c2", b"c3"]
+
+
+def test_wake_up_interrupts_a_blocking_fetch_promptly(bootstrap, make_topic):
+    topic = make_topic()
+    reader = KafkaPartitionSplitReader(consumer_config(bootstrap, None, {}),
+                                       limits=fs.BatchLimits(max_wait_ms=20_000))
+    try:
+        reader.add_splits([KafkaPartitionSplit(topic, 0, 0, None)])
+        reader.fetch()  # connects; the empty partition makes later fetches wait the whole max_wait
+        timer = threading.Timer(0.3, reader.wake_up)
+        started = time.monotonic()
+        timer.start()
+        result = reader.fetch()
+        elapsed = time.monotonic() - started
+    finally:
+        reader.close()
+    assert result.batch is None
+    assert elapsed < 5, f"wake_up took {elapsed:.1f} s"
+
+
+def test_deleted_records_are_a_data_loss_error_naming_the_offset(bootstrap, make_topic, producer):
+    from confluent_kafka.admin import AdminClient
+
+    topic = make_topic()
+    fill(producer, topic, [b"x"] * 20)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.delete_records([TopicPartition(topic, 0, 10)])[TopicPartition(topic, 0, 10)].result()
+    reader = split_reader(bootstrap)
+    try:
+        reader.add_splits([KafkaPartitionSplit(topic, 0, 2, None)])
+        with pytest.raises(fs.OffsetOutOfRangeError) as info:
+            drain(reader, ["never"], timeout=30)
+    finally:
+        reader.close()
+    assert info.value.topic == topic and info.value.partition == 0
+    assert topic in str(info.value) and "data loss" in str(info.value)
+
+
+def test_out_of_range_start_offsets_are_refused_without_a_reset(bootstrap, make_topic, producer):
+    topic = make_topic()
+    fill(producer, topic, [b"x"] * 5)
+    source = fs.KafkaSource(bootstrap, topics=[topic],
+                            starting_offsets=fs.OffsetsInitializer.offsets({(topic, 0): 99}, reset=None))
+    with pytest.raises(fs.OffsetOutOfRangeError, match="99"):
+        source.read_all()
+
+
+def test_invalid_utf8_names_topic_partition_and_offset(bootstrap, make_topic, producer):
+    topic = make_topic()
+    fill(producer, topic, [b"ok", b"ok", b"\xff bad", b"ok"])
+    with pytest.raises(fs.DecodeError) as info:
+        fs.KafkaSource(bootstrap, topics=[topic], value_format=fs.formats.String()).read_all()
+    assert (info.value.topic, info.value.partition, info.value.offset) == (topic, 0, 2)
+
+
+def test_dead_letters_keep_undecodable_records_raw_and_lose_nothing(bootstrap, make_topic, producer):
+    topic = make_topic(partitions=2)
+    good = [f'{{"n": {i}, "text": "line\\nbreak"}}'.encode() for i in range(40)]
+    bad = [b'{"n": ', b"not json", b'{"n": "x"}']
+    for i, value in enumerate(good):
+        producer.produce(topic, value=value, partition=i % 2)
+    for value in bad:
+        producer.produce(topic, value=value, partition=1)
+    producer.flush()
+    schema = pa.schema([("n", pa.int64()), ("text", pa.string())])
+    source = fs.KafkaSource(bootstrap, topics=[topic],
+                            value_format=fs.formats.Json(schema, errors="dead_letter"))
+    with source.open() as stream:
+        table = pa.Table.from_batches(list(stream), schema=stream.schema)
+        dead = stream.dead_letters()
+    assert sorted(r["n"] for r in table.column("value").to_pylist()) == list(range(40))
+    assert table.column("value").to_pylist()[0]["text"] == "line\nbreak"
+    assert sorted(dead.column("value").to_pylist()) == sorted(bad)
+    assert set(dead.column("partition").to_pylist()) == {1}
+    assert all("value: invalid JSON" in e for e in dead.column("error").to_pylist())
+    assert table.num_rows + dead.num_rows == len(good) + len(bad)
+
+
+def test_large_values_and_many_partitions(bootstrap, make_topic):
+    topic = make_topic(partitions=12)
+    big = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 4 << 20, "linger.ms": 5})
+    for p in range(12):
+        big.produce(topic, value=bytes([p]) * (1 << 20), partition=p)
+        big.produce(topic, value=b"small", partition=p)
+    big.flush()
+    table = fs.KafkaSource(bootstrap, topics=[topic]).read_all()
+    sizes = sorted(len(v) for v in table.column("value").to_pylist())
+    assert sizes == [5] * 12 + [1 << 20] * 12
