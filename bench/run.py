@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smoke run: 100 k messages, 1 round")
     parser.add_argument("--bootstrap", help="use this cluster instead of a local broker")
-    parser.add_argument("--port", type=int, default=39292)
+    parser.add_argument("--port", type=int, default=29292)
     args = parser.parse_args()
     if args.quick:
         args.messages, args.rss_messages, args.rounds = 100_000, 200_000, 1

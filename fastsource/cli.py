@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="local broker, sample topic, read into Arrow, summary")
     demo.add_argument("--messages", type=int, default=1_000_000)
     demo.add_argument("--partitions", type=int, default=4)
-    demo.add_argument("--port", type=int, default=39192, help="port of the demo's own broker")
+    demo.add_argument("--port", type=int, default=29192, help="port of the demo's own broker")
     demo.add_argument("--bootstrap", help="use this cluster instead of starting a local broker")
     demo.set_defaults(func=_demo)
     return parser

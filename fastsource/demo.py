@@ -49,7 +49,7 @@ def produce_sample(bootstrap: str, topic: str, messages: int, partitions: int) -
     producer.flush()
 
 
-def run_demo(messages: int = 1_000_000, partitions: int = 4, port: int = 39192,
+def run_demo(messages: int = 1_000_000, partitions: int = 4, port: int = 29192,
              bootstrap: Optional[str] = None) -> None:
     import fastsource as fs
     from fastsource.broker import LocalBroker

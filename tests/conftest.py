@@ -12,18 +12,26 @@ import pytest
 
 
 def _free_port_pair() -> int:
+    """A free port whose successor is free too, below the kernel's ephemeral range (32768+) so that
+    no outgoing connection can take it while the broker starts."""
+    import random
+
     for _ in range(200):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port < 65000:
-            with socket.socket() as other:
-                try:
-                    other.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return port
+        port = random.randrange(20000, 32000)
+        try:
+            for candidate in (port, port + 1):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
     raise RuntimeError("no free pair of ports on 127.0.0.1")
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port for a broker of the test's own (its controller takes the next one)."""
+    return _free_port_pair()
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,10 @@ def home() -> Path:
     return Path(os.environ.get("FASTSOURCE_HOME", Path.home() / ".cache" / "fastsource"))
 
 
+class _BindFailed(Exception):
+    """The broker lost a race for its port."""
+
+
 def _tail(path: Path, lines: int = 25) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -175,8 +179,23 @@ class LocalBroker:
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         return path
 
-    def start(self, timeout: float = 120.0) -> str:
-        """Start the broker unless it already runs here; returns the bootstrap address."""
+    def start(self, timeout: float = 120.0, attempts: int = 3) -> str:
+        """Start the broker unless it already runs here; returns the bootstrap address.
+
+        Ports inside the kernel's ephemeral range can be taken for a moment by an outgoing connection
+        (even the broker's own, to its controller port); a start that fails to bind is retried.
+        """
+        for attempt in range(attempts):
+            try:
+                return self._start_once(timeout)
+            except _BindFailed as exc:
+                if attempt == attempts - 1:
+                    raise BrokerError(str(exc)) from None
+                log.info("broker could not bind its port, retrying: %s", exc)
+                time.sleep(1.0)
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> str:
         if self.pid() is not None:
             if _answers_metadata(self.address, 10):
                 return self.address
@@ -205,7 +224,7 @@ class LocalBroker:
             if formatted.returncode != 0:
                 raise BrokerError(f"formatting Kafka storage in {data} failed:\n"
                                   f"{formatted.stdout}{formatted.stderr}")
-        with open(self.log_file, "ab") as out:
+        with open(self.log_file, "wb") as out:
             proc = subprocess.Popen([java, *_JVM_FLAGS, logging_flag, "-cp", classpath,
                                      "kafka.Kafka", str(config)],
                                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -214,6 +233,10 @@ class LocalBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
+                (self.run_dir / "broker.pid").unlink(missing_ok=True)
+                if "Address already in use" in _tail(self.log_file, 60):
+                    raise _BindFailed(f"the Kafka broker could not bind 127.0.0.1:{self.port} or "
+                                      f"{self.port + 1}: address already in use; log {self.log_file}")
                 raise BrokerError(f"the Kafka broker exited with code {proc.returncode} during start-up; "
                                   f"log {self.log_file}:\n{_tail(self.log_file)}")
             if _port_open(self.port) and _answers_metadata(self.address, 2):

@@ -32,15 +32,13 @@ def test_status_of_a_stopped_port():
     assert LocalBroker(port=1).status() == "stopped (port 1)"
 
 
-def test_cli_start_status_stop_round_trip(tmp_path):
+def test_cli_start_status_stop_round_trip(tmp_path, free_port):
     """`fastsource broker start` prints the bootstrap address last; status and stop follow it."""
     import subprocess
     import sys
     from pathlib import Path
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port
     cli = [str(Path(sys.executable).parent / "fastsource"), "broker"]
     started = subprocess.run(cli + ["start", "--port", str(port), "--data-dir", str(tmp_path)],
                              capture_output=True, text=True, timeout=180, cwd=tmp_path)
