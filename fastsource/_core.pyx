@@ -228,7 +228,6 @@ cdef struct Slot:
     int32_t partition
     int64_t next_offset        # next offset to fetch; records below it are duplicates
     int64_t stop_offset        # exclusive; -1 when unbounded
-    int64_t eof_offset         # offset of the last end-of-partition event, -1 before the first
     int64_t batch_records
     int64_t batch_bytes
     int64_t batch_max_ts
@@ -245,7 +244,6 @@ cdef struct CoreState:
     int64_t commits_failed
     int last_commit_err
     int last_error
-    int64_t last_error_at_ms
     int64_t down_since_ms      # first all-brokers-down error not followed by a record; -1 when up
     bint fatal
 
@@ -259,9 +257,8 @@ cdef inline int64_t now_ms() noexcept nogil:
 cdef void _error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) noexcept nogil:
     cdef CoreState *st = <CoreState *> opaque
     st.last_error = err
-    st.last_error_at_ms = now_ms()
     if err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN and st.down_since_ms < 0:
-        st.down_since_ms = st.last_error_at_ms
+        st.down_since_ms = now_ms()
     if err == RD_KAFKA_RESP_ERR__FATAL:
         st.fatal = 1
 
@@ -294,7 +291,6 @@ cdef class Consumer:
     cdef int msg_pos
     cdef int msg_cnt
     cdef volatile int woken
-    cdef bint closed
     cdef bint include_headers
     cdef int64_t broker_timeout_ms
     cdef list _ids
@@ -380,7 +376,6 @@ cdef class Consumer:
 
     def close(self) -> None:
         """Leave the assignment, close the consumer and free every buffer. Idempotent."""
-        self.closed = 1
         self._release()
 
     cdef void _check_open(self) except *:
@@ -416,7 +411,6 @@ cdef class Consumer:
         s.partition = partition
         s.next_offset = start
         s.stop_offset = stop
-        s.eof_offset = -1
         s.batch_max_ts = -1
         s.active = 1
         self._index[split_id] = self.nslots
@@ -630,7 +624,6 @@ cdef class Consumer:
                 idx = self._find_slot(m)
                 if idx >= 0:
                     s = &self.slots[idx]
-                    s.eof_offset = m.offset
                     if s.stop_offset >= 0 and m.offset >= s.stop_offset and not s.paused:
                         self._finish(s)
             else:

@@ -165,11 +165,6 @@ class SplitFetcher:
         elif not self._thread.ident:
             self.split_reader.close()
 
-    @property
-    def idle(self) -> bool:
-        with self._lock:
-            return not self._tasks and not self.assigned and self._fetch_task.pending is None
-
 
 class SingleThreadFetcherManager:
     """Kafka's fetcher manager: one fetcher, started with the first splits, multiplexing them all."""

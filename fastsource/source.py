@@ -59,9 +59,8 @@ class KafkaSource:
                               f"(got {', '.join(chosen) or 'none'})")
         if isinstance(topics, str):
             topics = [topics]
-        for name, value in (("starting_offsets", starting_offsets),):
-            if not isinstance(value, OffsetsInitializer):
-                raise ConfigError(f"{name} must be an OffsetsInitializer, not {value!r}")
+        if not isinstance(starting_offsets, OffsetsInitializer):
+            raise ConfigError(f"starting_offsets must be an OffsetsInitializer, not {starting_offsets!r}")
         if stopping_offsets is _UNSET:
             stopping_offsets = OffsetsInitializer.latest()
         if stopping_offsets is not None and not isinstance(stopping_offsets, OffsetsInitializer):
