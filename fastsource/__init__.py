@@ -15,12 +15,13 @@ from fastsource.offsets import OffsetsInitializer  # noqa: E402
 from fastsource.source import KafkaSource, SourceStream  # noqa: E402
 from fastsource.split import KafkaPartitionSplit  # noqa: E402
 from fastsource.split_reader import BatchLimits  # noqa: E402
+from fastsource.watermarks import WatermarkStrategy  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BatchLimits", "BrokerUnavailableError", "ConfigError", "DecodeError", "FastsourceError",
     "KafkaFetchError", "KafkaPartitionSplit", "KafkaSource", "OffsetOutOfRangeError",
-    "OffsetsInitializer", "RecordTooLargeError", "SourceStream", "UnknownTopicError", "formats",
+    "OffsetsInitializer", "RecordTooLargeError", "SourceStream", "UnknownTopicError", "WatermarkStrategy", "formats",
     "__version__",
 ]

@@ -770,6 +770,19 @@ cdef class Consumer:
             self.state.last_commit_err = err
             raise FetchError(err, rd_kafka_err2name(err).decode(), rd_kafka_err2str(err).decode())
 
+    def high_watermarks(self, partitions) -> list:
+        """The last high watermark the consumer saw for each `(topic, partition)` (no request is
+        sent; -1 where none was seen yet). Safe from any thread."""
+        cdef int64_t low, high
+        result = []
+        for topic, partition in partitions:
+            low = high = -1
+            if self.rk == NULL or rd_kafka_get_watermark_offsets(
+                    self.rk, topic.encode(), partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR:
+                high = -1
+            result.append(high)
+        return result
+
     def stats(self) -> dict:
         """Commit counters and the last client error (safe from any thread)."""
         return {

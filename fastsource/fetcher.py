@@ -4,6 +4,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from typing import Callable, Iterable, Optional
 
 from fastsource.elements_queue import FutureCompletingBlockingQueue
@@ -60,16 +61,15 @@ class FetchTask(SplitFetcherTask):
     def __init__(self, fetcher: "SplitFetcher") -> None:
         self.fetcher = fetcher
         self.pending: Optional[RecordsWithSplitIds] = None
-        self._fetching = False
 
     def run(self) -> bool:
         fetcher = self.fetcher
         if self.pending is None:
-            self._fetching = True
+            started = time.perf_counter()
             try:
                 records = fetcher.split_reader.fetch()
             finally:
-                self._fetching = False
+                fetcher.fetch_time_s += time.perf_counter() - started
             fetcher.assigned.difference_update(records.finished_splits)
             if records.is_empty():
                 return True
@@ -94,6 +94,7 @@ class SplitFetcher:
         self.elements_queue = elements_queue
         self.split_reader = split_reader
         self.assigned: set[str] = set()
+        self.fetch_time_s = 0.0
         self._on_error = on_error
         self._tasks: collections.deque[SplitFetcherTask] = collections.deque()
         self._lock = threading.Condition()
@@ -203,7 +204,15 @@ class SingleThreadFetcherManager:
             raise self._error
 
     def split_reader(self) -> Optional[KafkaPartitionSplitReader]:
-        return self._fetcher.split_reader if self._fetcher is not None else None
+        """The fetcher's split reader while it is usable (None before the first splits or after a
+        failure, when the fetcher thread has closed it)."""
+        if self._fetcher is None or self._error is not None:
+            return None
+        return self._fetcher.split_reader
+
+    @property
+    def fetch_time_s(self) -> float:
+        return self._fetcher.fetch_time_s if self._fetcher is not None else 0.0
 
     def close(self, timeout: float = 30.0) -> None:
         if self._fetcher is not None:

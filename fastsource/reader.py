@@ -4,6 +4,7 @@ from __future__ import annotations
 import enum
 import logging
 import queue
+import time
 from typing import Any, Callable, Iterable, Optional
 
 import pyarrow as pa
@@ -46,6 +47,7 @@ class SourceReaderBase:
         self.finished_split_ids: list[str] = []
         self.records_emitted = 0
         self.bytes_emitted = 0
+        self.emit_time_s = 0.0
 
     @property
     def available(self):
@@ -62,7 +64,9 @@ class SourceReaderBase:
             records = self._queue.poll()
             if records is None:
                 break
+            started = time.perf_counter()
             batch = self.emitter.emit(records, self.states)
+            self.emit_time_s += time.perf_counter() - started
             for _, _, _, count, nbytes in records.progress:
                 self.records_emitted += count
                 self.bytes_emitted += nbytes
@@ -116,6 +120,22 @@ class SourceReaderBase:
     def pause_or_resume_splits(self, pause: Iterable[str], resume: Iterable[str]) -> None:
         self._fetcher_manager.pause_or_resume_splits(pause, resume)
 
+    @property
+    def fetch_time_s(self) -> float:
+        """Seconds the fetcher spent in fetch calls (GIL released for most of it)."""
+        return self._fetcher_manager.fetch_time_s
+
+    def high_watermarks(self, partitions: list[tuple[str, int]]) -> list[int]:
+        """High watermarks last seen by this reader's consumer (-1: not seen)."""
+        split_reader = self._fetcher_manager.split_reader()
+        if split_reader is None:
+            return [-1] * len(partitions)
+        return split_reader.high_watermarks(partitions)
+
+    def client_stats(self) -> dict:
+        split_reader = self._fetcher_manager.split_reader()
+        return split_reader.stats() if split_reader is not None else {}
+
     def _on_split_finished(self, split_id: str) -> None:
         self.states.pop(split_id, None)
         self.finished_split_ids.append(split_id)
@@ -144,6 +164,7 @@ class KafkaSourceReader(SourceReaderBase):
         super().__init__(reader_id, transport, fetcher_manager, emitter)
         self._commit_offsets = commit_offsets
         self._offsets_to_commit: dict[int, list[tuple[str, int, int]]] = {}
+        self.committed_offsets: dict[str, int] = {}
         self.commits_failed_to_send = 0
 
     def handle_source_events(self, event: Any) -> None:
@@ -174,6 +195,7 @@ class KafkaSourceReader(SourceReaderBase):
             return
         try:
             split_reader.commit(offsets)
+            self.committed_offsets.update({f"{t}-{p}": o for t, p, o in offsets})
         except Exception as exc:
             self.commits_failed_to_send += 1
             log.warning("reader %d could not commit offsets of checkpoint %d: %s", self.reader_id,

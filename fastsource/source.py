@@ -1,7 +1,6 @@
 """The user-facing source: `KafkaSource` (configuration) and `SourceStream` (one running read)."""
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 import time
@@ -22,6 +21,7 @@ from fastsource.offsets import OffsetsInitializer
 from fastsource.reader import InputStatus, KafkaSourceReader
 from fastsource.split import deserialize_split, serialize_split
 from fastsource.split_reader import BatchLimits, KafkaPartitionSplitReader, consumer_config
+from fastsource.watermarks import WATERMARK_METADATA_KEY, WatermarkStrategy, WatermarkTracker
 from fastsource.subscriber import (KafkaSubscriber, PartitionSetSubscriber, TopicListSubscriber,
                                    TopicPatternSubscriber)
 
@@ -33,7 +33,9 @@ class KafkaSource:
 
     Exactly one of `topics`, `topic_pattern` and `partitions` selects the subscription.
     `stopping_offsets=None` makes the source unbounded. `properties` are librdkafka client properties
-    passed through to every consumer.
+    passed through to every consumer. `batch_limits` shapes fetched batches; `request_timeout_s` bounds
+    metadata and offset look-ups; `broker_timeout_ms` is how long readers wait for a lost cluster
+    before failing; `watermark_strategy` sets watermarks, idleness and alignment.
     """
 
     def __init__(self, bootstrap_servers: str, topics: Optional[Sequence[str]] = None,
@@ -48,7 +50,8 @@ class KafkaSource:
                  properties: Optional[Mapping[str, Any]] = None,
                  batch_limits: BatchLimits = BatchLimits(),
                  request_timeout_s: float = 15.0,
-                 broker_timeout_ms: int = 60000) -> None:
+                 broker_timeout_ms: int = 60000,
+                 watermark_strategy: WatermarkStrategy = WatermarkStrategy()) -> None:
         if not isinstance(bootstrap_servers, str) or not bootstrap_servers.strip():
             raise ConfigError(f"bootstrap_servers must be a non-empty 'host:port[,...]' string, got "
                               f"{bootstrap_servers!r}")
@@ -83,6 +86,7 @@ class KafkaSource:
         self.batch_limits = batch_limits
         self.request_timeout_s = request_timeout_s
         self.broker_timeout_ms = broker_timeout_ms
+        self.watermark_strategy = watermark_strategy
         self._subscriber()  # validates the subscription arguments now
 
     @property
@@ -141,8 +145,10 @@ class SourceStream:
         self._admin = source.admin()
         self._coordinator = SourceCoordinator(self._transport, parallelism, self._on_failure)
         self.readers = [self._make_reader(i) for i in range(parallelism)]
-        self._batches = self._generate()
         self._peeked: Optional[pa.RecordBatch] = None
+        self._ended: set[int] = set()
+        self._next_reader = 0
+        self._watermarks = WatermarkTracker(source.watermark_strategy)
         self._started_at = time.monotonic()
         try:
             enumerator = KafkaSourceEnumerator(
@@ -193,19 +199,86 @@ class SourceStream:
         if schema is not None:
             return schema
         if self._peeked is None:
-            self._peeked = next(self._batches, None)
+            self._peeked = self._poll(None)
         if self._peeked is not None:
             return self._peeked.schema
         return self.readers[0].emitter.raw_schema
+
+    @property
+    def ended(self) -> bool:
+        """True once a bounded source has handed out every record (or the stream was closed)."""
+        return self._closed or (len(self._ended) == self.parallelism and self._peeked is None)
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         return self
 
     def __next__(self) -> pa.RecordBatch:
+        batch = self.poll(None)
+        if batch is None:
+            raise StopIteration
+        return batch
+
+    def poll(self, timeout: Optional[float] = None) -> Optional[pa.RecordBatch]:
+        """The next batch, waiting at most `timeout` seconds (None: until one comes or the input
+        ends). None when nothing came in time or the input ended (see `ended`)."""
         if self._peeked is not None:
             batch, self._peeked = self._peeked, None
             return batch
-        return next(self._batches)
+        return self._poll(timeout)
+
+    def _poll(self, timeout: Optional[float]) -> Optional[pa.RecordBatch]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._closed and len(self._ended) < self.parallelism:
+            if self._failure is not None:
+                raise self._failure
+            self._available.clear()
+            batch = self._poll_readers()
+            self._advance_watermark()
+            if batch is not None:
+                if self._watermarks.strategy.emit_in_metadata and self.watermark() is not None:
+                    metadata = dict(batch.schema.metadata or {})
+                    metadata[WATERMARK_METADATA_KEY] = str(self.watermark()).encode()
+                    batch = batch.replace_schema_metadata(metadata)
+                return batch
+            wait = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+            if wait <= 0:
+                return None
+            self._available.wait(wait)
+        return None
+
+    def _poll_readers(self) -> Optional[pa.RecordBatch]:
+        """One round over the readers, starting after the one that gave the last batch."""
+        for _ in range(self.parallelism):
+            i = self._next_reader
+            self._next_reader = (i + 1) % self.parallelism
+            if i in self._ended:
+                continue
+            status, batch = self.readers[i].poll_next()
+            if status is InputStatus.END_OF_INPUT:
+                self._ended.add(i)
+            elif batch is not None:
+                return batch
+        return None
+
+    def _advance_watermark(self) -> None:
+        states = [state for reader in self.readers for state in reader.states.values()]
+        self._watermarks.update(states)
+        pause, resume = self._watermarks.alignment(states)
+        if not pause and not resume:
+            return
+        for reader in self.readers:
+            mine_pause = [s for s in pause if s in reader.states]
+            mine_resume = [s for s in resume if s in reader.states]
+            for split_id in mine_pause:
+                reader.states[split_id].paused = True
+            for split_id in mine_resume:
+                reader.states[split_id].paused = False
+            if mine_pause or mine_resume:
+                reader.pause_or_resume_splits(mine_pause, mine_resume)
+
+    def watermark(self) -> Optional[int]:
+        """The stream's current watermark in epoch ms, or None before there is one."""
+        return self._watermarks.watermark
 
     def dead_letters(self) -> pa.Table:
         """Records diverted by a format with `errors="dead_letter"` since the last call: raw key and
@@ -214,29 +287,6 @@ class SourceStream:
         for reader in self.readers:
             reader.emitter.dead_letters.clear()
         return pa.Table.from_batches(batches, schema=self.readers[0].emitter.dead_letter_schema)
-
-    def _generate(self) -> Iterator[pa.RecordBatch]:
-        rotation = itertools.cycle(range(self.parallelism))
-        ended: set[int] = set()
-        while len(ended) < self.parallelism:
-            if self._failure is not None:
-                raise self._failure
-            if self._closed:
-                return
-            self._available.clear()
-            progressed = False
-            for _ in range(self.parallelism):
-                i = next(rotation)
-                if i in ended:
-                    continue
-                status, batch = self.readers[i].poll_next()
-                if status is InputStatus.END_OF_INPUT:
-                    ended.add(i)
-                elif batch is not None:
-                    progressed = True
-                    yield batch
-            if not progressed and len(ended) < self.parallelism:
-                self._available.wait(0.1)
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
         """The Arrow PyCapsule stream protocol: pyarrow, polars, duckdb read the stream directly."""
@@ -260,17 +310,36 @@ class SourceStream:
         return checkpoint_id
 
     def metrics(self) -> dict[str, Any]:
-        """Records handed out, and per split the next offset to emit."""
-        elapsed = time.monotonic() - self._started_at
-        splits = {}
+        """Counters of the whole stream and, per unfinished split, its position and lag.
+
+        `pending_records` is the partition's high watermark, as last seen by the consumer, minus the
+        next offset to emit (None before the consumer has seen one); `committed_offset` is the offset
+        last sent to the consumer group (with `group_id`), whose outcome the commit counters give.
+        """
+        splits: dict[str, dict[str, Any]] = {}
         for reader in self.readers:
-            for split_id, state in reader.states.items():
-                splits[split_id] = {"reader": reader.reader_id, "current_offset": state.current_offset,
-                                    "records": state.records, "bytes": state.bytes,
-                                    "max_timestamp": state.max_timestamp}
+            states = list(reader.states.values())
+            highs = reader.high_watermarks([s.split.topic_partition for s in states])
+            for state, high in zip(states, highs):
+                splits[state.split_id] = {
+                    "reader": reader.reader_id, "current_offset": state.current_offset,
+                    "committed_offset": reader.committed_offsets.get(state.split_id),
+                    "high_watermark": high if high >= 0 else None,
+                    "pending_records": max(0, high - state.current_offset) if high >= 0 else None,
+                    "records": state.records, "bytes": state.bytes,
+                    "max_timestamp": state.max_timestamp, "paused": state.paused,
+                    "idle": self._watermarks.is_idle(state)}
+        stats = [reader.client_stats() for reader in self.readers]
         return {"records": sum(r.records_emitted for r in self.readers),
                 "bytes": sum(r.bytes_emitted for r in self.readers),
-                "elapsed_s": elapsed,
+                "elapsed_s": time.monotonic() - self._started_at,
+                "fetch_time_s": sum(r.fetch_time_s for r in self.readers),
+                "emit_time_s": sum(r.emit_time_s for r in self.readers),
+                "commits_succeeded": sum(s.get("commits_succeeded", 0) for s in stats),
+                "commits_failed": sum(s.get("commits_failed", 0) for s in stats)
+                + sum(r.commits_failed_to_send for r in self.readers),
+                "watermark": self.watermark(),
+                "pending_records": sum(v["pending_records"] or 0 for v in splits.values()),
                 "splits": splits}
 
     def close(self) -> None:

@@ -1,6 +1,7 @@
 """Splits: the unit of work the enumerator hands out, and its mutable per-reader state."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ class KafkaPartitionSplitState:
     """What a reader knows of a split it reads: the next offset to emit and the max event time seen.
 
     Advanced only when a batch is handed to the user, so a snapshot covers exactly what was emitted.
+    `last_activity` (monotonic time of the last emitted record) and `paused` (by watermark alignment)
+    are runtime facts for the watermark; only the offset is checkpointed.
     """
 
     split: KafkaPartitionSplit
@@ -51,6 +54,8 @@ class KafkaPartitionSplitState:
     max_timestamp: int | None = None
     records: int = 0
     bytes: int = 0
+    last_activity: float = field(default_factory=time.monotonic)
+    paused: bool = False
 
     def __post_init__(self) -> None:
         if self.current_offset < 0:
@@ -67,6 +72,7 @@ class KafkaPartitionSplitState:
             self.max_timestamp = max_timestamp
         self.records += records
         self.bytes += nbytes
+        self.last_activity = time.monotonic()
 
     def to_split(self) -> KafkaPartitionSplit:
         """The split that resumes exactly after the records emitted so far."""

@@ -132,6 +132,9 @@ class KafkaPartitionSplitReader:
     def stats(self) -> dict:
         return self._consumer.stats()
 
+    def high_watermarks(self, partitions: list[tuple[str, int]]) -> list[int]:
+        return self._consumer.high_watermarks(partitions)
+
     def wake_up(self) -> None:
         self._consumer.wake_up()
 

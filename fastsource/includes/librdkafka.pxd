@@ -93,6 +93,9 @@ cdef extern from "rdkafka_abi.h":
                                           const rd_kafka_metadata_t **metadatap,
                                           int timeout_ms) nogil
     void rd_kafka_metadata_destroy(const rd_kafka_metadata_t *metadata) nogil
+    rd_kafka_resp_err_t rd_kafka_get_watermark_offsets(rd_kafka_t *rk, const char *topic,
+                                                       int32_t partition, int64_t *low,
+                                                       int64_t *high) nogil
 
     enum:
         RD_KAFKA_CONSUMER

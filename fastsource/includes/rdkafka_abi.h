@@ -92,6 +92,8 @@ rd_kafka_resp_err_t rd_kafka_fatal_error(rd_kafka_t *rk, char *errstr, size_t er
 rd_kafka_resp_err_t rd_kafka_metadata(rd_kafka_t *rk, int all_topics, rd_kafka_topic_t *only_rkt,
                                       const rd_kafka_metadata_t **metadatap, int timeout_ms);
 void rd_kafka_metadata_destroy(const rd_kafka_metadata_t *metadata);
+rd_kafka_resp_err_t rd_kafka_get_watermark_offsets(rd_kafka_t *rk, const char *topic, int32_t partition,
+                                                   int64_t *low, int64_t *high);
 
 #define RD_KAFKA_CONSUMER 1
 #define RD_KAFKA_CONF_OK 0
