@@ -72,7 +72,8 @@ class KafkaSourceEnumerator:
     def __init__(self, subscriber: KafkaSubscriber, admin: KafkaAdmin, context: SplitEnumeratorContext,
                  starting_offsets: OffsetsInitializer, stopping_offsets: Optional[OffsetsInitializer],
                  group_id: Optional[str] = None, discovery_interval_ms: Optional[int] = None,
-                 state: Optional[dict[str, Any]] = None) -> None:
+                 state: Optional[dict[str, Any]] = None,
+                 deletion_check_interval_ms: int = 5000) -> None:
         self._subscriber = subscriber
         self._admin = admin
         self._context = context
@@ -82,6 +83,7 @@ class KafkaSourceEnumerator:
         bounded = stopping_offsets is not None
         self._discovery_interval_ms = (discovery_interval_ms if not bounded and discovery_interval_ms
                                        and discovery_interval_ms > 0 else 0)
+        self._deletion_check_interval_ms = deletion_check_interval_ms
         self._known: set[TopicPartitionKey] = set()
         self._pending: dict[int, list[KafkaPartitionSplit]] = {}
         self._initial_discovery_done = False
@@ -96,8 +98,11 @@ class KafkaSourceEnumerator:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Schedule discovery: once, or every `discovery_interval_ms` for an unbounded source."""
-        self._context.call_async(self._discover, self._handle_change, 0, self._discovery_interval_ms)
+        """Schedule discovery: every `discovery_interval_ms` for an unbounded source with discovery;
+        otherwise once, followed every `deletion_check_interval_ms` by a check that only looks for
+        deleted partitions (whose splits would otherwise wait forever for records)."""
+        period = self._discovery_interval_ms or self._deletion_check_interval_ms
+        self._context.call_async(self._discover, self._handle_change, 0, period)
 
     def close(self) -> None:
         """Nothing to release: the admin client is closed with the coordinator."""
@@ -107,13 +112,14 @@ class KafkaSourceEnumerator:
     def _discover(self) -> PartitionChange:
         first = not self._initial_discovery_done
         current = self._subscriber.partitions(self._admin, strict=first)
-        new = sorted(current - self._known)
+        new = sorted(current - self._known) if first or self._discovery_interval_ms else []
         change = PartitionChange(removed=self._known - current)
         if not new:
             return change
         starting = self._starting if first else OffsetsInitializer.earliest()
         starts = starting.resolve(self._admin, new, self._group_id)
-        stops = self._stopping.resolve(self._admin, new, self._group_id) if self._stopping else {}
+        stops = (self._stopping.resolve(self._admin, new, self._group_id, stopping=True)
+                 if self._stopping else {})
         change.new_splits = [KafkaPartitionSplit(t, p, starts[(t, p)], stops.get((t, p)))
                              for t, p in new]
         return change

@@ -64,8 +64,12 @@ class OffsetsInitializer:
         return cls("offsets", offsets_map=clean, reset=reset)
 
     def resolve(self, admin: KafkaAdmin, partitions: Iterable[TopicPartitionKey],
-                group_id: Optional[str] = None) -> dict[TopicPartitionKey, int]:
-        """Concrete offsets for `partitions`, in as few requests as the rule needs."""
+                group_id: Optional[str] = None, stopping: bool = False) -> dict[TopicPartitionKey, int]:
+        """Concrete offsets for `partitions`, in as few requests as the rule needs.
+
+        As stopping offsets, explicitly listed offsets are taken as they are, even past the current end
+        (the read then waits for those records); as starting offsets they must lie in the partition.
+        """
         partitions = list(partitions)
         if not partitions:
             return {}
@@ -87,7 +91,9 @@ class OffsetsInitializer:
         result = {}
         for tp in partitions:
             offset = chosen.get(tp)
-            if offset is not None and earliest[tp] <= offset <= latest[tp]:
+            if offset is not None and stopping and self.kind == "offsets":
+                result[tp] = offset
+            elif offset is not None and earliest[tp] <= offset <= latest[tp]:
                 result[tp] = offset
             elif self.reset is not None:
                 result[tp] = earliest[tp] if self.reset == "earliest" else latest[tp]

@@ -1,6 +1,7 @@
 """The Kafka split reader: one compiled librdkafka consumer fetching every split of one reader."""
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional
@@ -11,6 +12,8 @@ from fastsource import _core
 from fastsource.errors import (BrokerUnavailableError, ConfigError, KafkaFetchError,
                                OffsetOutOfRangeError, RecordTooLargeError)
 from fastsource.split import KafkaPartitionSplit
+
+log = logging.getLogger(__name__)
 
 ERR_OFFSET_OUT_OF_RANGE = (1, -140)       # OFFSET_OUT_OF_RANGE, _AUTO_OFFSET_RESET
 ERR_MSG_SIZE_TOO_LARGE = 10
@@ -93,6 +96,10 @@ class KafkaPartitionSplitReader:
                 self._limits.max_rows, self._limits.max_bytes, self._limits.max_wait_ms)
         except _core.FetchError as exc:
             raise self._translate(exc) from exc
+        if self._consumer.gone_splits:
+            log.warning("split(s) end because their topic or partition was deleted: %s",
+                        ", ".join(self._consumer.gone_splits))
+            self._consumer.gone_splits.clear()
         return RecordsWithSplitIds(batch, progress, finished)
 
     def _translate(self, exc: "_core.FetchError") -> Exception:

@@ -137,3 +137,23 @@ def test_metrics_report_lag_and_progress(bootstrap, make_topic, producer):
     assert split["high_watermark"] == 1000
     assert split["pending_records"] == 1000 - split["current_offset"]
     assert metrics["fetch_time_s"] > 0 and metrics["emit_time_s"] > 0
+
+
+def test_deleting_a_topic_ends_its_splits_instead_of_hanging(bootstrap, make_topic, producer, caplog):
+    topic = make_topic(partitions=1)
+    for _ in range(10):
+        producer.produce(topic, b"x", partition=0)
+    producer.flush()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    # The stopping offset lies past the end: without the deletion the read would wait for offset 100.
+    source = fs.KafkaSource(bootstrap, topics=[topic],
+                            stopping_offsets=fs.OffsetsInitializer.offsets({(topic, 0): 100}))
+    with source.open() as stream:
+        rows = sum(b.num_rows for b in poll_until(stream, lambda b: sum(x.num_rows for x in b) == 10))
+        admin.delete_topics([topic])[topic].result()
+        deadline = time.monotonic() + 60
+        while not stream.ended:
+            assert time.monotonic() < deadline, "the read hung on a deleted topic"
+            stream.poll(0.5)
+    assert rows == 10
+    assert any("deleted" in r.getMessage() and topic in r.getMessage() for r in caplog.records)

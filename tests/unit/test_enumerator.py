@@ -171,3 +171,19 @@ def test_snapshot_and_restore_keep_pending_splits_and_known_partitions():
     restored.start()
     restored_context.run_calls()  # nothing new: every partition is already known
     assert sum(len(v) for v in restored_context.assigned.values()) == len(pending_for_1)
+
+
+def test_bounded_source_checks_for_deletions_but_adds_no_new_partitions():
+    context = FakeContext(parallelism=1)
+    admin = FakeAdmin({"a": 1})
+    enumerator = make(admin, context, deletion_check_interval_ms=250)
+    enumerator.start()
+    assert context.calls[0][2] == 250
+    context.readers.add(0)
+    context.run_calls()
+    admin.partition_counts["a"] = 3
+    context.run_calls()
+    assert [s.split_id for s in context.assigned[0]] == ["a-0"]
+    del admin.partition_counts["a"]
+    context.run_calls()
+    assert context.events == [(0, SplitsRemovedEvent(("a-0",)))]
