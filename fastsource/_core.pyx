@@ -7,7 +7,7 @@ control decisions; this module only fetches, copies and keeps the per-split fetc
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uintptr_t, INT32_MAX
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memcpy, memset, strcmp, strlen
+from libc.string cimport memchr, memcpy, memset, strcmp, strlen
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastsource.includes.librdkafka cimport *
@@ -39,6 +39,51 @@ def raw_schema(bint include_headers=False):
 def librdkafka_version() -> str:
     """Version string of the librdkafka this process runs."""
     return rd_kafka_version_str().decode()
+
+
+def json_lines(raw):
+    """One newline-delimited buffer from a binary array of JSON documents, for pyarrow's JSON reader:
+    raw newlines (legal in JSON only as whitespace) become spaces and null or empty values become
+    `{}`, so row i of the buffer is record i. One pass, one allocation. Returns the buffer and the
+    length of the longest line."""
+    cdef int64_t n = len(raw)
+    cdef int64_t first = raw.offset
+    buffers = raw.buffers()
+    validity, offsets, data = buffers[0], buffers[1], buffers[2]
+    cdef const int32_t *o = (<const int32_t *> <uintptr_t> offsets.address) + first
+    cdef const uint8_t *bits = NULL if validity is None else <const uint8_t *> <uintptr_t> validity.address
+    cdef const char *d = NULL if data is None else <const char *> <uintptr_t> data.address
+    cdef int64_t capacity = (o[n] - o[0]) + 3 * n + 1
+    cdef char *out = <char *> malloc(capacity)
+    cdef int64_t pos = 0, longest = 0, i, row, length
+    cdef char *start
+    cdef char *hit
+    if out == NULL:
+        raise MemoryError()
+    with nogil:
+        for i in range(n):
+            row = first + i
+            length = o[i + 1] - o[i]
+            if length == 0 or (bits != NULL and not (bits[row >> 3] >> (row & 7)) & 1):
+                out[pos] = b'{'
+                out[pos + 1] = b'}'
+                length = 2
+            else:
+                start = out + pos
+                memcpy(start, d + o[i], length)
+                for needle in (b'\n', b'\r'):
+                    hit = <char *> memchr(start, needle, length)
+                    while hit != NULL:
+                        hit[0] = b' '
+                        hit = <char *> memchr(hit + 1, needle, length - (hit + 1 - start))
+            pos += length
+            out[pos] = b'\n'
+            pos += 1
+            if length > longest:
+                longest = length
+    cdef _Allocation owner = _Allocation.__new__(_Allocation)
+    owner.ptr = out
+    return pa.foreign_buffer(<uintptr_t> out, pos, base=owner), longest
 
 
 class FetchError(Exception):

@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
+from fastsource import _core
+
 ERROR_POLICIES = ("raise", "dead_letter")
 
 
@@ -114,7 +116,8 @@ class Function(Format):
 
 class Json(Format):
     """One JSON object per record, parsed for the whole batch at once by pyarrow's JSON reader (C++,
-    multithreaded) into a struct column.
+    multithreaded) into a struct column; the newline-delimited buffer it reads is built by the compiled
+    core in one pass.
 
     With `schema`, fields are converted to its types and other fields are ignored; without, the types
     are inferred from the first batch and then pinned for the rest of the stream. Raw newlines (legal
@@ -131,14 +134,11 @@ class Json(Format):
 
     def _parse(self, raw: pa.Array) -> pa.StructArray:
         missing = pc.fill_null(pc.equal(pc.binary_length(raw), 0), True)
-        lines = pc.replace_substring(pc.replace_substring(raw, "\n", " "), "\r", " ")
-        lines = pc.if_else(missing, pa.scalar(b"{}", pa.binary()), lines)
-        joined = pc.binary_join(
-            pa.ListArray.from_arrays(pa.array([0, len(lines)], pa.int32()), lines), b"\n")
-        data = joined[0].as_buffer()
+        data, longest = _core.json_lines(raw)
         options = pa_json.ParseOptions(explicit_schema=self.schema,
                                        unexpected_field_behavior="ignore" if self.schema else "infer")
-        read = pa_json.ReadOptions(block_size=max(1 << 20, data.size + 1))
+        # Blocks are parsed in parallel; a block must hold the longest record and its newline.
+        read = pa_json.ReadOptions(block_size=max(1 << 20, 2 * longest + 2))
         table = pa_json.read_json(pa.BufferReader(data), read_options=read, parse_options=options)
         if table.num_rows != len(raw):
             raise ValueError(f"{table.num_rows} JSON rows parsed from {len(raw)} records")
