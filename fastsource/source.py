@@ -20,6 +20,7 @@ from fastsource.formats import Binary, FormatLike, as_format
 from fastsource.offsets import OffsetsInitializer
 from fastsource.reader import InputStatus, KafkaSourceReader
 from fastsource.split import deserialize_split, serialize_split
+from fastsource.sink import ParquetDatasetSink
 from fastsource.split_reader import BatchLimits, KafkaPartitionSplitReader, consumer_config
 from fastsource.watermarks import WATERMARK_METADATA_KEY, WatermarkStrategy, WatermarkTracker
 from fastsource.subscriber import (KafkaSubscriber, PartitionSetSubscriber, TopicListSubscriber,
@@ -146,6 +147,7 @@ class SourceStream:
         self._coordinator = SourceCoordinator(self._transport, parallelism, self._on_failure)
         self.readers = [self._make_reader(i) for i in range(parallelism)]
         self._peeked: Optional[pa.RecordBatch] = None
+        self._sinks: list[ParquetDatasetSink] = []
         self._ended: set[int] = set()
         self._next_reader = 0
         self._watermarks = WatermarkTracker(source.watermark_strategy)
@@ -300,14 +302,27 @@ class SourceStream:
         checkpoint_id = self._store.next_id()
         enumerator_state = self._coordinator.snapshot_enumerator(checkpoint_id).result(timeout=60)
         splits = [split for reader in self.readers for split in reader.snapshot_state(checkpoint_id)]
+        for sink in self._sinks:
+            sink.pre_commit(checkpoint_id)
         self._store.write(checkpoint_id, {
             "parallelism": self.parallelism,
             "enumerator": enumerator_state,
             "splits": [serialize_split(s) for s in splits],
         })
+        for sink in self._sinks:
+            sink.commit(checkpoint_id)
         for reader in self.readers:
             reader.notify_checkpoint_complete(checkpoint_id)
         return checkpoint_id
+
+    def attach(self, sink: ParquetDatasetSink) -> ParquetDatasetSink:
+        """Tie a two-phase sink to this stream's checkpoints: it is recovered to the restored
+        checkpoint now, pre-committed before each checkpoint is written and committed after."""
+        if self._store is None:
+            raise ConfigError("a sink needs the stream to be opened with a checkpoint_dir")
+        sink.recover(self.restored_checkpoint_id)
+        self._sinks.append(sink)
+        return sink
 
     def metrics(self) -> dict[str, Any]:
         """Counters of the whole stream and, per unfinished split, its position and lag.
@@ -347,6 +362,8 @@ class SourceStream:
         if self._closed:
             return
         self._closed = True
+        for sink in getattr(self, "_sinks", []):
+            sink.close()
         for reader in getattr(self, "readers", []):
             reader.close()
         self._coordinator.close()
