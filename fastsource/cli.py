@@ -25,6 +25,13 @@ def _broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from fastsource.benchmark.suite import main as bench_main
+
+    bench_main(args.extra, quick_default=True)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from fastsource.demo import run_demo
 
@@ -205,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--no-progress", dest="progress", action="store_false")
     read.set_defaults(func=_read)
 
+    bench = commands.add_parser("bench", help="run the benchmark suite (quick by default; --full)",
+                                add_help=False)
+    bench.set_defaults(func=_bench)
+
     demo = commands.add_parser("demo", help="local broker, sample topic, read into Arrow, summary")
     demo.add_argument("--messages", type=int, default=1_000_000)
     demo.add_argument("--partitions", type=int, default=4)
@@ -215,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

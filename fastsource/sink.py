@@ -54,6 +54,7 @@ class ParquetDatasetSink:
                 pending.unlink()
 
     def write(self, batch: pa.RecordBatch) -> None:
+        """Append a batch to the in-progress file (invisible until its checkpoint commits)."""
         if batch.num_rows == 0:
             return
         if self._writer is None:

@@ -92,6 +92,7 @@ class KafkaSource:
 
     @property
     def bounded(self) -> bool:
+        """Whether the source has stopping offsets (and so an end)."""
         return self.stopping_offsets is not None
 
     def _subscriber(self) -> KafkaSubscriber:
@@ -102,11 +103,13 @@ class KafkaSource:
         return PartitionSetSubscriber(self.partitions or [])
 
     def admin(self) -> KafkaAdmin:
+        """A metadata/offsets client with this source's properties and isolation level."""
         read_committed = self.properties.get("isolation.level", "read_committed") == "read_committed"
         return KafkaAdmin(self.bootstrap_servers, self.properties, self.request_timeout_s,
                           read_committed)
 
     def consumer_config(self) -> dict[str, str]:
+        """The librdkafka properties each reader's consumer is created with."""
         return consumer_config(self.bootstrap_servers, self.group_id, self.properties)
 
     def open(self, parallelism: int = 1,

@@ -26,17 +26,21 @@ class KafkaPartitionSplit:
 
     @property
     def split_id(self) -> str:
+        """`topic-partition`: unique per source, stable across restarts."""
         return f"{self.topic}-{self.partition}"
 
     @property
     def topic_partition(self) -> tuple[str, int]:
+        """The `(topic, partition)` key used by offsets initializers."""
         return (self.topic, self.partition)
 
     @property
     def is_bounded(self) -> bool:
+        """Whether the split ends at a stopping offset."""
         return self.stopping_offset is not None
 
     def with_starting_offset(self, offset: int) -> "KafkaPartitionSplit":
+        """The same split resuming at `offset`."""
         return KafkaPartitionSplit(self.topic, self.partition, offset, self.stopping_offset)
 
 

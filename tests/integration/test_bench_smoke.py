@@ -4,11 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "run.py"
+CLI = str(Path(sys.executable).parent / "fastsource")
 
 
 def test_benchmark_quick_run_reads_every_message(bootstrap, tmp_path):
-    result = subprocess.run([sys.executable, str(BENCH), "--quick", "--bootstrap", bootstrap],
+    """`fastsource bench` is quick by default."""
+    result = subprocess.run([CLI, "bench", "--bootstrap", bootstrap],
                             capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "c: fastsource" in result.stdout and "fastsource Json(schema)" in result.stdout

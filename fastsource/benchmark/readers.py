@@ -1,6 +1,6 @@
 """One benchmark reader per process, printing one JSON line: messages, bytes, seconds, peak RSS.
 
-Usage: python bench/readers.py IMPL BOOTSTRAP TOPIC PARTITIONS
+Usage: python readers.py IMPL BOOTSTRAP TOPIC PARTITIONS (run as a script by suite.py)
 IMPL: fastsource | confluent | fastsource-json | python-json
 """
 from __future__ import annotations

@@ -1,0 +1,189 @@
+"""The benchmark suite: fastsource against the baselines, side by side in one run on one local broker.
+
+    python bench/run.py                      # full run: 5 M messages per case, 3 rounds, RSS at 5 M and 20 M
+    python bench/run.py --quick              # smoke run (CI): 100 k messages, 1 round, no timing claims
+    fastsource bench [--full]                # the same from an installed fastsource (quick by default)
+
+Readers run one per process, alternating order each round; the figures are medians over rounds.
+Baselines: (a) a C librdkafka consumer linked against the librdkafka confluent-kafka ships,
+(b) confluent-kafka consume() in a loop plus pyarrow arrays built from the message lists.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PARTITIONS = 4
+
+
+def build_c_baseline(out_dir: Path) -> Path:
+    import confluent_kafka  # noqa: F401  (so that its librdkafka is mapped)
+    import confluent_kafka.cimpl  # noqa: F401
+    from fastsource._librdkafka import _loaded_librdkafka
+
+    lib = _loaded_librdkafka()
+    if lib is None:
+        raise SystemExit("cannot locate confluent-kafka's librdkafka")
+    import fastsource
+
+    include = Path(fastsource.__file__).parent / "includes"
+    exe = out_dir / "rdkafka_baseline"
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        raise SystemExit("the C baseline needs a C compiler (gcc or cc) on PATH")
+    subprocess.run([gcc, "-O2", "-I", str(include), str(HERE / "rdkafka_baseline.c"), "-o", str(exe),
+                    lib, f"-Wl,-rpath,{Path(lib).parent}"], check=True)
+    return exe
+
+
+def produce(bootstrap: str, topic: str, messages: int, kind: str) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    if topic in admin.list_topics(timeout=15).topics:
+        return
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result()
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1 << 20,
+                         "queue.buffering.max.messages": 2_000_000,
+                         "queue.buffering.max.kbytes": 1 << 21})
+    if kind == "json":
+        kinds = ["view", "click", "purchase", "signup"]
+        make = lambda i: json.dumps({"id": i, "user": i * 7919 % 100_000, "kind": kinds[i % 4],  # noqa: E731
+                                     "amount": (i % 10_000) / 100, "ts": 1_700_000_000_000 + i}).encode()
+    else:
+        size = 100 if kind == "100b" else 1000
+        pool = [os.urandom(size) for _ in range(1024)]
+        make = lambda i: pool[i & 1023]  # noqa: E731
+    started = time.perf_counter()
+    for i in range(messages):
+        while True:
+            try:
+                producer.produce(topic, make(i), partition=i % PARTITIONS)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush()
+    print(f"  produced {messages:,} {kind} messages to {topic} in {time.perf_counter() - started:.1f} s",
+          flush=True)
+
+
+def run_reader(cmd: list[str]) -> dict:
+    started = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=tempfile.gettempdir())
+    wall = time.perf_counter() - started
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["wall_seconds"] = wall
+    return result
+
+
+def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
+    parser = argparse.ArgumentParser(prog="fastsource bench" if quick_default else None, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=5_000_000)
+    parser.add_argument("--rss-messages", type=int, default=20_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", default=quick_default,
+                        help="smoke run: 100 k messages, 1 round")
+    parser.add_argument("--full", dest="quick", action="store_false", help="the full run")
+    parser.add_argument("--bootstrap", help="use this cluster instead of a local broker")
+    parser.add_argument("--port", type=int, default=29292)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.messages, args.rss_messages, args.rounds = 100_000, 200_000, 1
+
+    from fastsource.broker import LocalBroker
+
+    work = Path(tempfile.mkdtemp(prefix="fastsource-bench-"))
+    broker = None
+    bootstrap = args.bootstrap
+    if bootstrap is None:
+        broker = LocalBroker(port=args.port, data_dir=work / "kafka")
+        bootstrap = broker.start()
+    try:
+        exe = build_c_baseline(work)
+        n = args.messages
+        topics = {"100b": f"bench-100b-{n}", "1kb": f"bench-1kb-{n}", "json": f"bench-json-{n}",
+                  "rss": f"bench-100b-{args.rss_messages}"}
+        print(f"broker {bootstrap}; producing ...", flush=True)
+        produce(bootstrap, topics["100b"], n, "100b")
+        produce(bootstrap, topics["1kb"], n, "1kb")
+        produce(bootstrap, topics["json"], n, "json")
+        produce(bootstrap, topics["rss"], args.rss_messages, "100b")
+
+        py = [sys.executable, str(HERE / "readers.py")]  # a script: baselines do not import fastsource
+        cases = {
+            "100b": {"a: C librdkafka": [str(exe), bootstrap, topics["100b"], str(PARTITIONS)],
+                     "b: confluent-kafka + pyarrow": py + ["confluent", bootstrap, topics["100b"], str(PARTITIONS)],
+                     "c: fastsource": py + ["fastsource", bootstrap, topics["100b"], str(PARTITIONS)]},
+            "1kb": {"a: C librdkafka": [str(exe), bootstrap, topics["1kb"], str(PARTITIONS)],
+                    "b: confluent-kafka + pyarrow": py + ["confluent", bootstrap, topics["1kb"], str(PARTITIONS)],
+                    "c: fastsource": py + ["fastsource", bootstrap, topics["1kb"], str(PARTITIONS)]},
+            "json": {"json.loads + Table.from_pylist": py + ["python-json", bootstrap, topics["json"], str(PARTITIONS)],
+                     "fastsource Json(schema)": py + ["fastsource-json", bootstrap, topics["json"], str(PARTITIONS)]},
+        }
+        results: dict[str, dict[str, list[dict]]] = {c: {r: [] for r in readers} for c, readers in cases.items()}
+        for round_ in range(args.rounds):
+            for case, readers in cases.items():
+                names = list(readers)
+                names = names[round_ % len(names):] + names[:round_ % len(names)]
+                for name in names:
+                    result = run_reader(readers[name])
+                    if result["messages"] != n:
+                        raise SystemExit(f"{name} read {result['messages']} of {n} messages")
+                    results[case][name].append(result)
+                    print(f"  round {round_ + 1} {case:5} {name:32} {n / result['wall_seconds']:>12,.0f} msg/s "
+                          f"(process)  {n / result['seconds']:>12,.0f} msg/s (connect..end)", flush=True)
+        rss = {}
+        for label, topic, count in (("small", topics["100b"], n), ("large", topics["rss"], args.rss_messages)):
+            result = run_reader(py + ["fastsource", bootstrap, topic, str(PARTITIONS)])
+            if result["messages"] != count:
+                raise SystemExit(f"RSS run read {result['messages']} of {count}")
+            rss[count] = result["peak_rss_mb"]
+
+        print()
+        print(f"## Results: {n:,} messages per case, {PARTITIONS} partitions, {args.rounds} round(s), median")
+        print()
+        for case, readers in results.items():
+            print(f"### {case}")
+            print()
+            print("| reader | msg/s, whole process | msg/s, connect to end | MB/s (key+value), whole process |")
+            print("|---|---:|---:|---:|")
+            medians = {}
+            for name, runs in readers.items():
+                wall = statistics.median(r["wall_seconds"] for r in runs)
+                inner = statistics.median(r["seconds"] for r in runs)
+                medians[name] = (n / wall, n / inner)
+                mb = runs[0]["bytes"] / wall / 1e6
+                print(f"| {name} | {n / wall:,.0f} | {n / inner:,.0f} | {mb:,.1f} |")
+            print()
+            names = list(medians)
+            fast = [k for k in names if "fastsource" in k][0]
+            for other in names:
+                if other != fast:
+                    print(f"- fastsource / {other}: {medians[fast][0] / medians[other][0]:.2f}x whole process, "
+                          f"{medians[fast][1] / medians[other][1]:.2f}x connect to end")
+            print()
+        print("### Peak RSS of a fastsource read (whole process)")
+        print()
+        for count, mb in rss.items():
+            print(f"- {count:,} messages: {mb:,.0f} MB")
+    finally:
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
