@@ -61,6 +61,14 @@ def test_offsets_initializers(bootstrap, make_topic, producer):
     with pytest.raises(fs.FastsourceError, match="no committed offset"):
         offsets(group_id=f"g-{topic}", starting_offsets=OI.committed())
     assert len(offsets(group_id=f"g-{topic}", starting_offsets=OI.committed(reset="earliest"))) == 20
+    group = f"g2-{topic}"
+    committer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    committer.commit(offsets=[TopicPartition(topic, 0, 3), TopicPartition(topic, 1, 6)], asynchronous=False)
+    committer.close()
+    assert offsets(group_id=group, starting_offsets=OI.committed()) == \
+        [(0, o) for o in range(3, 10)] + [(1, o) for o in range(6, 10)]
+    assert offsets(group_id=group, stopping_offsets=OI.committed()) == \
+        [(0, o) for o in range(3)] + [(1, o) for o in range(6)]
 
 
 def test_checkpoint_commits_offsets_to_the_group(bootstrap, make_topic, producer, tmp_path):
