@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Mapping, Optional
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from fastsource.errors import DecodeError
 from fastsource.formats import Format, RecordDecodeError
@@ -87,11 +86,12 @@ class KafkaRecordEmitter:
                     raise self._fail(batch, row, what, fmt, reason)
                 reasons.setdefault(row, f"{what}: {reason}")
         mask = pa.array([i in reasons for i in range(batch.num_rows)])
+        keep = pa.array([i not in reasons for i in range(batch.num_rows)])
         dead = batch.filter(mask)
         errors = pa.array([reasons[i] for i in sorted(reasons)], pa.string())
         self.dead_letters.append(pa.RecordBatch.from_arrays(
             list(dead.columns) + [errors], schema=self.dead_letter_schema))
-        return self._decode(batch.filter(pc.invert(mask)))
+        return self._decode(batch.filter(keep))
 
     def emit(self, records: RecordsWithSplitIds,
              states: Mapping[str, KafkaPartitionSplitState]) -> Optional[pa.RecordBatch]:

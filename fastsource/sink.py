@@ -7,10 +7,9 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ class ParquetDatasetSink:
         self._pending = self.directory / "_pending"
         for folder in (self.directory, self._in_progress, self._pending):
             folder.mkdir(parents=True, exist_ok=True)
-        self._writer: Optional[pq.ParquetWriter] = None
+        self._writer: Optional[Any] = None  # a pyarrow.parquet.ParquetWriter
         self._path: Optional[Path] = None
         self._rows_in_file = 0
         self._closed_files: list[Path] = []
@@ -58,6 +57,8 @@ class ParquetDatasetSink:
         if batch.num_rows == 0:
             return
         if self._writer is None:
+            import pyarrow.parquet as pq  # imported on use, not with fastsource
+
             self._path = self._in_progress / f"{uuid.uuid4().hex}.parquet"
             self._writer = pq.ParquetWriter(self._path, batch.schema, compression=self.compression)
         self._writer.write_batch(batch)
