@@ -39,35 +39,38 @@ def parse_offsets(text: str, topics: Sequence[str]) -> Optional[dict[tuple[str, 
     return result
 
 
+def _offsets_or_time(spec: str, topics: Sequence[str]) -> Optional[OffsetsInitializer]:
+    """The initializer for a per-partition offsets spec or a time spec; None if `spec` is neither."""
+    offsets = parse_offsets(spec, topics)
+    if offsets is not None:
+        return OffsetsInitializer.offsets(offsets)
+    ms = parse_time_ms(spec)
+    return OffsetsInitializer.timestamp(ms) if ms is not None else None
+
+
 def starting_offsets(spec: str, topics: Sequence[str]) -> OffsetsInitializer:
     """earliest | latest | committed | time (ISO-8601 or epoch ms) | [topic:]partition=offset,..."""
     if spec in ("earliest", "latest"):
         return getattr(OffsetsInitializer, spec)()
     if spec == "committed":
         return OffsetsInitializer.committed(reset="earliest")
-    offsets = parse_offsets(spec, topics)
-    if offsets is not None:
-        return OffsetsInitializer.offsets(offsets)
-    ms = parse_time_ms(spec)
-    if ms is not None:
-        return OffsetsInitializer.timestamp(ms)
-    raise ConfigError(f"bad --from {spec!r}: use earliest, latest, committed, an ISO-8601 time, "
-                      "epoch ms, or [topic:]partition=offset,...")
+    initializer = _offsets_or_time(spec, topics)
+    if initializer is None:
+        raise ConfigError(f"bad --from {spec!r}: use earliest, latest, committed, an ISO-8601 time, "
+                          "epoch ms, or [topic:]partition=offset,...")
+    return initializer
 
 
 def stopping_offsets(spec: str, topics: Sequence[str]) -> Optional[OffsetsInitializer]:
-    """latest | follow (unbounded) | time | [topic:]partition=offset,..."""
+    """latest | follow (unbounded) | committed | time | [topic:]partition=offset,..."""
     if spec == "latest":
         return OffsetsInitializer.latest()
     if spec == "follow":
         return None
     if spec == "committed":
         return OffsetsInitializer.committed()
-    offsets = parse_offsets(spec, topics)
-    if offsets is not None:
-        return OffsetsInitializer.offsets(offsets)
-    ms = parse_time_ms(spec)
-    if ms is not None:
-        return OffsetsInitializer.timestamp(ms)
-    raise ConfigError(f"bad --to {spec!r}: use latest, follow, committed, an ISO-8601 time, epoch ms, "
-                      "or [topic:]partition=offset,...")
+    initializer = _offsets_or_time(spec, topics)
+    if initializer is None:
+        raise ConfigError(f"bad --to {spec!r}: use latest, follow, committed, an ISO-8601 time, "
+                          "epoch ms, or [topic:]partition=offset,...")
+    return initializer

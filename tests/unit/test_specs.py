@@ -1,0 +1,35 @@
+"""Command-line offset specs."""
+import pytest
+
+from fastsource.errors import ConfigError
+from fastsource.specs import parse_time_ms, starting_offsets, stopping_offsets
+
+
+def test_times_are_epoch_ms_or_iso_8601_in_utc():
+    assert parse_time_ms("1700000000000") == 1_700_000_000_000
+    assert parse_time_ms("2023-11-14T22:13:20") == 1_700_000_000_000
+    assert parse_time_ms("2023-11-14T23:13:20+01:00") == 1_700_000_000_000
+    assert parse_time_ms("soon") is None
+
+
+def test_starting_specs():
+    assert starting_offsets("earliest", ["t"]).kind == "earliest"
+    assert starting_offsets("committed", ["t"]).reset == "earliest"
+    assert starting_offsets("0=5,1=7", ["t"]).offsets_map == {("t", 0): 5, ("t", 1): 7}
+    assert starting_offsets("a:0=5,b:2=1", ["a", "b"]).offsets_map == {("a", 0): 5, ("b", 2): 1}
+    assert starting_offsets("2023-11-14T22:13:20Z", ["t"]).timestamp_ms == 1_700_000_000_000
+
+
+def test_stopping_specs():
+    assert stopping_offsets("follow", ["t"]) is None
+    assert stopping_offsets("latest", ["t"]).kind == "latest"
+    assert stopping_offsets("0=9", ["t"]).offsets_map == {("t", 0): 9}
+
+
+def test_bad_specs_name_the_problem():
+    with pytest.raises(ConfigError, match="bad --from"):
+        starting_offsets("whenever", ["t"])
+    with pytest.raises(ConfigError, match="topic:partition=offset"):
+        starting_offsets("0=5", ["a", "b"])
+    with pytest.raises(ConfigError, match="bad offset spec"):
+        stopping_offsets("x=y", ["t"])
