@@ -55,6 +55,9 @@ class SourceReaderBase:
         return self._queue.available
 
     def start(self) -> None:
+        """Register with the coordinator; the fetcher starts now so that its consumer connects to the
+        cluster while the enumerator is still discovering splits."""
+        self._fetcher_manager.fetcher()
         self._transport.send_to_coordinator(ReaderRegistrationEvent(self.reader_id))
 
     def poll_next(self) -> tuple[InputStatus, Optional[pa.RecordBatch]]:
