@@ -55,9 +55,8 @@ class SourceReaderBase:
         return self._queue.available
 
     def start(self) -> None:
-        """Register with the coordinator; the fetcher starts now so that its consumer connects to the
-        cluster while the enumerator is still discovering splits."""
-        self._fetcher_manager.fetcher()
+        """Register with the coordinator. The fetcher (and its consumer) starts with the first splits:
+        a consumer created earlier can wait up to a second for the assigned topics' metadata."""
         self._transport.send_to_coordinator(ReaderRegistrationEvent(self.reader_id))
 
     def poll_next(self) -> tuple[InputStatus, Optional[pa.RecordBatch]]:

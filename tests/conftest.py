@@ -54,7 +54,7 @@ def bootstrap() -> str:
 
 @pytest.fixture
 def make_topic(bootstrap):
-    """Create a uniquely named topic: make_topic(partitions=1, **config) -> name."""
+    """Create a uniquely named topic without time-based retention: make_topic(partitions=1, **config)."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -62,6 +62,9 @@ def make_topic(bootstrap):
 
     def make(partitions: int = 1, prefix: str = "t", **config: str) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        # Tests write records with timestamps far in the past; time-based retention would delete them
+        # mid-test (the broker checks every 5 minutes).
+        config = {"retention.ms": "-1", **config}
         admin.create_topics([NewTopic(name, partitions, 1, config=config)])[name].result()
         created.append(name)
         return name
