@@ -54,6 +54,11 @@ def test_bad_input_gives_one_line_errors_and_exit_code_2(bootstrap, make_topic, 
         assert done.returncode == 2, (args, done.stderr)
         assert expected in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    for args, expected in [(["-b", "127.0.0.1:9", "-t", topic], "127.0.0.1:9")]:
+        done = cli("read", *args, cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stderr)
+        assert expected in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def committed_rows(directory: Path) -> Counter:
