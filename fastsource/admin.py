@@ -5,7 +5,8 @@ which runs on the same librdkafka as the compiled fetch path.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Union
+import time
+from typing import Callable, Iterable, Mapping, TypeVar, Union
 
 from confluent_kafka import (ConsumerGroupTopicPartitions, IsolationLevel, KafkaException,
                              TopicPartition)
@@ -16,6 +17,7 @@ from fastsource.errors import BrokerUnavailableError, ConfigError, KafkaFetchErr
 TopicPartitionKey = tuple[str, int]
 OffsetQuery = Union[str, int]  # "earliest", "latest" or a timestamp in ms
 OFFSET_INVALID = -1001
+T = TypeVar("T")
 
 # Client properties meaningful to an admin client; the rest (fetch sizes, ...) belong to consumers.
 _ADMIN_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.id", "socket.",
@@ -44,14 +46,27 @@ class KafkaAdmin:
         return BrokerUnavailableError(f"no Kafka broker answered at {self.bootstrap_servers} within "
                                       f"{self.timeout_s:g} s ({exc})")
 
-    def topics(self) -> dict[str, int]:
-        """Every topic (internal ones excluded) with its partition count."""
-        try:
-            metadata = self._client.list_topics(timeout=self.timeout_s)
-        except KafkaException as exc:
-            raise self._unreachable(exc) from exc
-        return {name: len(t.partitions) for name, t in metadata.topics.items()
-                if t.error is None and not name.startswith("__")}
+    def topics(self, wanted: Callable[[str], bool] = lambda name: True) -> dict[str, int]:
+        """Every topic (internal ones excluded) with its partition count.
+
+        A `wanted` topic still electing its leaders (a retriable error in its metadata) is asked for
+        again until `timeout_s`, so that a topic created a moment ago is not reported missing.
+        """
+        deadline = time.monotonic() + self.timeout_s
+        backoff = 0.02
+        while True:
+            try:
+                metadata = self._client.list_topics(timeout=self.timeout_s)
+            except KafkaException as exc:
+                raise self._unreachable(exc) from exc
+            settling = [t for name, t in metadata.topics.items()
+                        if t.error is not None and t.error.retriable() and wanted(name)
+                        and not name.startswith("__")]
+            if not settling or time.monotonic() + backoff > deadline:
+                return {name: len(t.partitions) for name, t in metadata.topics.items()
+                        if t.error is None and not name.startswith("__")}
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 0.5)
 
     def list_offsets(self, partitions: Iterable[TopicPartitionKey],
                      query: OffsetQuery) -> dict[TopicPartitionKey, int]:
@@ -69,12 +84,13 @@ class KafkaAdmin:
         else:
             spec = OffsetSpec.for_timestamp(int(query))
         request = {TopicPartition(t, p): spec for t, p in partitions}
-        try:
+
+        def ask() -> dict[TopicPartitionKey, int]:
             futures = self._client.list_offsets(request, isolation_level=self._isolation,
                                                 request_timeout=self.timeout_s)
             return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
-        except KafkaException as exc:
-            raise self._offsets_error(exc, "list offsets") from exc
+
+        return self._retrying(ask, "list offsets")
 
     def committed(self, group_id: str,
                   partitions: Iterable[TopicPartitionKey]) -> dict[TopicPartitionKey, int | None]:
@@ -83,17 +99,45 @@ class KafkaAdmin:
         if not partitions:
             return {}
         request = [ConsumerGroupTopicPartitions(group_id, [TopicPartition(t, p) for t, p in partitions])]
-        try:
+
+        def ask() -> ConsumerGroupTopicPartitions:
             futures = self._client.list_consumer_group_offsets(request, request_timeout=self.timeout_s)
-            result = futures[group_id].result()
-        except KafkaException as exc:
-            raise self._offsets_error(exc, f"read committed offsets of group {group_id!r}") from exc
+            return futures[group_id].result()
+
+        result = self._retrying(ask, f"read committed offsets of group {group_id!r}")
         return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
                 for tp in result.topic_partitions}
 
-    def _offsets_error(self, exc: KafkaException, what: str) -> Exception:
+    def _retrying(self, request: Callable[[], T], what: str) -> T:
+        """Run `request`, repeating it on retriable broker errors until `timeout_s` has passed.
+
+        A topic created a moment ago answers NOT_LEADER_FOR_PARTITION or LEADER_NOT_AVAILABLE until
+        its leaders are elected; a reader started right after creating a topic must not fail on that.
+        """
+        deadline = time.monotonic() + self.timeout_s
+        backoff = 0.02
+        while True:
+            try:
+                return request()
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = getattr(error, "retriable", None)
+                if (retriable is None or not retriable() or self._is_unreachable(exc)
+                        or time.monotonic() + backoff > deadline):
+                    raise self._offsets_error(exc, what) from exc
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 0.5)
+
+    @staticmethod
+    def _error_name(exc: KafkaException) -> str:
         error = exc.args[0] if exc.args else None
-        name = error.name() if hasattr(error, "name") else str(exc)
-        if name in ("_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN"):
+        return error.name() if hasattr(error, "name") else str(exc)
+
+    def _is_unreachable(self, exc: KafkaException) -> bool:
+        return self._error_name(exc) in ("_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN")
+
+    def _offsets_error(self, exc: KafkaException, what: str) -> Exception:
+        if self._is_unreachable(exc):
             return self._unreachable(exc)
-        return KafkaFetchError(f"could not {what} on {self.bootstrap_servers}: {exc}", name=name)
+        return KafkaFetchError(f"could not {what} on {self.bootstrap_servers}: {exc}",
+                               name=self._error_name(exc))

@@ -23,7 +23,7 @@ class TopicListSubscriber:
             raise ConfigError(f"topics must be a non-empty list of topic names, got {topics!r}")
 
     def partitions(self, admin: KafkaAdmin, strict: bool = True) -> set[TopicPartitionKey]:
-        existing = admin.topics()
+        existing = admin.topics(wanted=set(self.topics).__contains__)
         missing = [t for t in self.topics if t not in existing]
         if missing and strict:
             raise UnknownTopicError(f"topic{'s' if len(missing) > 1 else ''} "
@@ -40,8 +40,12 @@ class TopicPatternSubscriber:
         except re.error as exc:
             raise ConfigError(f"invalid topic_pattern {pattern!r}: {exc}") from exc
 
+    def _matches(self, topic: str) -> bool:
+        return self.pattern.fullmatch(topic) is not None
+
     def partitions(self, admin: KafkaAdmin, strict: bool = True) -> set[TopicPartitionKey]:
-        return {(t, p) for t, n in admin.topics().items() if self.pattern.fullmatch(t)
+        return {(t, p) for t, n in admin.topics(wanted=self._matches).items()
+                if self._matches(t)
                 for p in range(n)}
 
 
@@ -54,7 +58,7 @@ class PartitionSetSubscriber:
             raise ConfigError("partitions must list at least one (topic, partition)")
 
     def partitions(self, admin: KafkaAdmin, strict: bool = True) -> set[TopicPartitionKey]:
-        existing = admin.topics()
+        existing = admin.topics(wanted={t for t, _ in self.wanted}.__contains__)
         missing = sorted(tp for tp in self.wanted if existing.get(tp[0], 0) <= tp[1])
         if missing and strict:
             raise UnknownTopicError("partition(s) not found on " + admin.bootstrap_servers + ": "

@@ -21,7 +21,7 @@ class FakeAdmin:
         self.partition_counts = dict(topics)
         self.earliest, self.latest = earliest, latest
 
-    def topics(self):
+    def topics(self, wanted=None):
         return dict(self.partition_counts)
 
     def list_offsets(self, partitions, query):
