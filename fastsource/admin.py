@@ -19,6 +19,12 @@ OffsetQuery = Union[str, int]  # "earliest", "latest" or a timestamp in ms
 OFFSET_INVALID = -1001
 T = TypeVar("T")
 
+# Client defaults of every librdkafka handle fastsource creates (the user's properties win).
+# librdkafka drops its bootstrap connection once it has learned the brokers' ids, and the request
+# in flight on it waits out a "sparse connect" pause of reconnect.backoff.ms / 2 (50 ms by default)
+# before it is sent again: measured 54 ms -> 13 ms for a first metadata request on loopback.
+CONNECT_DEFAULTS = {"reconnect.backoff.ms": "10"}
+
 # Client properties meaningful to an admin client; the rest (fetch sizes, ...) belong to consumers.
 _ADMIN_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.id", "socket.",
                    "broker.address.family", "metadata.", "topic.metadata.", "reconnect.",
@@ -30,7 +36,8 @@ class KafkaAdmin:
 
     def __init__(self, bootstrap_servers: str, properties: Mapping[str, str] | None = None,
                  timeout_s: float = 15.0, read_committed: bool = False) -> None:
-        config = {k: v for k, v in (properties or {}).items() if k.startswith(_ADMIN_PREFIXES)}
+        config = dict(CONNECT_DEFAULTS)
+        config.update((k, v) for k, v in (properties or {}).items() if k.startswith(_ADMIN_PREFIXES))
         config["bootstrap.servers"] = bootstrap_servers
         config.setdefault("log_level", 0)
         try:
