@@ -8,6 +8,20 @@
 #include <time.h>
 #include "rdkafka_abi.h"
 
+/* This process's peak RSS in MB (VmHWM), as the Python readers report it. */
+static double peak_rss_mb(void) {
+    char line[256];
+    double kb = 0;
+    FILE *status = fopen("/proc/self/status", "r");
+    if (!status)
+        return 0;
+    while (fgets(line, sizeof(line), status))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kb = atof(line + 6);
+    fclose(status);
+    return kb / 1024;
+}
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -81,7 +95,7 @@ int main(int argc, char **argv) {
     rd_kafka_queue_destroy(queue);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    printf("{\"messages\": %lld, \"bytes\": %lld, \"seconds\": %.6f, \"seconds_from_first\": %.6f}\n",
-           count, bytes, done - started, count ? done - first : 0.0);
+    printf("{\"messages\": %lld, \"bytes\": %lld, \"seconds\": %.6f, \"seconds_from_first\": %.6f, "
+           "\"peak_rss_mb\": %.1f}\n", count, bytes, done - started, count ? done - first : 0.0, peak_rss_mb());
     return 0;
 }

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=5_000_000)
     parser.add_argument("--rss-messages", type=int, default=20_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", default=quick_default,
                         help="smoke run: 100 k messages, 1 round")
     parser.add_argument("--full", dest="quick", action="store_false", help="the full run")
@@ -158,22 +158,30 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
         for case, readers in results.items():
             print(f"### {case}")
             print()
-            print("| reader | msg/s, whole process | msg/s, connect to end | MB/s (key+value), whole process |")
-            print("|---|---:|---:|---:|")
+            print("| reader | msg/s, whole process | msg/s, connect to end | MB/s (key+value), whole process "
+                  "| peak RSS MB |")
+            print("|---|---:|---:|---:|---:|")
             medians = {}
             for name, runs in readers.items():
                 wall = statistics.median(r["wall_seconds"] for r in runs)
                 inner = statistics.median(r["seconds"] for r in runs)
                 medians[name] = (n / wall, n / inner)
                 mb = runs[0]["bytes"] / wall / 1e6
-                print(f"| {name} | {n / wall:,.0f} | {n / inner:,.0f} | {mb:,.1f} |")
+                rss_mb = statistics.median(r["peak_rss_mb"] for r in runs if "peak_rss_mb" in r) \
+                    if any("peak_rss_mb" in r for r in runs) else float("nan")
+                print(f"| {name} | {n / wall:,.0f} | {n / inner:,.0f} | {mb:,.1f} | {rss_mb:,.0f} |")
             print()
             names = list(medians)
             fast = [k for k in names if "fastsource" in k][0]
             for other in names:
                 if other != fast:
+                    # Runs of one round are adjacent in time, so their ratio is less exposed to the
+                    # machine's drift than the ratio of medians.
+                    paired = statistics.median(o["wall_seconds"] / f["wall_seconds"]
+                                               for f, o in zip(readers[fast], readers[other]))
                     print(f"- fastsource / {other}: {medians[fast][0] / medians[other][0]:.2f}x whole process, "
-                          f"{medians[fast][1] / medians[other][1]:.2f}x connect to end")
+                          f"{medians[fast][1] / medians[other][1]:.2f}x connect to end (ratio of medians); "
+                          f"{paired:.2f}x whole process (median of the per-round ratios)")
             print()
         print("### Peak RSS of a fastsource read (whole process)")
         print()
