@@ -7,7 +7,7 @@ control decisions; this module only fetches, copies and keeps the per-split fetc
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uintptr_t, INT32_MAX
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memchr, memcpy, memset, strcmp, strlen
+from libc.string cimport memchr, memcpy, memset, strcmp, strlen, strstr
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastsource.includes.librdkafka cimport *
@@ -308,6 +308,8 @@ cdef struct CoreState:
     int last_error
     int64_t down_since_ms      # first all-brokers-down error not followed by a record; -1 when up
     bint fatal
+    bint oversize              # a fetch response exceeded receive.message.max.bytes
+    char error_text[256]       # librdkafka's own words for the error that stopped a fetch
 
 
 cdef inline int64_t now_ms() noexcept nogil:
@@ -323,6 +325,28 @@ cdef void _error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) n
         st.down_since_ms = now_ms()
     if err == RD_KAFKA_RESP_ERR__FATAL:
         st.fatal = 1
+    if reason != NULL:
+        note_oversize(st, reason, strlen(reason))
+
+
+cdef bint note_oversize(CoreState *st, const char *reason, size_t n) noexcept nogil:
+    """Whether `reason` says a fetch response exceeded receive.message.max.bytes; records it if so.
+
+    A record batch larger than the fetch limits makes the broker's whole response too large for
+    librdkafka, which drops the connection and fetches the same batch again, forever. It tells the
+    application either through the error callback or as an error event in the consumer queue.
+    """
+    cdef char text[256]
+    if n > sizeof(text) - 1:
+        n = sizeof(text) - 1
+    memcpy(text, reason, n)
+    text[n] = 0
+    if strstr(text, "receive.message.max.bytes") == NULL:
+        return 0
+    if not st.oversize:
+        memcpy(st.error_text, text, n + 1)
+        st.oversize = 1
+    return 1
 
 
 cdef void _commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -626,12 +650,16 @@ cdef class Consumer:
         cdef Slot *s
         cdef int i
         cdef bint any_active
+        cdef size_t text_len
         while True:
             if self.woken:
                 self.woken = 0
                 return 0
             if self.state.fatal:
                 err_code[0] = RD_KAFKA_RESP_ERR__FATAL
+                return 1
+            if self.state.oversize:
+                err_code[0] = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
                 return 1
             if self.msg_pos >= self.msg_cnt:
                 any_active = 0
@@ -701,6 +729,23 @@ cdef class Consumer:
             else:
                 idx = self._find_slot(m) if m.rkt != NULL else -1
                 err_code[0] = m.err
+                self.state.error_text[0] = 0
+                if m.payload != NULL and note_oversize(&self.state, <const char *> m.payload, m.len):
+                    err_code[0] = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
+                    idx = -1
+                elif m.rkt == NULL:
+                    # A client-level event (a group coordinator look-up that failed, a dropped
+                    # connection): librdkafka retries on its own and fastsource needs no group to
+                    # read, so it is recorded for stats() and the fetch goes on. Lost brokers end
+                    # a read through broker_timeout_ms, fatal errors through the error callback.
+                    self.state.last_error = m.err
+                    rd_kafka_message_destroy(m)
+                    self.msg_pos += 1
+                    continue
+                elif m.payload != NULL and m.len > 0:
+                    text_len = min(m.len, sizeof(self.state.error_text) - 1)
+                    memcpy(self.state.error_text, m.payload, text_len)
+                    self.state.error_text[text_len] = 0
                 err_slot[0] = idx
                 err_offset[0] = m.offset
                 rd_kafka_message_destroy(m)
@@ -780,11 +825,32 @@ cdef class Consumer:
             partition = self.slots[slot].partition
         name = rd_kafka_err2name(code).decode()
         reason = rd_kafka_err2str(code).decode()
+        if self.state.error_text[0] != 0:
+            reason = f"{reason} ({self.state.error_text.decode(errors='replace')})"
         if code == RD_KAFKA_RESP_ERR__FATAL:
             return FetchError(code, name, self._fatal_reason())
         if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
             return FetchError(code, name, f"no broker answered for {self.broker_timeout_ms} ms")
+        if code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE and slot < 0:
+            return self._oversize_error(code, name)
         return FetchError(code, name, reason, topic, partition, offset)
+
+    cdef object _oversize_error(self, int code, str name):
+        """The response does not say which partition it was for: name the splits being fetched, at
+        the offsets where their next record batch starts (one of them is too large)."""
+        cdef Slot *s
+        cdef int i
+        waiting = []
+        for i in range(self.nslots):
+            s = &self.slots[i]
+            if s.active and not s.paused:
+                waiting.append((self._topics[s.topic_index], s.partition, s.next_offset))
+        reason = self.state.error_text.decode(errors="replace")
+        if len(waiting) == 1:
+            topic, partition, offset = waiting[0]
+            return FetchError(code, name, reason, topic, partition, offset)
+        where = ", ".join(f"{t}[{p}] at offset {o}" for t, p, o in waiting)
+        return FetchError(code, name, f"{reason}; the record batch is the next one of: {where}")
 
     cdef str _fatal_reason(self):
         cdef char errstr[512]

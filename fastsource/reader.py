@@ -60,8 +60,9 @@ class SourceReaderBase:
         self._transport.send_to_coordinator(ReaderRegistrationEvent(self.reader_id))
 
     def poll_next(self) -> tuple[InputStatus, Optional[pa.RecordBatch]]:
+        """The next batch. A fetcher's error is raised only once the batches it fetched before
+        failing have been returned, so nothing read before an error is lost."""
         self._drain_inbox()
-        self._fetcher_manager.check_errors()
         while True:
             records = self._queue.poll()
             if records is None:
@@ -76,6 +77,7 @@ class SourceReaderBase:
                 self._on_split_finished(split_id)
             if batch is not None and batch.num_rows:
                 return InputStatus.MORE_AVAILABLE, batch
+        self._fetcher_manager.check_errors()
         if self._no_more_splits and not self.states and self._inbox.empty():
             return InputStatus.END_OF_INPUT, None
         return InputStatus.NOTHING_AVAILABLE, None

@@ -119,10 +119,11 @@ class KafkaPartitionSplitReader:
                 "Kafka property auto.offset.reset=earliest|latest to skip to a valid offset instead",
                 **coordinates)
         if exc.code == ERR_MSG_SIZE_TOO_LARGE:
+            where = (f"of {exc.topic}[{exc.partition}] at offset {exc.offset}" if exc.topic is not None
+                     else "of one of this reader's splits")
             return RecordTooLargeError(
-                f"a record of {exc.topic}[{exc.partition}] at offset {exc.offset} is larger than the "
-                f"fetch limits ({exc.reason}); raise fetch.max.bytes / max.partition.fetch.bytes / "
-                "receive.message.max.bytes", **coordinates)
+                f"a record batch {where} is larger than the fetch limits ({exc.reason}); raise "
+                "receive.message.max.bytes (and fetch.max.bytes) to read it", **coordinates)
         if exc.code == ERR_ALL_BROKERS_DOWN:
             return BrokerUnavailableError(f"lost every broker of {self._bootstrap}: {exc.reason}")
         return KafkaFetchError(f"fetch failed: {exc}", **coordinates)

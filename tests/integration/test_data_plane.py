@@ -165,3 +165,24 @@ def test_large_values_and_many_partitions(bootstrap, make_topic):
     table = fs.KafkaSource(bootstrap, topics=[topic]).read_all()
     sizes = sorted(len(v) for v in table.column("value").to_pylist())
     assert sizes == [5] * 12 + [1 << 20] * 12
+
+
+def test_a_record_batch_larger_than_the_fetch_limits_is_reported_not_skipped(bootstrap, make_topic):
+    topic = make_topic(**{"max.message.bytes": str(8 << 20)})
+    big = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 8 << 20})
+    for value in (b"small", b"x" * (3 << 20), b"after"):  # one record batch each
+        big.produce(topic, value=value, partition=0)
+        big.flush(30)
+    limits = {"receive.message.max.bytes": str(1 << 20), "fetch.max.bytes": str(512 << 10),
+              "max.partition.fetch.bytes": str(256 << 10), "message.max.bytes": str(256 << 10)}
+    source = fs.KafkaSource(bootstrap, topics=[topic], properties=limits)
+    offsets = []
+    started = time.monotonic()
+    with pytest.raises(fs.RecordTooLargeError) as info:
+        with source.open() as stream:
+            for batch in stream:
+                offsets += batch.column("offset").to_pylist()
+    assert time.monotonic() - started < 30
+    assert offsets == [0]                                  # what came before is delivered
+    assert (info.value.topic, info.value.partition, info.value.offset) == (topic, 0, 1)
+    assert "receive.message.max.bytes" in str(info.value)

@@ -42,6 +42,7 @@ class ScriptedSplitReader:
         self.fetches = 0
         self.paused: set[str] = set()
         self.fail_with: Exception | None = None
+        self.fail_after: int | None = None     # fetches that succeed before fail_with is raised
         self.closed = False
         self._wake = threading.Event()
 
@@ -59,7 +60,7 @@ class ScriptedSplitReader:
 
     def fetch(self) -> RecordsWithSplitIds:
         self.fetches += 1
-        if self.fail_with is not None:
+        if self.fail_with is not None and (self.fail_after is None or self.fetches > self.fail_after):
             raise self.fail_with
         for split_id, (topic, partition, nxt, stop) in list(self.splits.items()):
             if split_id in self.paused:
@@ -187,6 +188,25 @@ def test_a_fetcher_error_surfaces_on_the_reader_thread():
     finally:
         reader.close()
     assert scripted.closed
+
+
+def test_batches_fetched_before_an_error_are_returned_before_it():
+    scripted = ScriptedSplitReader(per_fetch=3)
+    scripted.fail_with = RuntimeError("record too large")
+    scripted.fail_after = 2
+    reader, _ = make_reader(scripted)
+    offsets = []
+    try:
+        reader.add_splits([KafkaPartitionSplit("t", 0, 0, 100)])
+        wait_until(lambda: scripted.fetches > 2)  # both batches queued, the error recorded
+        with pytest.raises(RuntimeError, match="record too large"):
+            while True:
+                _, batch = poll_batch(reader)
+                offsets += batch.column("offset").to_pylist()
+    finally:
+        reader.close()
+    assert offsets == [0, 1, 2, 3, 4, 5]
+    assert reader.states["t-0"].current_offset == 6
 
 
 def test_pause_and_resume_reach_the_split_reader():
