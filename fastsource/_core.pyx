@@ -403,6 +403,11 @@ cdef class Consumer:
     cdef int64_t h_count
     cdef int64_t rows
     cdef int64_t data_bytes
+    # Sizes of the last batch: the next one's buffers are reserved at these sizes up front, which
+    # saves the copies and page faults of growing them from nothing by doubling.
+    cdef int64_t last_rows
+    cdef int64_t last_key_bytes
+    cdef int64_t last_value_bytes
 
     def __cinit__(self):
         self.rk = NULL
@@ -554,6 +559,17 @@ cdef class Consumer:
     # ------------------------------------------------------------------ fetch
 
     cdef void _reset_builders(self) except *:
+        cdef int64_t n = self.last_rows
+        if n > 0 and (buf_reserve(&self.c_topic, 4 * n, 0) < 0
+                      or buf_reserve(&self.c_partition, 4 * n, 0) < 0
+                      or buf_reserve(&self.c_offset, 8 * n, 0) < 0
+                      or buf_reserve(&self.c_timestamp, 8 * n, 0) < 0
+                      or buf_reserve(&self.c_tstype, n, 0) < 0
+                      or buf_reserve(&self.c_key.offsets, 4 * (n + 1), 0) < 0
+                      or buf_reserve(&self.c_value.offsets, 4 * (n + 1), 0) < 0
+                      or buf_reserve(&self.c_key.data, self.last_key_bytes, 0) < 0
+                      or buf_reserve(&self.c_value.data, self.last_value_bytes, 0) < 0):
+            raise MemoryError()
         if bincol_init(&self.c_key) < 0 or bincol_init(&self.c_value) < 0:
             raise MemoryError()
         if self.include_headers and (bincol_init(&self.h_key) < 0 or bincol_init(&self.h_value) < 0
@@ -866,6 +882,9 @@ cdef class Consumer:
 
     cdef object _take_batch(self):
         n = self.rows
+        self.last_rows = n
+        self.last_key_bytes = self.c_key.data.size
+        self.last_value_bytes = self.c_value.data.size
         indices = pa.Array.from_buffers(pa.int32(), n, [None, buf_take(&self.c_topic)])
         columns = [
             pa.DictionaryArray.from_arrays(indices, self._topic_dictionary),

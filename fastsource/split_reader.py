@@ -71,6 +71,9 @@ def consumer_config(bootstrap_servers: str, group_id: Optional[str],
         # (default 1 s): a reader whose decoding is slower than fetching then stalls for a second
         # each time it has drained the queue. Measured: JSON reads 0.65 -> 1.35 M records/s.
         "fetch.queue.backoff.ms": "10",
+        # Smaller fetch responses than librdkafka's 1 MiB per partition: measured on loopback with
+        # 4 partitions, 100-byte records 2.7 -> 3.6 M/s, 1 KB records 1.45 -> 1.56 M/s.
+        "max.partition.fetch.bytes": "524288",
         **CONNECT_DEFAULTS,
     }
     config.update({k: str(v) for k, v in properties.items()})

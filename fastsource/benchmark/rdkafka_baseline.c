@@ -52,6 +52,8 @@ int main(int argc, char **argv) {
     set(conf, "queued.min.messages", "200000");
     set(conf, "fetch.wait.max.ms", "100");
     set(conf, "fetch.queue.backoff.ms", "10");
+    set(conf, "max.partition.fetch.bytes", "524288");
+    set(conf, "reconnect.backoff.ms", "10");
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (!rk) {
         fprintf(stderr, "%s\n", err);

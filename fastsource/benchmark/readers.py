@@ -50,7 +50,8 @@ def confluent_batches(bootstrap: str, topic: str, partitions: int):
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "fastsource-bench-py",
                          "enable.auto.commit": False, "enable.partition.eof": True,
                          "queued.min.messages": 200000, "fetch.wait.max.ms": 100,
-                         "fetch.queue.backoff.ms": 10})
+                         "fetch.queue.backoff.ms": 10,
+                         "max.partition.fetch.bytes": 524288, "reconnect.backoff.ms": 10})
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     eof = set()
     try:
