@@ -13,10 +13,16 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from fastsource.includes.librdkafka cimport *
 
 import array as pyarray
+import logging
 
 import pyarrow as pa
 
 DEF MSG_ARRAY = 4096
+DEF LOG_LINES = 32
+DEF LOG_LINE_SIZE = 320
+
+# librdkafka's own log lines (connection failures, ...) go to this logger instead of stderr.
+librdkafka_log = logging.getLogger("fastsource.librdkafka")
 
 TIMESTAMP_TYPE = pa.timestamp("ms", tz="UTC")
 HEADERS_TYPE = pa.list_(pa.struct([pa.field("key", pa.string()), pa.field("value", pa.binary())]))
@@ -309,6 +315,12 @@ cdef struct CoreState:
     int64_t down_since_ms      # first all-brokers-down error not followed by a record; -1 when up
     bint fatal
     bint oversize              # a fetch response exceeded receive.message.max.bytes
+    # librdkafka log lines, kept by the log callback (which runs without the GIL, inside consume
+    # calls) until `fetch` hands them to `logging`.
+    int log_levels[LOG_LINES]
+    char log_lines[LOG_LINES][LOG_LINE_SIZE]
+    int log_count
+    int64_t logs_dropped
     char error_text[256]       # librdkafka's own words for the error that stopped a fetch
 
 
@@ -327,6 +339,31 @@ cdef void _error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) n
         st.fatal = 1
     if reason != NULL:
         note_oversize(st, reason, strlen(reason))
+
+
+cdef void _log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) noexcept nogil:
+    cdef CoreState *st = <CoreState *> rd_kafka_opaque(rk)
+    cdef size_t n, m
+    cdef char *line
+    if st == NULL:
+        return
+    if st.log_count >= LOG_LINES:
+        st.logs_dropped += 1
+        return
+    line = st.log_lines[st.log_count]
+    n = strlen(fac)
+    if n > 32:
+        n = 32
+    memcpy(line, fac, n)
+    line[n] = 58   # ':'
+    line[n + 1] = 32
+    m = strlen(buf)
+    if m > LOG_LINE_SIZE - n - 3:
+        m = LOG_LINE_SIZE - n - 3
+    memcpy(line + n + 2, buf, m)
+    line[n + 2 + m] = 0
+    st.log_levels[st.log_count] = level
+    st.log_count += 1
 
 
 cdef bint note_oversize(CoreState *st, const char *reason, size_t n) noexcept nogil:
@@ -433,7 +470,12 @@ cdef class Consumer:
                 rd_kafka_conf_destroy(conf)
                 raise ValueError(f"invalid Kafka client property {name}={value!r}: "
                                  f"{errstr.decode(errors='replace')}")
+        if "log.queue" not in config:
+            # Log lines are served by the fetch thread's consume calls, not printed by librdkafka's
+            # threads to stderr.
+            rd_kafka_conf_set(conf, b"log.queue", b"true", errstr, sizeof(errstr))
         rd_kafka_conf_set_opaque(conf, &self.state)
+        rd_kafka_conf_set_log_cb(conf, _log_cb)
         rd_kafka_conf_set_error_cb(conf, _error_cb)
         rd_kafka_conf_set_offset_commit_cb(conf, _commit_cb)
         self.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr))
@@ -441,6 +483,7 @@ cdef class Consumer:
             raise ValueError(f"cannot create Kafka consumer: {errstr.decode(errors='replace')}")
         rd_kafka_poll_set_consumer(self.rk)
         self.queue = rd_kafka_queue_get_consumer(self.rk)
+        rd_kafka_set_log_queue(self.rk, self.queue)
         self.schema = raw_schema(include_headers)
         self._reset_builders()
 
@@ -470,6 +513,7 @@ cdef class Consumer:
     def close(self) -> None:
         """Leave the assignment, close the consumer and free every buffer. Idempotent."""
         self._release()
+        self._flush_logs()
 
     cdef void _check_open(self) except *:
         if self.rk == NULL:
@@ -745,7 +789,6 @@ cdef class Consumer:
             else:
                 idx = self._find_slot(m) if m.rkt != NULL else -1
                 err_code[0] = m.err
-                self.state.error_text[0] = 0
                 if m.payload != NULL and note_oversize(&self.state, <const char *> m.payload, m.len):
                     err_code[0] = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
                     idx = -1
@@ -758,10 +801,12 @@ cdef class Consumer:
                     rd_kafka_message_destroy(m)
                     self.msg_pos += 1
                     continue
-                elif m.payload != NULL and m.len > 0:
-                    text_len = min(m.len, sizeof(self.state.error_text) - 1)
-                    memcpy(self.state.error_text, m.payload, text_len)
-                    self.state.error_text[text_len] = 0
+                else:
+                    self.state.error_text[0] = 0
+                    if m.payload != NULL and m.len > 0:
+                        text_len = min(m.len, sizeof(self.state.error_text) - 1)
+                        memcpy(self.state.error_text, m.payload, text_len)
+                        self.state.error_text[text_len] = 0
                 err_slot[0] = idx
                 err_offset[0] = m.offset
                 rd_kafka_message_destroy(m)
@@ -797,6 +842,7 @@ cdef class Consumer:
             if stopped == 2:
                 stopped = 0 if self._broker_answers() else 1
                 err_code = RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN
+        self._flush_logs()
         if stopped:
             self._pending_error = self._error(err_code, err_slot, err_offset)
         progress = []
@@ -822,6 +868,20 @@ cdef class Consumer:
             error, self._pending_error = self._pending_error, None
             raise error
         return batch, progress, finished
+
+    cdef void _flush_logs(self):
+        """Hand librdkafka's buffered log lines to the `fastsource.librdkafka` logger."""
+        cdef int i
+        cdef int level
+        for i in range(self.state.log_count):
+            level = self.state.log_levels[i]
+            py_level = (logging.CRITICAL if level <= 2 else logging.ERROR if level == 3 else
+                        logging.WARNING if level == 4 else logging.INFO if level <= 6 else logging.DEBUG)
+            librdkafka_log.log(py_level, "%s", self.state.log_lines[i].decode(errors="replace"))
+        self.state.log_count = 0
+        if self.state.logs_dropped:
+            librdkafka_log.warning("%d more librdkafka log lines dropped", self.state.logs_dropped)
+            self.state.logs_dropped = 0
 
     cdef bint _broker_answers(self) noexcept nogil:
         """A metadata round trip: the all-brokers-down state is over once one answers."""

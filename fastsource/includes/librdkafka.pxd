@@ -52,8 +52,14 @@ cdef extern from "rdkafka_abi.h":
     void rd_kafka_conf_set_error_cb(
         rd_kafka_conf_t *conf,
         void (*error_cb)(rd_kafka_t *rk, int err, const char *reason, void *opaque) noexcept nogil) nogil
+    void rd_kafka_conf_set_log_cb(
+        rd_kafka_conf_t *conf,
+        void (*log_cb)(const rd_kafka_t *rk, int level, const char *fac,
+                       const char *buf) noexcept nogil) nogil
     rd_kafka_t *rd_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errstr,
                              size_t errstr_size) nogil
+    void *rd_kafka_opaque(const rd_kafka_t *rk) nogil
+    rd_kafka_resp_err_t rd_kafka_set_log_queue(rd_kafka_t *rk, rd_kafka_queue_t *rkqu) nogil
     void rd_kafka_destroy(rd_kafka_t *rk) nogil
     rd_kafka_resp_err_t rd_kafka_poll_set_consumer(rd_kafka_t *rk) nogil
     rd_kafka_queue_t *rd_kafka_queue_get_consumer(rd_kafka_t *rk) nogil

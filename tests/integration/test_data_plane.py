@@ -2,6 +2,7 @@
 wake-up, data loss, decode errors and dead letters."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -167,7 +168,8 @@ def test_large_values_and_many_partitions(bootstrap, make_topic):
     assert sizes == [5] * 12 + [1 << 20] * 12
 
 
-def test_a_record_batch_larger_than_the_fetch_limits_is_reported_not_skipped(bootstrap, make_topic):
+def test_a_record_batch_larger_than_the_fetch_limits_is_reported_not_skipped(bootstrap, make_topic,
+                                                                              caplog):
     topic = make_topic(**{"max.message.bytes": str(8 << 20)})
     big = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 8 << 20})
     for value in (b"small", b"x" * (3 << 20), b"after"):  # one record batch each
@@ -185,4 +187,7 @@ def test_a_record_batch_larger_than_the_fetch_limits_is_reported_not_skipped(boo
     assert time.monotonic() - started < 30
     assert offsets == [0]                                  # what came before is delivered
     assert (info.value.topic, info.value.partition, info.value.offset) == (topic, 0, 1)
-    assert "receive.message.max.bytes" in str(info.value)
+    assert "Invalid response size" in str(info.value)             # librdkafka's words are kept
+    # librdkafka's own report of the failed receive reaches `logging`, not stderr
+    assert any(r.name == "fastsource.librdkafka" and r.levelno >= logging.ERROR
+               and "receive.message.max.bytes" in r.getMessage() for r in caplog.records)
