@@ -415,6 +415,7 @@ cdef class Consumer:
     cdef int msg_cnt
     cdef volatile int woken
     cdef bint include_headers
+    cdef bint own_logs         # librdkafka's log lines come through the consumer queue to `logging`
     cdef int64_t broker_timeout_ms
     cdef list _ids
     cdef dict _index
@@ -470,12 +471,14 @@ cdef class Consumer:
                 rd_kafka_conf_destroy(conf)
                 raise ValueError(f"invalid Kafka client property {name}={value!r}: "
                                  f"{errstr.decode(errors='replace')}")
-        if "log.queue" not in config:
-            # Log lines are served by the fetch thread's consume calls, not printed by librdkafka's
-            # threads to stderr.
+        self.own_logs = "log.queue" not in config
+        if self.own_logs:
+            # Log lines are served by the fetch thread's consume calls (one thread at a time, as
+            # the log buffer needs), not printed by librdkafka's threads to stderr. A user who sets
+            # log.queue keeps librdkafka's own logging.
             rd_kafka_conf_set(conf, b"log.queue", b"true", errstr, sizeof(errstr))
+            rd_kafka_conf_set_log_cb(conf, _log_cb)
         rd_kafka_conf_set_opaque(conf, &self.state)
-        rd_kafka_conf_set_log_cb(conf, _log_cb)
         rd_kafka_conf_set_error_cb(conf, _error_cb)
         rd_kafka_conf_set_offset_commit_cb(conf, _commit_cb)
         self.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr))
@@ -483,7 +486,8 @@ cdef class Consumer:
             raise ValueError(f"cannot create Kafka consumer: {errstr.decode(errors='replace')}")
         rd_kafka_poll_set_consumer(self.rk)
         self.queue = rd_kafka_queue_get_consumer(self.rk)
-        rd_kafka_set_log_queue(self.rk, self.queue)
+        if self.own_logs:
+            rd_kafka_set_log_queue(self.rk, self.queue)
         self.schema = raw_schema(include_headers)
         self._reset_builders()
 
