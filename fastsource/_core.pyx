@@ -341,9 +341,19 @@ cdef void _error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) n
         note_oversize(st, reason, strlen(reason))
 
 
+cdef inline size_t copy_text(char *dst, size_t capacity, const char *src, size_t n) noexcept nogil:
+    """Copy at most `capacity - 1` bytes of `src[:n]` into `dst`, NUL-terminated; returns the length."""
+    if n > capacity - 1:
+        n = capacity - 1
+    if n > 0:
+        memcpy(dst, src, n)
+    dst[n] = 0
+    return n
+
+
 cdef void _log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) noexcept nogil:
     cdef CoreState *st = <CoreState *> rd_kafka_opaque(rk)
-    cdef size_t n, m
+    cdef size_t n
     cdef char *line
     if st == NULL:
         return
@@ -351,17 +361,10 @@ cdef void _log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *
         st.logs_dropped += 1
         return
     line = st.log_lines[st.log_count]
-    n = strlen(fac)
-    if n > 32:
-        n = 32
-    memcpy(line, fac, n)
+    n = copy_text(line, 33, fac, strlen(fac))
     line[n] = 58   # ':'
     line[n + 1] = 32
-    m = strlen(buf)
-    if m > LOG_LINE_SIZE - n - 3:
-        m = LOG_LINE_SIZE - n - 3
-    memcpy(line + n + 2, buf, m)
-    line[n + 2 + m] = 0
+    copy_text(line + n + 2, LOG_LINE_SIZE - n - 2, buf, strlen(buf))
     st.log_levels[st.log_count] = level
     st.log_count += 1
 
@@ -374,10 +377,7 @@ cdef bint note_oversize(CoreState *st, const char *reason, size_t n) noexcept no
     application either through the error callback or as an error event in the consumer queue.
     """
     cdef char text[256]
-    if n > sizeof(text) - 1:
-        n = sizeof(text) - 1
-    memcpy(text, reason, n)
-    text[n] = 0
+    n = copy_text(text, sizeof(text), reason, n)
     if strstr(text, "receive.message.max.bytes") == NULL:
         return 0
     if not st.oversize:
@@ -714,7 +714,6 @@ cdef class Consumer:
         cdef Slot *s
         cdef int i
         cdef bint any_active
-        cdef size_t text_len
         while True:
             if self.woken:
                 self.woken = 0
@@ -806,11 +805,8 @@ cdef class Consumer:
                     self.msg_pos += 1
                     continue
                 else:
-                    self.state.error_text[0] = 0
-                    if m.payload != NULL and m.len > 0:
-                        text_len = min(m.len, sizeof(self.state.error_text) - 1)
-                        memcpy(self.state.error_text, m.payload, text_len)
-                        self.state.error_text[text_len] = 0
+                    copy_text(self.state.error_text, sizeof(self.state.error_text),
+                              <const char *> m.payload, m.len if m.payload != NULL else 0)
                 err_slot[0] = idx
                 err_offset[0] = m.offset
                 rd_kafka_message_destroy(m)

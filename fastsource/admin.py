@@ -6,10 +6,10 @@ which runs on the same librdkafka as the compiled fetch path.
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable, Mapping, TypeVar, Union
+from typing import Callable, Iterable, Iterator, Mapping, TypeVar, Union
 
-from confluent_kafka import (ConsumerGroupTopicPartitions, IsolationLevel, KafkaException,
-                             TopicPartition)
+from confluent_kafka import (ConsumerGroupTopicPartitions, IsolationLevel, KafkaError,
+                             KafkaException, TopicPartition)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from fastsource.errors import BrokerUnavailableError, ConfigError, KafkaFetchError
@@ -59,21 +59,19 @@ class KafkaAdmin:
         A `wanted` topic still electing its leaders (a retriable error in its metadata) is asked for
         again until `timeout_s`, so that a topic created a moment ago is not reported missing.
         """
-        deadline = time.monotonic() + self.timeout_s
-        backoff = 0.02
+        pauses = self._pauses()
         while True:
             try:
                 metadata = self._client.list_topics(timeout=self.timeout_s)
             except KafkaException as exc:
                 raise self._unreachable(exc) from exc
-            settling = [t for name, t in metadata.topics.items()
-                        if t.error is not None and t.error.retriable() and wanted(name)
-                        and not name.startswith("__")]
-            if not settling or time.monotonic() + backoff > deadline:
+            settling = any(t.error is not None and t.error.retriable() and wanted(name)
+                           and not name.startswith("__") for name, t in metadata.topics.items())
+            pause = next(pauses, None) if settling else None
+            if pause is None:
                 return {name: len(t.partitions) for name, t in metadata.topics.items()
                         if t.error is None and not name.startswith("__")}
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 0.5)
+            time.sleep(pause)
 
     def list_offsets(self, partitions: Iterable[TopicPartitionKey],
                      query: OffsetQuery) -> dict[TopicPartitionKey, int]:
@@ -121,24 +119,34 @@ class KafkaAdmin:
         A topic created a moment ago answers NOT_LEADER_FOR_PARTITION or LEADER_NOT_AVAILABLE until
         its leaders are elected; a reader started right after creating a topic must not fail on that.
         """
-        deadline = time.monotonic() + self.timeout_s
-        backoff = 0.02
+        pauses = self._pauses()
         while True:
             try:
                 return request()
             except KafkaException as exc:
-                error = exc.args[0] if exc.args else None
-                retriable = getattr(error, "retriable", None)
-                if (retriable is None or not retriable() or self._is_unreachable(exc)
-                        or time.monotonic() + backoff > deadline):
+                error = self._kafka_error(exc)
+                retriable = error is not None and error.retriable() and not self._is_unreachable(exc)
+                pause = next(pauses, None) if retriable else None
+                if pause is None:
                     raise self._offsets_error(exc, what) from exc
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 0.5)
+            time.sleep(pause)
+
+    def _pauses(self) -> Iterator[float]:
+        """Back-off pauses (20 ms, doubling up to 0.5 s) for as long as they fit in `timeout_s`."""
+        deadline = time.monotonic() + self.timeout_s
+        pause = 0.02
+        while time.monotonic() + pause <= deadline:
+            yield pause
+            pause = min(pause * 2, 0.5)
 
     @staticmethod
-    def _error_name(exc: KafkaException) -> str:
+    def _kafka_error(exc: KafkaException) -> KafkaError | None:
         error = exc.args[0] if exc.args else None
-        return error.name() if hasattr(error, "name") else str(exc)
+        return error if isinstance(error, KafkaError) else None
+
+    def _error_name(self, exc: KafkaException) -> str:
+        error = self._kafka_error(exc)
+        return error.name() if error is not None else str(exc)
 
     def _is_unreachable(self, exc: KafkaException) -> bool:
         return self._error_name(exc) in ("_TRANSPORT", "_TIMED_OUT", "_ALL_BROKERS_DOWN")
