@@ -1,7 +1,7 @@
 """One benchmark reader per process, printing one JSON line: messages, bytes, seconds, peak RSS.
 
-Usage: python readers.py IMPL BOOTSTRAP TOPIC PARTITIONS (run as a script by suite.py)
-IMPL: fastsource | confluent | fastsource-json | python-json
+Usage: python readers.py IMPL BOOTSTRAP TOPIC PARTITIONS [READERS] (run as a script by suite.py)
+IMPL: fastsource | confluent | fastsource-json | python-json; READERS: fastsource's parallelism (1)
 """
 from __future__ import annotations
 
@@ -30,13 +30,13 @@ def json_schema() -> pa.Schema:
                       ("amount", pa.float64()), ("ts", pa.int64())])
 
 
-def run_fastsource(bootstrap: str, topic: str, partitions: int, value_format=None) -> tuple[int, int]:
+def run_fastsource(bootstrap: str, topic: str, readers: int, value_format=None) -> tuple[int, int]:
     import fastsource as fs
 
     kwargs = {"value_format": value_format} if value_format is not None else {}
     source = fs.KafkaSource(bootstrap, topics=[topic], **kwargs)
     rows = nbytes = 0
-    with source.open() as stream:
+    with source.open(parallelism=readers) as stream:
         for batch in stream:
             rows += batch.num_rows
         nbytes = stream.metrics()["bytes"]
@@ -103,12 +103,13 @@ def run_python_json(bootstrap: str, topic: str, partitions: int) -> tuple[int, i
 
 def main() -> None:
     impl, bootstrap, topic, partitions = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    readers = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     connect = time.perf_counter()
     if impl == "fastsource":
-        rows, nbytes = run_fastsource(bootstrap, topic, partitions)
+        rows, nbytes = run_fastsource(bootstrap, topic, readers)
     elif impl == "fastsource-json":
         import fastsource as fs
-        rows, nbytes = run_fastsource(bootstrap, topic, partitions, fs.formats.Json(json_schema()))
+        rows, nbytes = run_fastsource(bootstrap, topic, readers, fs.formats.Json(json_schema()))
     elif impl == "confluent":
         rows, nbytes = run_confluent(bootstrap, topic, partitions)
     elif impl == "python-json":

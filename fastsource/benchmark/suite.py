@@ -1,12 +1,14 @@
 """The benchmark suite: fastsource against the baselines, side by side in one run on one local broker.
 
-    python bench/run.py                      # full run: 5 M messages per case, 3 rounds, RSS at 5 M and 20 M
+    python bench/run.py                      # full run: 5 M messages per case, 5 rounds, RSS at 5 M and 20 M
     python bench/run.py --quick              # smoke run (CI): 100 k messages, 1 round, no timing claims
     fastsource bench [--full]                # the same from an installed fastsource (quick by default)
 
 Readers run one per process, alternating order each round; the figures are medians over rounds.
-Baselines: (a) a C librdkafka consumer linked against the librdkafka confluent-kafka ships,
-(b) confluent-kafka consume() in a loop plus pyarrow arrays built from the message lists.
+Baselines: (a) a C librdkafka consumer linked against the librdkafka confluent-kafka ships, and (a4)
+the same program with one consumer per partition on threads, the match of fastsource with one reader
+per partition (c4); (b) confluent-kafka consume() in a loop plus pyarrow arrays built from the message
+lists. Peak RSS is measured for fastsource with one reader.
 """
 from __future__ import annotations
 
@@ -24,6 +26,17 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PARTITIONS = 4
 
+A = "a: C librdkafka, 1 consumer"
+A_EACH = f"a{PARTITIONS}: C librdkafka, {PARTITIONS} consumers"
+B = "b: confluent-kafka + pyarrow"
+C = "c: fastsource, 1 reader"
+C_EACH = f"c{PARTITIONS}: fastsource, {PARTITIONS} readers"
+JSON_PY = "json.loads + Table.from_pylist"
+JSON_FS = "fastsource Json(schema)"
+# Like for like first: one consumer against one reader, one consumer per partition against one reader
+# per partition; then what each fastsource setting gains over what Python users write today.
+COMPARISONS = [(C, A), (C_EACH, A_EACH), (C, B), (C_EACH, B), (C_EACH, A), (JSON_FS, JSON_PY)]
+
 
 def build_c_baseline(out_dir: Path) -> Path:
     import confluent_kafka  # noqa: F401  (so that its librdkafka is mapped)
@@ -40,7 +53,7 @@ def build_c_baseline(out_dir: Path) -> Path:
     gcc = shutil.which("gcc") or shutil.which("cc")
     if gcc is None:
         raise SystemExit("the C baseline needs a C compiler (gcc or cc) on PATH")
-    subprocess.run([gcc, "-O2", "-I", str(include), str(HERE / "rdkafka_baseline.c"), "-o", str(exe),
+    subprocess.run([gcc, "-O2", "-pthread", "-I", str(include), str(HERE / "rdkafka_baseline.c"), "-o", str(exe),
                     lib, f"-Wl,-rpath,{Path(lib).parent}"], check=True)
     return exe
 
@@ -123,15 +136,20 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
         produce(bootstrap, topics["rss"], args.rss_messages, "100b")
 
         py = [sys.executable, str(HERE / "readers.py")]  # a script: baselines do not import fastsource
+        parts = str(PARTITIONS)
+
+        def throughput_case(topic: str) -> dict[str, list[str]]:
+            return {A: [str(exe), bootstrap, topic, parts, "1"],
+                    A_EACH: [str(exe), bootstrap, topic, parts, parts],
+                    B: py + ["confluent", bootstrap, topic, parts],
+                    C: py + ["fastsource", bootstrap, topic, parts, "1"],
+                    C_EACH: py + ["fastsource", bootstrap, topic, parts, parts]}
+
         cases = {
-            "100b": {"a: C librdkafka": [str(exe), bootstrap, topics["100b"], str(PARTITIONS)],
-                     "b: confluent-kafka + pyarrow": py + ["confluent", bootstrap, topics["100b"], str(PARTITIONS)],
-                     "c: fastsource": py + ["fastsource", bootstrap, topics["100b"], str(PARTITIONS)]},
-            "1kb": {"a: C librdkafka": [str(exe), bootstrap, topics["1kb"], str(PARTITIONS)],
-                    "b: confluent-kafka + pyarrow": py + ["confluent", bootstrap, topics["1kb"], str(PARTITIONS)],
-                    "c: fastsource": py + ["fastsource", bootstrap, topics["1kb"], str(PARTITIONS)]},
-            "json": {"json.loads + Table.from_pylist": py + ["python-json", bootstrap, topics["json"], str(PARTITIONS)],
-                     "fastsource Json(schema)": py + ["fastsource-json", bootstrap, topics["json"], str(PARTITIONS)]},
+            "100b": throughput_case(topics["100b"]),
+            "1kb": throughput_case(topics["1kb"]),
+            "json": {JSON_PY: py + ["python-json", bootstrap, topics["json"], parts],
+                     JSON_FS: py + ["fastsource-json", bootstrap, topics["json"], parts]},
         }
         results: dict[str, dict[str, list[dict]]] = {c: {r: [] for r in readers} for c, readers in cases.items()}
         for round_ in range(args.rounds):
@@ -147,7 +165,7 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
                           f"(process)  {n / result['seconds']:>12,.0f} msg/s (connect..end)", flush=True)
         rss = {}
         for label, topic, count in (("small", topics["100b"], n), ("large", topics["rss"], args.rss_messages)):
-            result = run_reader(py + ["fastsource", bootstrap, topic, str(PARTITIONS)])
+            result = run_reader(py + ["fastsource", bootstrap, topic, str(PARTITIONS), "1"])
             if result["messages"] != count:
                 raise SystemExit(f"RSS run read {result['messages']} of {count}")
             rss[count] = result["peak_rss_mb"]
@@ -171,15 +189,13 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
                     if any("peak_rss_mb" in r for r in runs) else float("nan")
                 print(f"| {name} | {n / wall:,.0f} | {n / inner:,.0f} | {mb:,.1f} | {rss_mb:,.0f} |")
             print()
-            names = list(medians)
-            fast = [k for k in names if "fastsource" in k][0]
-            for other in names:
-                if other != fast:
+            for fast, other in COMPARISONS:
+                if fast in readers and other in readers:
                     # Runs of one round are adjacent in time, so their ratio is less exposed to the
                     # machine's drift than the ratio of medians.
                     paired = statistics.median(o["wall_seconds"] / f["wall_seconds"]
                                                for f, o in zip(readers[fast], readers[other]))
-                    print(f"- fastsource / {other}: {medians[fast][0] / medians[other][0]:.2f}x whole process, "
+                    print(f"- {fast} / {other}: {medians[fast][0] / medians[other][0]:.2f}x whole process, "
                           f"{medians[fast][1] / medians[other][1]:.2f}x connect to end (ratio of medians); "
                           f"{paired:.2f}x whole process (median of the per-round ratios)")
             print()
