@@ -13,7 +13,7 @@ from fastsource.errors import (BrokerUnavailableError, ConfigError, DecodeError,
                                RecordTooLargeError, UnknownTopicError)
 from fastsource.offsets import OffsetsInitializer  # noqa: E402
 from fastsource.sink import ParquetDatasetSink  # noqa: E402
-from fastsource.source import KafkaSource, SourceStream  # noqa: E402
+from fastsource.source import KafkaSource, SourceStream, default_parallelism  # noqa: E402
 from fastsource.split import KafkaPartitionSplit  # noqa: E402
 from fastsource.split_reader import BatchLimits  # noqa: E402
 from fastsource.watermarks import WatermarkStrategy  # noqa: E402
@@ -23,6 +23,6 @@ __version__ = "0.1.0"
 __all__ = [
     "BatchLimits", "BrokerUnavailableError", "ConfigError", "DecodeError", "FastsourceError",
     "KafkaFetchError", "KafkaPartitionSplit", "KafkaSource", "OffsetOutOfRangeError",
-    "OffsetsInitializer", "ParquetDatasetSink", "RecordTooLargeError", "SourceStream", "UnknownTopicError", "WatermarkStrategy", "formats",
-    "__version__",
+    "OffsetsInitializer", "ParquetDatasetSink", "RecordTooLargeError", "SourceStream", "UnknownTopicError",
+    "WatermarkStrategy", "default_parallelism", "formats", "__version__",
 ]

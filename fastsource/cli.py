@@ -105,7 +105,8 @@ def _read(args: argparse.Namespace) -> int:
         partition_discovery_interval_ms=10_000 if args.to == "follow" else None)
     progress = Progress(enabled=None if args.progress is None else args.progress)
     written = 0
-    with source.open(parallelism=args.parallelism, checkpoint_dir=checkpoint_dir) as stream:
+    parallelism = args.parallelism if args.parallelism is not None else fs.default_parallelism()
+    with source.open(parallelism=parallelism, checkpoint_dir=checkpoint_dir) as stream:
         writer: Any = None
         tmp: Optional[Path] = None
         sink = None
@@ -200,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "default: print to the console")
     read.add_argument("--format", choices=["parquet", "dataset", "arrow", "console"],
                       help="output kind (default: from --output)")
-    read.add_argument("--parallelism", "-p", type=int, default=1)
+    read.add_argument("--parallelism", "-p", type=int, default=None,
+                      help="readers, each with its own consumer (default: two per CPU core, at most 8)")
     read.add_argument("--checkpoint-dir", help="checkpoints to resume from (dataset output keeps them "
                                                "in <output>/_checkpoints by default)")
     read.add_argument("--checkpoint-interval", type=float, default=5.0, help="seconds between checkpoints")

@@ -29,6 +29,16 @@ from fastsource.subscriber import (KafkaSubscriber, PartitionSetSubscriber, Topi
 _UNSET: Any = object()
 
 
+def default_parallelism() -> int:
+    """Readers used by `read_all()` and the command line when none is given: two per CPU core this
+    process may run on, at most 8. Each reader owns one librdkafka consumer, whose broker thread
+    parses fetch responses while the reader's fetch thread copies records into Arrow, so two readers
+    per core keep every core busy (bench/RESULTS.md: 4 readers on 2 cores read 100-byte records
+    about 1.5x as fast as one). Readers left without a split cost no consumer."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, 2 * cores))
+
+
 class KafkaSource:
     """What to read and how: bootstrap servers, a subscription, starting and stopping offsets, formats.
 
@@ -118,10 +128,13 @@ class KafkaSource:
         checkpoint. Use as a context manager so that every thread and consumer is released."""
         return SourceStream(self, parallelism, checkpoint_dir)
 
-    def read_all(self, parallelism: int = 1) -> pa.Table:
-        """Read a bounded source to its stopping offsets into one table."""
+    def read_all(self, parallelism: Optional[int] = None) -> pa.Table:
+        """Read a bounded source to its stopping offsets into one table, with `parallelism` readers
+        (default: `default_parallelism()`). Rows of one partition keep their order."""
         if not self.bounded:
             raise ConfigError("read_all() needs a bounded source: set stopping_offsets")
+        if parallelism is None:
+            parallelism = default_parallelism()
         with self.open(parallelism=parallelism) as stream:
             return pa.Table.from_batches(list(stream), schema=stream.schema)
 

@@ -34,6 +34,29 @@ def test_each_record_exactly_once_across_readers(bootstrap, make_topic, producer
     assert len(seen) == 2000 and set(seen.values()) == {1}
 
 
+def test_read_all_reads_with_default_parallelism(bootstrap, make_topic, producer, monkeypatch):
+    """Without a parallelism, read_all() spreads the partitions over default_parallelism() readers;
+    every record arrives once and each partition keeps its order."""
+    topic = make_topic(partitions=5)
+    fill(producer, topic, 5, 200)
+    opened = []
+    real_open = fs.KafkaSource.open
+
+    def spying_open(self, parallelism=1, checkpoint_dir=None):
+        stream = real_open(self, parallelism, checkpoint_dir)
+        opened.append(len(stream.readers))
+        return stream
+
+    monkeypatch.setattr(fs.KafkaSource, "open", spying_open)
+    monkeypatch.setattr("fastsource.source.default_parallelism", lambda: 3)
+    table = fs.KafkaSource(bootstrap, topics=[topic]).read_all()
+    assert opened == [3]
+    rows = list(zip(table.column("partition").to_pylist(), table.column("offset").to_pylist()))
+    assert len(rows) == 1000
+    for p in range(5):
+        assert [o for q, o in rows if q == p] == list(range(200))
+
+
 def test_splits_are_spread_over_readers(bootstrap, make_topic, producer):
     topic = make_topic(partitions=5)
     fill(producer, topic, 5, 10)
