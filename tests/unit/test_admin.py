@@ -52,6 +52,17 @@ def test_a_partition_still_electing_its_leader_is_asked_again():
     assert client.calls == 3
 
 
+def test_transient_codes_are_retried_without_librdkafkas_retriable_flag():
+    # confluent-kafka raises per-partition list_offsets errors with retriable() False, even for a
+    # leader that is still being elected right after the topic was created.
+    client = ScriptedOffsetsClient((KafkaError.UNKNOWN_TOPIC_OR_PART, False),
+                                   (KafkaError.NOT_LEADER_FOR_PARTITION, False),
+                                   (KafkaError.LEADER_NOT_AVAILABLE, False))
+    offsets = _admin(client).list_offsets([("t", 0)], "latest")
+    assert offsets == {("t", 0): 7}
+    assert client.calls == 4
+
+
 def test_a_non_retriable_error_fails_at_once_with_its_name():
     client = ScriptedOffsetsClient((KafkaError.TOPIC_AUTHORIZATION_FAILED, False))
     with pytest.raises(KafkaFetchError, match="list offsets") as info:
