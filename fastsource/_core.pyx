@@ -797,7 +797,6 @@ cdef class Consumer:
                         continue
                     self.msgs[0] = m
                     n = 1
-                self.msg_pos = 0
                 self.msg_cnt = <int> n
                 if self._reserve_rows(n) < 0:
                     err_code[0] = -1

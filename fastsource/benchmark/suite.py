@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
                           f"(process)  {n / result['seconds']:>12,.0f} msg/s (connect..end)", flush=True)
         rss = {}
         for label, topic, count in (("small", topics["100b"], n), ("large", topics["rss"], args.rss_messages)):
-            result = run_reader(py + ["fastsource", bootstrap, topic, str(PARTITIONS), "1"])
+            result = run_reader(py + ["fastsource", bootstrap, topic, parts, "1"])
             if result["messages"] != count:
                 raise SystemExit(f"RSS run read {result['messages']} of {count}")
             rss[count] = result["peak_rss_mb"]
