@@ -2,7 +2,7 @@
 import os
 import sys
 
-from fastsource.demo import produce_sample
+from fastsource.cli.demo import produce_sample
 
 
 def bootstrap() -> str:

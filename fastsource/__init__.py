@@ -11,12 +11,12 @@ from fastsource import formats  # noqa: E402
 from fastsource.errors import (BrokerUnavailableError, ConfigError, DecodeError,  # noqa: E402
                                FastsourceError, KafkaFetchError, OffsetOutOfRangeError,
                                RecordTooLargeError, UnknownTopicError)
-from fastsource.offsets import OffsetsInitializer  # noqa: E402
-from fastsource.sink import ParquetDatasetSink  # noqa: E402
+from fastsource.enumerator.offsets import OffsetsInitializer  # noqa: E402
+from fastsource.io.sink import ParquetDatasetSink  # noqa: E402
 from fastsource.source import KafkaSource, SourceStream, default_parallelism  # noqa: E402
 from fastsource.split import KafkaPartitionSplit  # noqa: E402
-from fastsource.split_reader import BatchLimits  # noqa: E402
-from fastsource.watermarks import WatermarkStrategy  # noqa: E402
+from fastsource.reader.split_reader import BatchLimits  # noqa: E402
+from fastsource.runtime.watermarks import WatermarkStrategy  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -2,7 +2,7 @@
 """The data plane: one librdkafka consumer per reader, its fetch loop, and the Arrow column builders.
 
 Everything between `rd_kafka_consume_batch_queue` and a finished set of Arrow buffers runs without the
-GIL and without a Python object per record. The Python layer (`fastsource.split_reader`) owns the
+GIL and without a Python object per record. The Python layer (`fastsource.reader.split_reader`) owns the
 control decisions; this module only fetches, copies and keeps the per-split fetch positions.
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uintptr_t, INT32_MAX

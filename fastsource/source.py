@@ -8,22 +8,22 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import pyarrow as pa
 
-from fastsource.admin import KafkaAdmin
-from fastsource.checkpoint import CheckpointStore
-from fastsource.coordinator import InProcessTransport, SourceCoordinator
-from fastsource.elements_queue import FutureCompletingBlockingQueue
-from fastsource.emitter import KafkaRecordEmitter
-from fastsource.enumerator import KafkaSourceEnumerator, split_owner
+from fastsource.io.admin import KafkaAdmin
+from fastsource.runtime.checkpoint import CheckpointStore
+from fastsource.runtime.coordinator import InProcessTransport, SourceCoordinator
+from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
+from fastsource.reader.emitter import KafkaRecordEmitter
+from fastsource.enumerator.kafka_enumerator import KafkaSourceEnumerator, split_owner
 from fastsource.errors import ConfigError
-from fastsource.fetcher import SingleThreadFetcherManager
+from fastsource.reader.fetcher import SingleThreadFetcherManager
 from fastsource.formats import Binary, FormatLike, as_format
-from fastsource.offsets import OffsetsInitializer
-from fastsource.reader import InputStatus, KafkaSourceReader
+from fastsource.enumerator.offsets import OffsetsInitializer
+from fastsource.reader.source_reader import InputStatus, KafkaSourceReader
 from fastsource.split import deserialize_split, serialize_split
-from fastsource.sink import ParquetDatasetSink
-from fastsource.split_reader import BatchLimits, KafkaPartitionSplitReader, consumer_config
-from fastsource.watermarks import WATERMARK_METADATA_KEY, WatermarkStrategy, WatermarkTracker
-from fastsource.subscriber import (KafkaSubscriber, PartitionSetSubscriber, TopicListSubscriber,
+from fastsource.io.sink import ParquetDatasetSink
+from fastsource.reader.split_reader import BatchLimits, KafkaPartitionSplitReader, consumer_config
+from fastsource.runtime.watermarks import WATERMARK_METADATA_KEY, WatermarkStrategy, WatermarkTracker
+from fastsource.enumerator.subscriber import (KafkaSubscriber, PartitionSetSubscriber, TopicListSubscriber,
                                    TopicPatternSubscriber)
 
 _UNSET: Any = object()

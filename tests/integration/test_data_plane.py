@@ -12,7 +12,7 @@ from confluent_kafka import Producer, TopicPartition
 
 import fastsource as fs
 from fastsource.split import KafkaPartitionSplit
-from fastsource.split_reader import KafkaPartitionSplitReader, consumer_config
+from fastsource.reader.split_reader import KafkaPartitionSplitReader, consumer_config
 
 
 def fill(producer, topic, values, partition=0):

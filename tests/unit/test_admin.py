@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from fastsource.admin import KafkaAdmin
+from fastsource.io.admin import KafkaAdmin
 from fastsource.errors import BrokerUnavailableError, KafkaFetchError
 
 

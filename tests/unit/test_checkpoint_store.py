@@ -1,7 +1,7 @@
 """Checkpoints are atomic: only complete files count, newest wins, old ones are pruned."""
 import pytest
 
-from fastsource.checkpoint import CheckpointStore
+from fastsource.runtime.checkpoint import CheckpointStore
 from fastsource.errors import SerializationError
 
 

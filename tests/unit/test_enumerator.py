@@ -5,11 +5,11 @@ from collections import Counter
 
 import pytest
 
-from fastsource.enumerator import KafkaSourceEnumerator, java_string_hash, split_owner
+from fastsource.enumerator.kafka_enumerator import KafkaSourceEnumerator, java_string_hash, split_owner
 from fastsource.errors import UnknownTopicError
-from fastsource.events import SplitsRemovedEvent
-from fastsource.offsets import OffsetsInitializer
-from fastsource.subscriber import TopicListSubscriber, TopicPatternSubscriber
+from fastsource.runtime.events import SplitsRemovedEvent
+from fastsource.enumerator.offsets import OffsetsInitializer
+from fastsource.enumerator.subscriber import TopicListSubscriber, TopicPatternSubscriber
 
 
 class FakeAdmin:

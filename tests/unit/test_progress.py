@@ -1,7 +1,7 @@
 """The progress line: drawn on terminals only, with records, bytes, rate and lag per topic."""
 import io
 
-from fastsource.progress import Progress
+from fastsource.cli.progress import Progress
 
 METRICS = {"records": 1500, "bytes": 3_000_000,
            "splits": {"orders-0": {"pending_records": 10}, "orders-1": {"pending_records": 5},

@@ -9,15 +9,15 @@ import pyarrow as pa
 import pytest
 
 from fastsource import _core
-from fastsource.coordinator import InProcessTransport
-from fastsource.elements_queue import FutureCompletingBlockingQueue
-from fastsource.emitter import KafkaRecordEmitter
-from fastsource.events import AddSplitEvent, NoMoreSplitsEvent
-from fastsource.fetcher import SingleThreadFetcherManager
+from fastsource.runtime.coordinator import InProcessTransport
+from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
+from fastsource.reader.emitter import KafkaRecordEmitter
+from fastsource.runtime.events import AddSplitEvent, NoMoreSplitsEvent
+from fastsource.reader.fetcher import SingleThreadFetcherManager
 from fastsource.formats import Binary
-from fastsource.reader import InputStatus, KafkaSourceReader
+from fastsource.reader.source_reader import InputStatus, KafkaSourceReader
 from fastsource.split import KafkaPartitionSplit
-from fastsource.split_reader import RecordsWithSplitIds
+from fastsource.reader.split_reader import RecordsWithSplitIds
 
 SCHEMA = _core.raw_schema(False)
 

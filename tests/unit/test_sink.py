@@ -3,7 +3,7 @@ checkpoint's files and drops later ones."""
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fastsource.sink import ParquetDatasetSink
+from fastsource.io.sink import ParquetDatasetSink
 
 
 def batch(values):

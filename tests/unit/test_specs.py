@@ -2,7 +2,7 @@
 import pytest
 
 from fastsource.errors import ConfigError
-from fastsource.specs import parse_time_ms, starting_offsets, stopping_offsets
+from fastsource.cli.specs import parse_time_ms, starting_offsets, stopping_offsets
 
 
 def test_times_are_epoch_ms_or_iso_8601_in_utc():

@@ -33,7 +33,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from fastsource.demo import run_demo
+    from fastsource.cli.demo import run_demo
 
     run_demo(messages=args.messages, partitions=args.partitions, port=args.port,
              bootstrap=args.bootstrap)
@@ -85,8 +85,8 @@ def _read(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
     import fastsource as fs
-    from fastsource.progress import Progress
-    from fastsource.specs import starting_offsets, stopping_offsets
+    from fastsource.cli.progress import Progress
+    from fastsource.cli.specs import starting_offsets, stopping_offsets
 
     topics = args.topic or []
     kind = _output_kind(args)

@@ -5,12 +5,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
-from fastsource.admin import KafkaAdmin, TopicPartitionKey
+from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
 from fastsource.errors import SerializationError
-from fastsource.events import SplitsRemovedEvent
-from fastsource.offsets import OffsetsInitializer
+from fastsource.runtime.events import SplitsRemovedEvent
+from fastsource.enumerator.offsets import OffsetsInitializer
 from fastsource.split import KafkaPartitionSplit, deserialize_split, serialize_split
-from fastsource.subscriber import KafkaSubscriber
+from fastsource.enumerator.subscriber import KafkaSubscriber
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Iterable, Mapping, Optional
 import pyarrow as pa
 
 from fastsource import _core
-from fastsource.admin import CONNECT_DEFAULTS
+from fastsource.io.admin import CONNECT_DEFAULTS
 from fastsource.errors import (BrokerUnavailableError, ConfigError, KafkaFetchError,
                                OffsetOutOfRangeError, RecordTooLargeError)
 from fastsource.split import KafkaPartitionSplit

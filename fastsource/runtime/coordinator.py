@@ -10,7 +10,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Optional, Protocol
 
-from fastsource.events import (AddSplitEvent, CheckpointBarrier, NoMoreSplitsEvent, ReaderFailedEvent,
+from fastsource.runtime.events import (AddSplitEvent, CheckpointBarrier, NoMoreSplitsEvent, ReaderFailedEvent,
                                ReaderRegistrationEvent, RequestSplitEvent, SourceEventWrapper)
 from fastsource.split import KafkaPartitionSplit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional
 
-from fastsource.admin import KafkaAdmin, TopicPartitionKey
+from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
 from fastsource.errors import ConfigError, FastsourceError, OffsetOutOfRangeError
 
 _RESETS = ("earliest", "latest")

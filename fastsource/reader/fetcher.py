@@ -7,9 +7,9 @@ import threading
 import time
 from typing import Callable, Iterable, Optional
 
-from fastsource.elements_queue import FutureCompletingBlockingQueue
+from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
 from fastsource.split import KafkaPartitionSplit
-from fastsource.split_reader import KafkaPartitionSplitReader, RecordsWithSplitIds
+from fastsource.reader.split_reader import KafkaPartitionSplitReader, RecordsWithSplitIds
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from typing import Optional, Sequence
 
 from fastsource.errors import ConfigError
-from fastsource.offsets import OffsetsInitializer
+from fastsource.enumerator.offsets import OffsetsInitializer
 
 
 def parse_time_ms(text: str) -> Optional[int]:

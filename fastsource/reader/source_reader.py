@@ -9,12 +9,12 @@ from typing import Any, Callable, Iterable, Optional
 
 import pyarrow as pa
 
-from fastsource.coordinator import InProcessTransport
-from fastsource.elements_queue import FutureCompletingBlockingQueue
-from fastsource.emitter import KafkaRecordEmitter
-from fastsource.events import (AddSplitEvent, CheckpointBarrier, NoMoreSplitsEvent,
+from fastsource.runtime.coordinator import InProcessTransport
+from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
+from fastsource.reader.emitter import KafkaRecordEmitter
+from fastsource.runtime.events import (AddSplitEvent, CheckpointBarrier, NoMoreSplitsEvent,
                                ReaderRegistrationEvent, SourceEventWrapper, SplitsRemovedEvent)
-from fastsource.fetcher import SingleThreadFetcherManager
+from fastsource.reader.fetcher import SingleThreadFetcherManager
 from fastsource.split import KafkaPartitionSplit, KafkaPartitionSplitState
 
 log = logging.getLogger(__name__)
