@@ -433,7 +433,9 @@ class SourceStream:
         rollback. A reader replaced more than MAX_REPLACEMENTS_IN_A_ROW times without handing out
         a record fails the stream."""
         if is_fatal(exc):
-            raise exc
+            if isinstance(exc, FastsourceError):
+                raise exc
+            raise FastsourceError(f"reader {reader_id} failed: {type(exc).__name__}: {exc}") from exc
         count = self._replaced_in_a_row.get(reader_id, 0) + 1
         if count > MAX_REPLACEMENTS_IN_A_ROW:
             raise ReaderFailedError(f"reader {reader_id} failed {count} times in a row without "
