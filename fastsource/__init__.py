@@ -8,8 +8,8 @@ from fastsource._librdkafka import load_core as _load_core
 _core = _load_core()
 
 from fastsource import formats  # noqa: E402
-from fastsource.errors import (BrokerUnavailableError, ConfigError, DecodeError,  # noqa: E402
-                               FastsourceError, KafkaFetchError, OffsetOutOfRangeError,
+from fastsource.errors import (AuthenticationError, BrokerUnavailableError, ConfigError,  # noqa: E402
+                               DecodeError, FastsourceError, KafkaFetchError, OffsetOutOfRangeError,
                                RecordTooLargeError, UnknownTopicError)
 from fastsource.enumerator.offsets import OffsetsInitializer  # noqa: E402
 from fastsource.io.sink import ParquetDatasetSink  # noqa: E402
@@ -21,7 +21,7 @@ from fastsource.runtime.watermarks import WatermarkStrategy  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "BatchLimits", "BrokerUnavailableError", "ConfigError", "DecodeError", "FastsourceError",
+    "AuthenticationError", "BatchLimits", "BrokerUnavailableError", "ConfigError", "DecodeError", "FastsourceError",
     "KafkaFetchError", "KafkaPartitionSplit", "KafkaSource", "OffsetOutOfRangeError",
     "OffsetsInitializer", "ParquetDatasetSink", "RecordTooLargeError", "SourceStream", "UnknownTopicError",
     "WatermarkStrategy", "default_parallelism", "formats", "__version__",

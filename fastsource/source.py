@@ -8,7 +8,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import pyarrow as pa
 
-from fastsource.io.admin import KafkaAdmin
+from fastsource.io.admin import BrokerHealth, KafkaAdmin
 from fastsource.runtime.checkpoint import CheckpointStore
 from fastsource.runtime.coordinator import InProcessTransport, SourceCoordinator
 from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
@@ -45,8 +45,9 @@ class KafkaSource:
     Exactly one of `topics`, `topic_pattern` and `partitions` selects the subscription.
     `stopping_offsets=None` makes the source unbounded. `properties` are librdkafka client properties
     passed through to every consumer. `batch_limits` shapes fetched batches; `request_timeout_s` bounds
-    metadata and offset look-ups; `broker_timeout_ms` is how long readers wait for a lost cluster
-    before failing; `watermark_strategy` sets watermarks, idleness and alignment.
+    metadata and offset look-ups (and how long a broker never reached is waited for at start);
+    `broker_timeout_ms` is how long every part of a running read waits out a lost cluster before
+    failing; `watermark_strategy` sets watermarks, idleness and alignment.
     """
 
     def __init__(self, bootstrap_servers: str, topics: Optional[Sequence[str]] = None,
@@ -116,7 +117,7 @@ class KafkaSource:
         """A metadata/offsets client with this source's properties and isolation level."""
         read_committed = self.properties.get("isolation.level", "read_committed") == "read_committed"
         return KafkaAdmin(self.bootstrap_servers, self.properties, self.request_timeout_s,
-                          read_committed)
+                          read_committed, BrokerHealth(self.bootstrap_servers, self.broker_timeout_ms))
 
     def consumer_config(self) -> dict[str, str]:
         """The librdkafka properties each reader's consumer is created with."""
@@ -191,7 +192,7 @@ class SourceStream:
 
         def split_reader() -> KafkaPartitionSplitReader:
             return KafkaPartitionSplitReader(config, source.include_headers, source.batch_limits,
-                                             source.broker_timeout_ms)
+                                             source.broker_timeout_ms, self._admin.health)
 
         raw_schema = KafkaPartitionSplitReader.raw_schema(source.include_headers)
         emitter = KafkaRecordEmitter(raw_schema, source.key_format, source.value_format)
@@ -343,6 +344,8 @@ class SourceStream:
     def metrics(self) -> dict[str, Any]:
         """Counters of the whole stream and, per unfinished split, its position and lag.
 
+        `broker_outages` counts the times no broker answered any of the stream's clients, and
+        `broker_down_s` sums how long (the current outage included).
         `pending_records` is the partition's high watermark, as last seen by the consumer, minus the
         next offset to emit (None before the consumer has seen one); `committed_offset` is the offset
         last sent to the consumer group (with `group_id`), whose outcome the commit counters give.
@@ -370,6 +373,8 @@ class SourceStream:
                 "commits_failed": sum(s.get("commits_failed", 0) for s in stats)
                 + sum(r.commits_failed_to_send for r in self.readers),
                 "watermark": self.watermark(),
+                "broker_outages": self._admin.health.outages,
+                "broker_down_s": self._admin.health.down_s(),
                 "pending_records": sum(v["pending_records"] or 0 for v in splits.values()),
                 "splits": splits}
 

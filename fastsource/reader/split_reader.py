@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional
@@ -9,8 +10,8 @@ from typing import Iterable, Mapping, Optional
 import pyarrow as pa
 
 from fastsource import _core
-from fastsource.io.admin import CONNECT_DEFAULTS
-from fastsource.errors import (BrokerUnavailableError, ConfigError, KafkaFetchError,
+from fastsource.io.admin import CONNECT_DEFAULTS, BrokerHealth, KafkaAdmin
+from fastsource.errors import (AuthenticationError, ConfigError, FastsourceError, KafkaFetchError,
                                OffsetOutOfRangeError, RecordTooLargeError)
 from fastsource.split import KafkaPartitionSplit
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 ERR_OFFSET_OUT_OF_RANGE = (1, -140)       # OFFSET_OUT_OF_RANGE, _AUTO_OFFSET_RESET
 ERR_MSG_SIZE_TOO_LARGE = 10
 ERR_ALL_BROKERS_DOWN = -187
+ERR_AUTHENTICATION = -169
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,17 @@ class KafkaPartitionSplitReader:
     """Fetches records of its splits as Arrow batches; `wake_up()` interrupts a blocking fetch."""
 
     def __init__(self, config: Mapping[str, str], include_headers: bool = False,
-                 limits: BatchLimits = BatchLimits(), broker_timeout_ms: int = 60000) -> None:
+                 limits: BatchLimits = BatchLimits(), broker_timeout_ms: int = 60000,
+                 health: Optional[BrokerHealth] = None) -> None:
+        self._config = dict(config)
         self._bootstrap = config.get("bootstrap.servers", "?")
         self._limits = limits
+        self._health = health if health is not None else BrokerHealth(self._bootstrap,
+                                                                       broker_timeout_ms)
+        self._down = False
+        # (topic, partition, next offset) of every split being fetched, to name them all when
+        # records turn out to be gone.
+        self._positions: dict[str, tuple[str, int, int]] = {}
         try:
             self._consumer = _core.Consumer(dict(config), include_headers, broker_timeout_ms)
         except ValueError as exc:
@@ -106,21 +116,41 @@ class KafkaPartitionSplitReader:
                 self._limits.max_rows, self._limits.max_bytes, self._limits.max_wait_ms)
         except _core.FetchError as exc:
             raise self._translate(exc) from exc
+        finally:
+            self._report_health()
+        for split_id, next_offset, _, _, _ in progress:
+            topic, partition, _ = self._positions[split_id]
+            self._positions[split_id] = (topic, partition, next_offset)
+        for split_id in finished:
+            self._positions.pop(split_id, None)
         if self._consumer.gone_splits:
             log.warning("split(s) end because their topic or partition was deleted: %s",
                         ", ".join(self._consumer.gone_splits))
             self._consumer.gone_splits.clear()
         return RecordsWithSplitIds(batch, progress, finished)
 
+    def _report_health(self) -> None:
+        """Tell the stream's broker health when this consumer loses or regains the cluster."""
+        since = self._consumer.broker_down_since()
+        if since is not None and self._health.answered_since(since):
+            self._consumer.clear_broker_down()
+            since = None
+        if since is not None and not self._down:
+            self._down = True
+            self._health.down(since)
+        elif since is None and self._down:
+            self._down = False
+            self._health.up()
+
     def _translate(self, exc: "_core.FetchError") -> Exception:
         coordinates = dict(code=exc.code, name=exc.name, topic=exc.topic, partition=exc.partition,
                            offset=exc.offset)
         if exc.code in ERR_OFFSET_OUT_OF_RANGE:
-            return OffsetOutOfRangeError(
-                f"data loss: offset {exc.offset} of {exc.topic}[{exc.partition}] is out of range "
-                f"(deleted by retention, or past the end) ({exc.name}: {exc.reason}); set the "
-                "Kafka property auto.offset.reset=earliest|latest to skip to a valid offset instead",
-                **coordinates)
+            return self._out_of_range(exc, coordinates)
+        if exc.code == ERR_AUTHENTICATION:
+            return AuthenticationError(
+                f"the Kafka client could not authenticate to {self._bootstrap} (check "
+                f"security.protocol and the sasl./ssl. properties): {exc.reason}")
         if exc.code == ERR_MSG_SIZE_TOO_LARGE:
             where = (f"of {exc.topic}[{exc.partition}] at offset {exc.offset}" if exc.topic is not None
                      else "of one of this reader's splits")
@@ -128,17 +158,48 @@ class KafkaPartitionSplitReader:
                 f"a record batch {where} is larger than the fetch limits ({exc.reason}); raise "
                 "receive.message.max.bytes (and fetch.max.bytes) to read it", **coordinates)
         if exc.code == ERR_ALL_BROKERS_DOWN:
-            return BrokerUnavailableError(f"lost every broker of {self._bootstrap}: {exc.reason}")
+            since = self._consumer.broker_down_since()
+            silent = time.monotonic() - since if since is not None else self._health.down_for()
+            return self._health.error(silent)
         return KafkaFetchError(f"fetch failed: {exc}", **coordinates)
+
+    def _out_of_range(self, exc: "_core.FetchError", coordinates: dict) -> OffsetOutOfRangeError:
+        """One error naming every split of this reader whose next record is gone, with the offset
+        its partition now starts at (looked up with an admin client: the consumer belongs to the
+        fetch thread). The look-up failing leaves the error naming the partition the core reported."""
+        reported = (exc.topic, exc.partition)
+        try:
+            admin = KafkaAdmin(self._bootstrap, self._config)
+            keys = [(t, p) for t, p, _ in self._positions.values()]
+            earliest = admin.list_offsets(keys, "earliest")
+            latest = admin.list_offsets(keys, "latest")
+            lost = {(t, p): o for t, p, o in self._positions.values()
+                    if (t, p) == reported or not earliest[(t, p)] <= o <= latest[(t, p)]}
+            where = "; ".join(f"{t}[{p}] at offset {o} (the partition now starts at offset "
+                              f"{earliest[(t, p)]} and ends at {latest[(t, p)]})"
+                              for (t, p), o in sorted(lost.items()))
+        except FastsourceError as lookup:
+            lost = {reported: exc.offset}
+            where = (f"{exc.topic}[{exc.partition}] at offset {exc.offset} (its current range could "
+                     f"not be looked up: {lookup})")
+        return OffsetOutOfRangeError(
+            f"data loss: records are gone (deleted by retention, or the offset is past the end) "
+            f"in {len(lost)} partition(s): {where} ({exc.name}: {exc.reason}); set the Kafka "
+            "property auto.offset.reset=earliest|latest to skip to a valid offset instead",
+            **coordinates)
 
     def add_splits(self, splits: Iterable[KafkaPartitionSplit]) -> None:
         for split in splits:
             stop = -1 if split.stopping_offset is None else split.stopping_offset
             self._consumer.add_split(split.split_id, split.topic, split.partition,
                                      split.starting_offset, stop)
+            self._positions[split.split_id] = (split.topic, split.partition, split.starting_offset)
 
     def remove_splits(self, split_ids: Iterable[str]) -> None:
-        self._consumer.remove_splits(list(split_ids))
+        split_ids = list(split_ids)
+        self._consumer.remove_splits(split_ids)
+        for split_id in split_ids:
+            self._positions.pop(split_id, None)
 
     def pause_or_resume_splits(self, pause: Iterable[str], resume: Iterable[str]) -> None:
         self._consumer.pause_or_resume(list(pause), list(resume))
