@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastsource.errors import SerializationError
+from fastsource.errors import ConfigError, SerializationError
 
 NO_STOPPING_OFFSET = None
 SERIALIZER_VERSION = 1
@@ -23,6 +23,12 @@ class KafkaPartitionSplit:
     partition: int
     starting_offset: int
     stopping_offset: int | None = NO_STOPPING_OFFSET
+
+    def __post_init__(self) -> None:
+        if self.stopping_offset is not None and self.stopping_offset < self.starting_offset:
+            raise ConfigError(f"the stopping offset {self.stopping_offset} of {self.topic}"
+                              f"[{self.partition}] is before its starting offset "
+                              f"{self.starting_offset}: nothing lies between them")
 
     @property
     def split_id(self) -> str:
