@@ -67,6 +67,14 @@ def count(seen: collections.Counter, batch) -> int:
     return batch.num_rows
 
 
+def read_until(stream: fs.SourceStream, seen: collections.Counter, done, within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while not done() and time.monotonic() < deadline:
+        batch = stream.poll(1.0)
+        if batch is not None:
+            count(seen, batch)
+
+
 def outage_logs(caplog) -> tuple[int, int]:
     warnings = [r for r in caplog.records if r.name == "fastsource.io.admin"
                 and r.levelno == logging.WARNING]
@@ -107,25 +115,14 @@ def test_an_unbounded_read_waits_out_an_outage_and_reads_what_came_after(broker,
     seen: collections.Counter = collections.Counter()
     caplog.set_level(logging.INFO)
     with source.open(parallelism=2) as stream:
-        deadline = time.monotonic() + 60
-        while sum(seen.values()) < 20_000 and time.monotonic() < deadline:
-            batch = stream.poll(1.0)
-            if batch is not None:
-                count(seen, batch)
+        read_until(stream, seen, lambda: sum(seen.values()) >= 20_000, 60)
         stopped_at = time.monotonic()
         broker.stop()
         restart = restart_later(broker, stopped_at, 20.0)
-        while restart.is_alive():        # an idle read through the outage
-            batch = stream.poll(1.0)
-            if batch is not None:
-                count(seen, batch)
-            stream.metrics()             # answers during the outage
+        # An idle read through the outage; metrics() answers meanwhile.
+        read_until(stream, seen, lambda: not restart.is_alive() or not stream.metrics(), 240)
         produce(broker.address, 20_000, 20_000)
-        deadline = time.monotonic() + 120
-        while sum(seen.values()) < 40_000 and time.monotonic() < deadline:
-            batch = stream.poll(1.0)
-            if batch is not None:
-                count(seen, batch)
+        read_until(stream, seen, lambda: sum(seen.values()) >= 40_000, 120)
         metrics = stream.metrics()
     assert_exactly_once(seen, 40_000)
     assert metrics["broker_outages"] >= 1
