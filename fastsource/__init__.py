@@ -8,10 +8,10 @@ from fastsource._librdkafka import load_core as _load_core
 _core = _load_core()
 
 from fastsource import formats  # noqa: E402
-from fastsource.errors import (BrokerUnavailableError, CheckpointMismatchError,  # noqa: E402
-                               ConfigError, DecodeError, FastsourceError, KafkaFetchError,
-                               OffsetOutOfRangeError, ReaderFailedError, RecordTooLargeError,
-                               UnknownTopicError)
+from fastsource.errors import (AuthenticationError, BrokerUnavailableError,  # noqa: E402
+                               CheckpointMismatchError, ConfigError, DecodeError, FastsourceError,
+                               KafkaFetchError, OffsetOutOfRangeError, ReaderFailedError,
+                               RecordTooLargeError, UnknownTopicError)
 from fastsource.enumerator.offsets import OffsetsInitializer  # noqa: E402
 from fastsource.io.sink import ParquetDatasetSink  # noqa: E402
 from fastsource.source import KafkaSource, SourceStream, default_parallelism  # noqa: E402
@@ -23,9 +23,10 @@ from fastsource.runtime.handles import InProcessRuntime  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "BatchLimits", "BrokerUnavailableError", "CheckpointMismatchError", "ConfigError", "DecodeError",
-    "FastsourceError", "InProcessRuntime", "KafkaFetchError", "KafkaPartitionSplit", "KafkaSource",
-    "OffsetOutOfRangeError", "OffsetsInitializer", "ParquetDatasetSink", "ReaderFailedError",
-    "RecordTooLargeError", "SourceStream", "UnknownTopicError",
+    "AuthenticationError", "BatchLimits", "BrokerUnavailableError", "CheckpointMismatchError",
+    "ConfigError", "DecodeError", "FastsourceError", "InProcessRuntime", "KafkaFetchError",
+    "KafkaPartitionSplit", "KafkaSource", "OffsetOutOfRangeError", "OffsetsInitializer",
+    "ParquetDatasetSink", "ReaderFailedError", "RecordTooLargeError", "SourceStream",
+    "UnknownTopicError",
     "WatermarkStrategy", "default_parallelism", "formats", "__version__",
 ]

@@ -14,6 +14,9 @@ from fastsource.includes.librdkafka cimport *
 
 import array as pyarray
 import logging
+import re
+import threading
+import time
 
 import pyarrow as pa
 
@@ -23,6 +26,36 @@ DEF LOG_LINE_SIZE = 320
 
 # librdkafka's own log lines (connection failures, ...) go to this logger instead of stderr.
 librdkafka_log = logging.getLogger("fastsource.librdkafka")
+
+
+class RepeatedLines:
+    """Collapses repeated librdkafka log lines across every consumer of the process: a line (its
+    numbers aside) is shown once per `window_s`, and the next showing says how many it stood for.
+    An outage makes every consumer log each failed reconnect; that is one line, not hundreds."""
+
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_s = window_s
+        self._seen = {}
+        self._lock = threading.Lock()
+
+    def admit(self, text: str):
+        """`text` (with the count of lines suppressed since it was last shown) or None to drop it."""
+        key = re.sub(r"\d+", "#", text)
+        now = time.monotonic()
+        with self._lock:
+            entry = self._seen.get(key)
+            if entry is not None and now - entry[0] < self.window_s:
+                entry[1] += 1
+                return None
+            if len(self._seen) > 1000:
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window_s}
+            self._seen[key] = [now, 0]
+        if entry is not None and entry[1]:
+            return f"{text} ({entry[1]} similar line(s) suppressed in the last {now - entry[0]:.0f} s)"
+        return text
+
+
+repeated_lines = RepeatedLines()
 
 TIMESTAMP_TYPE = pa.timestamp("ms", tz="UTC")
 HEADERS_TYPE = pa.list_(pa.struct([pa.field("key", pa.string()), pa.field("value", pa.binary())]))
@@ -331,6 +364,7 @@ cdef struct CoreState:
     int64_t down_since_ms      # first all-brokers-down error not followed by a record; -1 when up
     bint fatal
     bint oversize              # a fetch response exceeded receive.message.max.bytes
+    bint auth_failed           # the broker refused the client's security (SASL, TLS)
     # librdkafka log lines, kept by the log callback (which runs without the GIL, inside consume
     # calls) until `fetch` hands them to `logging`.
     int log_levels[LOG_LINES]
@@ -355,6 +389,24 @@ cdef void _error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) n
         st.fatal = 1
     if reason != NULL:
         note_oversize(st, reason, strlen(reason))
+        note_auth_failure(st, err, reason, strlen(reason))
+
+
+cdef bint note_auth_failure(CoreState *st, int err, const char *reason, size_t n) noexcept nogil:
+    """Whether an error says the broker refused the client's security; records it if so. SASL
+    refusals and TLS errors have their own codes; a TLS client talking to a PLAINTEXT listener is a
+    transport error whose reason names the handshake. Retrying cannot mend any of them."""
+    cdef char text[256]
+    if err != RD_KAFKA_RESP_ERR__AUTHENTICATION and err != RD_KAFKA_RESP_ERR__SSL:
+        if err != RD_KAFKA_RESP_ERR__TRANSPORT:
+            return 0
+        copy_text(text, sizeof(text), reason, n)
+        if strstr(text, "SSL handshake failed") == NULL:
+            return 0
+    if not st.auth_failed and not st.oversize:
+        copy_text(st.error_text, sizeof(st.error_text), reason, n)
+        st.auth_failed = 1
+    return 1
 
 
 cdef inline size_t copy_text(char *dst, size_t capacity, const char *src, size_t n) noexcept nogil:
@@ -769,6 +821,9 @@ cdef class Consumer:
             if self.state.oversize:
                 err_code[0] = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
                 return 1
+            if self.state.auth_failed:
+                err_code[0] = RD_KAFKA_RESP_ERR__AUTHENTICATION
+                return 1
             if self.msg_pos >= self.msg_cnt:
                 any_active = 0
                 for i in range(self.nslots):
@@ -844,6 +899,10 @@ cdef class Consumer:
                 if m.payload != NULL and note_oversize(&self.state, <const char *> m.payload, m.len):
                     err_code[0] = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
                     idx = -1
+                elif m.rkt == NULL and m.payload != NULL and note_auth_failure(
+                        &self.state, m.err, <const char *> m.payload, m.len):
+                    self.msg_pos += 1
+                    continue
                 elif m.rkt == NULL:
                     # A client-level event (a group coordinator look-up that failed, a dropped
                     # connection): librdkafka retries on its own and fastsource needs no group to
@@ -924,16 +983,23 @@ cdef class Consumer:
             level = self.state.log_levels[i]
             py_level = (logging.CRITICAL if level <= 2 else logging.ERROR if level == 3 else
                         logging.WARNING if level == 4 else logging.INFO if level <= 6 else logging.DEBUG)
-            librdkafka_log.log(py_level, "%s", self.state.log_lines[i].decode(errors="replace"))
+            text = self.state.log_lines[i].decode(errors="replace")
+            if level <= 6:
+                text = repeated_lines.admit(text)
+            if text is not None:
+                librdkafka_log.log(py_level, "%s", text)
         self.state.log_count = 0
         if self.state.logs_dropped:
-            librdkafka_log.warning("%d more librdkafka log lines dropped", self.state.logs_dropped)
+            text = repeated_lines.admit(f"{self.state.logs_dropped} more librdkafka log lines dropped")
+            if text is not None:
+                librdkafka_log.warning("%s", text)
             self.state.logs_dropped = 0
 
     cdef bint _broker_answers(self) noexcept nogil:
-        """A metadata round trip: the all-brokers-down state is over once one answers."""
+        """A metadata round trip: the all-brokers-down state is over once one answers. Short, as
+        it only confirms a silence that has already lasted broker_timeout_ms."""
         cdef const rd_kafka_metadata_t *md = NULL
-        if rd_kafka_metadata(self.rk, 0, NULL, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR:
+        if rd_kafka_metadata(self.rk, 0, NULL, &md, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR:
             return 0
         rd_kafka_metadata_destroy(md)
         self.state.down_since_ms = -1
@@ -1049,6 +1115,17 @@ cdef class Consumer:
                 high = -1
             result.append(high)
         return result
+
+    def broker_down_since(self):
+        """Monotonic time (s) since which no broker has answered this consumer, or None while one
+        does. Safe from any thread."""
+        cdef int64_t since = self.state.down_since_ms
+        return None if since < 0 else since / 1000.0
+
+    def clear_broker_down(self) -> None:
+        """Another client of the stream got an answer since this consumer lost the cluster: the
+        silence is over (an idle consumer gets no record that would tell it so)."""
+        self.state.down_since_ms = -1
 
     def stats(self) -> dict:
         """Commit counters and the last client error (safe from any thread)."""

@@ -15,7 +15,13 @@ class BrokerError(FastsourceError):
 
 
 class BrokerUnavailableError(FastsourceError):
-    """No broker answered at the bootstrap address within the allowed time."""
+    """No broker answered at the bootstrap address within the allowed time (`request_timeout_s` for
+    a broker never reached, `broker_timeout_ms` for an outage during a read)."""
+
+
+class AuthenticationError(FastsourceError):
+    """The client and the broker disagree on security (SASL refused, TLS handshake failed); no retry
+    can mend it, so it fails at once with librdkafka's reason."""
 
 
 class UnknownTopicError(FastsourceError):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 import threading
@@ -9,9 +10,8 @@ import time
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from fastsource.io.admin import KafkaAdmin
+from fastsource.io.admin import BrokerHealth, KafkaAdmin
 from fastsource.runtime.checkpoint import CheckpointStore
 from fastsource.runtime.coordinator import SourceCoordinator
 from fastsource.runtime.events import ReaderFailedEvent
@@ -60,8 +60,9 @@ class KafkaSource:
     Exactly one of `topics`, `topic_pattern` and `partitions` selects the subscription.
     `stopping_offsets=None` makes the source unbounded. `properties` are librdkafka client properties
     passed through to every consumer. `batch_limits` shapes fetched batches; `request_timeout_s` bounds
-    metadata and offset look-ups; `broker_timeout_ms` is how long readers wait for a lost cluster
-    before failing; `watermark_strategy` sets watermarks, idleness and alignment.
+    metadata and offset look-ups (and how long a broker never reached is waited for at start);
+    `broker_timeout_ms` is how long every part of a running read waits out a lost cluster before
+    failing; `watermark_strategy` sets watermarks, idleness and alignment.
     `max_records_per_split` and `min_splits` (bounded sources only) cut partitions into offset
     ranges that several readers read in parallel.
     """
@@ -142,7 +143,7 @@ class KafkaSource:
         """A metadata/offsets client with this source's properties and isolation level."""
         read_committed = self.properties.get("isolation.level", "read_committed") == "read_committed"
         return KafkaAdmin(self.bootstrap_servers, self.properties, self.request_timeout_s,
-                          read_committed)
+                          read_committed, BrokerHealth(self.bootstrap_servers, self.broker_timeout_ms))
 
     def consumer_config(self) -> dict[str, str]:
         """The librdkafka properties each reader's consumer is created with."""
@@ -184,29 +185,42 @@ class KafkaSource:
             source = copy.copy(self)
             source.min_splits = parallelism
         with source.open(parallelism=parallelism) as stream:
-            pieces: list[tuple[tuple[str, int, int], int, pa.RecordBatch]] = []
+            in_order: list[pa.RecordBatch] = []
+            ranges: list[tuple[tuple[str, int, int], int, pa.RecordBatch]] = []
             for batch, lineage in stream._batches_with_lineage():
-                pieces.extend(_by_partition(batch, lineage, len(pieces)))
-            pieces.sort(key=lambda piece: piece[:2])
-            return pa.Table.from_batches([b for _, _, b in pieces], schema=stream.schema)
+                if not any(entry.split.is_range for entry in lineage):
+                    in_order.append(batch)
+                    continue
+                for key, piece in _by_partition(batch, lineage):
+                    if key is None:
+                        in_order.append(piece)
+                    else:
+                        ranges.append((key, len(ranges), piece))
+            ranges.sort(key=lambda entry: entry[:2])
+            return pa.Table.from_batches(in_order + [b for _, _, b in ranges], schema=stream.schema)
 
 
-def _by_partition(batch: pa.RecordBatch, lineage: tuple[SplitLineage, ...],
-                  seq: int) -> list[tuple[tuple[str, int, int], int, pa.RecordBatch]]:
-    """A batch as pieces of one partition each, keyed by where they start, so that sorting the
-    pieces of all batches puts every partition's rows in offset order."""
-    if len({entry.split.topic_partition for entry in lineage}) <= 1:
-        first = min(((e.split.topic, e.split.partition, e.first_offset) for e in lineage),
-                    default=("", -1, -1))
-        return [(first, seq, batch)]
+def _by_partition(batch: pa.RecordBatch, lineage: tuple[SplitLineage, ...]
+                  ) -> list[tuple[Optional[tuple[str, int, int]], pa.RecordBatch]]:
+    """A batch as pieces of one partition each; a piece of an offset range is keyed by where it
+    starts (sorting those puts a partition's ranges in offset order), a piece of a whole partition
+    by None (one reader reads it, in order)."""
+    keys: dict[tuple[str, int], Optional[tuple[str, int, int]]] = {}
+    for entry in sorted(lineage, key=lambda e: -e.first_offset):  # a partition's first range wins
+        split = entry.split
+        keys[split.topic_partition] = ((split.topic, split.partition, entry.first_offset)
+                                       if split.is_range else None)
+    if len(keys) == 1:
+        return [(next(iter(keys.values())), batch)]
+    import pyarrow.compute as pc  # imported on use: it costs ~35 ms at start-up
+
     topics = batch.column(0).cast(pa.string())
     pieces = []
-    for entry in lineage:
-        mask = pc.and_(pc.equal(topics, entry.split.topic),
-                       pc.equal(batch.column(1), pa.scalar(entry.split.partition, pa.int32())))
+    for (topic, partition), key in keys.items():
+        mask = pc.and_(pc.equal(topics, topic), pc.equal(batch.column(1), pa.scalar(partition, pa.int32())))
         piece = batch.filter(mask)
         if piece.num_rows:
-            pieces.append(((entry.split.topic, entry.split.partition, entry.first_offset), seq, piece))
+            pieces.append((key, piece))
     return pieces
 
 
@@ -243,7 +257,7 @@ class SourceStream:
         self._transport = self._runtime.create_transport()
         self._coordinator = SourceCoordinator(self._transport, parallelism, self._on_failure,
                                               source.watermark_strategy.alignment_max_drift_ms)
-        self._spec = source.reader_spec()
+        self._spec = dataclasses.replace(source.reader_spec(), health=self._admin.health)
         raw_schema = KafkaPartitionSplitReader.raw_schema(source.include_headers)
         self._formats = KafkaRecordEmitter(raw_schema, source.key_format, source.value_format)
         self._peeked: Optional[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]] = None
@@ -547,7 +561,8 @@ class SourceStream:
         `current_offset` is the next offset to hand out; `pending_records` is the partition's high
         watermark, as last seen by the reader's consumer, minus it (None while unknown);
         `committed_offset` is the offset last sent to the consumer group (with `group_id`), whose
-        outcome the commit counters give.
+        outcome the commit counters give. `broker_outages` counts the times no broker answered any
+        of the stream's clients, and `broker_down_s` sums how long (the current outage included).
         """
         readers = [reader.metrics() for reader in self.readers]
         splits: dict[str, dict[str, Any]] = {}
@@ -574,6 +589,8 @@ class SourceStream:
                 "commits_succeeded": sum(r["commits_succeeded"] for r in readers),
                 "commits_failed": sum(r["commits_failed"] for r in readers),
                 "watermark": self.watermark(),
+                "broker_outages": self._admin.health.outages,
+                "broker_down_s": self._admin.health.down_s(),
                 "pending_records": sum(v["pending_records"] or 0 for v in splits.values()),
                 "splits": splits}
 

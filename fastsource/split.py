@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastsource.errors import SerializationError
+from fastsource.errors import ConfigError, SerializationError
 
 NO_STOPPING_OFFSET = None
 SERIALIZER_VERSION = 2
@@ -30,6 +30,10 @@ class KafkaPartitionSplit:
     def __post_init__(self) -> None:
         if not self.split_id:
             object.__setattr__(self, "split_id", f"{self.topic}-{self.partition}")
+        if self.stopping_offset is not None and self.stopping_offset < self.starting_offset:
+            raise ConfigError(f"the stopping offset {self.stopping_offset} of {self.topic}"
+                              f"[{self.partition}] is before its starting offset "
+                              f"{self.starting_offset}: nothing lies between them")
 
     @classmethod
     def range_split(cls, topic: str, partition: int, start: int, stop: int) -> "KafkaPartitionSplit":

@@ -39,11 +39,15 @@ def parse_offsets(text: str, topics: Sequence[str]) -> Optional[dict[tuple[str, 
     return result
 
 
-def _offsets_or_time(spec: str, topics: Sequence[str]) -> Optional[OffsetsInitializer]:
-    """The initializer for a per-partition offsets spec or a time spec; None if `spec` is neither."""
+def _offsets_or_time(spec: str, topics: Sequence[str], unlisted: str) -> Optional[OffsetsInitializer]:
+    """The initializer for a per-partition offsets spec or a time spec; None if `spec` is neither.
+
+    Partitions the spec does not name keep the option's default (`unlisted`), with a warning naming
+    them; a named partition that does not exist, or a starting offset outside its partition, is an
+    error."""
     offsets = parse_offsets(spec, topics)
     if offsets is not None:
-        return OffsetsInitializer.offsets(offsets)
+        return OffsetsInitializer.offsets(offsets, unlisted=unlisted)
     ms = parse_time_ms(spec)
     return OffsetsInitializer.timestamp(ms) if ms is not None else None
 
@@ -54,7 +58,7 @@ def starting_offsets(spec: str, topics: Sequence[str]) -> OffsetsInitializer:
         return getattr(OffsetsInitializer, spec)()
     if spec == "committed":
         return OffsetsInitializer.committed(reset="earliest")
-    initializer = _offsets_or_time(spec, topics)
+    initializer = _offsets_or_time(spec, topics, unlisted="earliest")
     if initializer is None:
         raise ConfigError(f"bad --from {spec!r}: use earliest, latest, committed, an ISO-8601 time, "
                           "epoch ms, or [topic:]partition=offset,...")
@@ -69,7 +73,7 @@ def stopping_offsets(spec: str, topics: Sequence[str]) -> Optional[OffsetsInitia
         return None
     if spec == "committed":
         return OffsetsInitializer.committed()
-    initializer = _offsets_or_time(spec, topics)
+    initializer = _offsets_or_time(spec, topics, unlisted="latest")
     if initializer is None:
         raise ConfigError(f"bad --to {spec!r}: use latest, follow, committed, an ISO-8601 time, "
                           "epoch ms, or [topic:]partition=offset,...")

@@ -1,11 +1,14 @@
 """Offsets initializers: how a split's starting or stopping offset is chosen, resolved to numbers."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional
 
 from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
 from fastsource.errors import ConfigError, FastsourceError, OffsetOutOfRangeError
+
+log = logging.getLogger(__name__)
 
 _RESETS = ("earliest", "latest")
 
@@ -14,19 +17,23 @@ _RESETS = ("earliest", "latest")
 class OffsetsInitializer:
     """A rule mapping partitions to concrete offsets; build one with the class methods.
 
-    `kind` is one of earliest, latest, committed, timestamp, offsets. `reset` is the fallback
-    ("earliest"/"latest") where the rule gives no offset: no committed offset, a partition missing from
-    `offsets(...)`, or a listed offset outside the partition's range.
+    `kind` is one of earliest, latest, committed, timestamp, offsets. `reset` ("earliest"/"latest")
+    is where a partition starts when the rule's offset is missing (no committed offset) or outside
+    the partition's range; `unlisted` is where partitions missing from `offsets(...)` start (or stop).
+    Without them those cases are errors: an offset never falls back silently.
     """
 
     kind: str
     timestamp_ms: Optional[int] = None
     offsets_map: Mapping[TopicPartitionKey, int] = field(default_factory=dict)
     reset: Optional[str] = None
+    unlisted: Optional[str] = None
 
     def __post_init__(self) -> None:
-        if self.reset is not None and self.reset not in _RESETS:
-            raise ConfigError(f"offset reset strategy must be one of {_RESETS}, not {self.reset!r}")
+        for name in ("reset", "unlisted"):
+            value = getattr(self, name)
+            if value is not None and value not in _RESETS:
+                raise ConfigError(f"{name} must be one of {_RESETS} or None, not {value!r}")
 
     @classmethod
     def earliest(cls) -> "OffsetsInitializer":
@@ -52,16 +59,19 @@ class OffsetsInitializer:
         return cls("timestamp", timestamp_ms=int(ms))
 
     @classmethod
-    def offsets(cls, offsets: Mapping[TopicPartitionKey, int],
-                reset: Optional[str] = "earliest") -> "OffsetsInitializer":
-        """Explicit offsets per (topic, partition); `reset` for partitions not listed or out of range."""
+    def offsets(cls, offsets: Mapping[TopicPartitionKey, int], reset: Optional[str] = None,
+                unlisted: Optional[str] = None) -> "OffsetsInitializer":
+        """Explicit offsets per (topic, partition). Every listed partition must exist. As starting
+        offsets, one outside its partition's range is an error unless `reset` ("earliest"/"latest")
+        says where to start instead; partitions read but not listed are an error unless `unlisted`
+        says where they start (or, as stopping offsets, stop), with a warning naming them."""
         clean = {}
         for key, value in offsets.items():
             if not (isinstance(key, tuple) and len(key) == 2) or int(value) < 0:
                 raise ConfigError(f"offsets must map (topic, partition) to an offset >= 0, got "
                                   f"{key!r}: {value!r}")
             clean[(str(key[0]), int(key[1]))] = int(value)
-        return cls("offsets", offsets_map=clean, reset=reset)
+        return cls("offsets", offsets_map=clean, reset=reset, unlisted=unlisted)
 
     def resolve(self, admin: KafkaAdmin, partitions: Iterable[TopicPartitionKey],
                 group_id: Optional[str] = None, stopping: bool = False) -> dict[TopicPartitionKey, int]:
@@ -85,7 +95,7 @@ class OffsetsInitializer:
                 raise ConfigError("OffsetsInitializer.committed() needs a group_id on the source")
             chosen = admin.committed(group_id, partitions)
         elif self.kind == "offsets":
-            chosen = {tp: self.offsets_map.get(tp) for tp in partitions}
+            chosen = self._listed(partitions, earliest, latest, stopping)
         else:
             raise ConfigError(f"unknown offsets initializer kind {self.kind!r}")
         result = {}
@@ -103,7 +113,35 @@ class OffsetsInitializer:
                                       "reset strategy was given")
             else:
                 raise OffsetOutOfRangeError(
-                    f"offset {offset} of {tp[0]}[{tp[1]}] is outside the partition's range "
-                    f"[{earliest[tp]}, {latest[tp]}] and no reset strategy was given",
+                    f"offset {offset} of {tp[0]}[{tp[1]}] is outside the partition's range: it starts "
+                    f"at offset {earliest[tp]} and ends at {latest[tp]}; give an offset in that range "
+                    "or a reset ('earliest' or 'latest')",
                     topic=tp[0], partition=tp[1], offset=offset)
         return result
+
+    def _listed(self, partitions: list[TopicPartitionKey], earliest: Mapping[TopicPartitionKey, int],
+                latest: Mapping[TopicPartitionKey, int], stopping: bool) -> dict[TopicPartitionKey, int]:
+        """The listed offsets of `partitions`, with `unlisted` applied to the others; an error for a
+        listed partition that is not read (no such partition, or not subscribed)."""
+        read = set(partitions)
+        strangers = sorted(set(self.offsets_map) - read)
+        if strangers:
+            read_of: dict[str, list[int]] = {}
+            for topic, partition in sorted(read):
+                read_of.setdefault(topic, []).append(partition)
+            named = "; ".join(f"{t}[{p}] (offset {self.offsets_map[(t, p)]}; " + (
+                f"partitions read of {t}: {', '.join(map(str, read_of[t]))})" if t in read_of
+                else f"topic {t} is not read)") for t, p in strangers)
+            raise ConfigError(f"offsets were given for partitions that this source does not read: {named}")
+        missing = sorted(read - set(self.offsets_map))
+        which = "stopping" if stopping else "starting"
+        if missing and self.unlisted is None:
+            raise ConfigError(
+                f"no {which} offset was given for {', '.join(f'{t}[{p}]' for t, p in missing)}; list "
+                "every partition read, or choose where the others go with unlisted='earliest'|'latest'")
+        if missing:
+            log.warning("%s offsets not listed for %s: they %s at %s", which,
+                        ", ".join(f"{t}[{p}]" for t, p in missing),
+                        "stop" if stopping else "start", self.unlisted)
+        ends = earliest if self.unlisted == "earliest" else latest
+        return {tp: self.offsets_map[tp] if tp in self.offsets_map else ends[tp] for tp in partitions}

@@ -109,6 +109,8 @@ rd_kafka_resp_err_t rd_kafka_get_watermark_offsets(rd_kafka_t *rk, const char *t
 #define RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION (-190)
 #define RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC (-188)
 #define RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN (-187)
+#define RD_KAFKA_RESP_ERR__SSL (-181)
+#define RD_KAFKA_RESP_ERR__AUTHENTICATION (-169)
 #define RD_KAFKA_RESP_ERR__FATAL (-150)
 #define RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET (-140)
 #define RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE 1

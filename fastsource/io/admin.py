@@ -5,6 +5,8 @@ which runs on the same librdkafka as the compiled fetch path.
 """
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from typing import Callable, Iterable, Iterator, Mapping, Optional, TypeVar, Union
 
@@ -12,7 +14,10 @@ from confluent_kafka import (ConsumerGroupTopicPartitions, IsolationLevel, Kafka
                              KafkaException, TopicPartition)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from fastsource.errors import BrokerUnavailableError, ConfigError, KafkaFetchError
+from fastsource.errors import (AuthenticationError, BrokerUnavailableError, ConfigError,
+                               KafkaFetchError)
+
+log = logging.getLogger(__name__)
 
 TopicPartitionKey = tuple[str, int]
 OffsetQuery = Union[str, int]  # "earliest", "latest" or a timestamp in ms
@@ -23,7 +28,83 @@ T = TypeVar("T")
 # librdkafka drops its bootstrap connection once it has learned the brokers' ids, and the request
 # in flight on it waits out a "sparse connect" pause of reconnect.backoff.ms / 2 (50 ms by default)
 # before it is sent again: measured 54 ms -> 13 ms for a first metadata request on loopback.
-CONNECT_DEFAULTS = {"reconnect.backoff.ms": "10"}
+# The backoff doubles after each failed attempt; capping it at 1 s (librdkafka: 10 s) keeps an outage
+# from being a 100 Hz reconnect loop while a returning broker is still noticed within a second.
+CONNECT_DEFAULTS = {"reconnect.backoff.ms": "10", "reconnect.backoff.max.ms": "1000"}
+
+# librdkafka errors that no retry can mend: the client and the broker disagree on security.
+_AUTH_CODES = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL})
+
+
+def authentication_failure(code: int, reason: str) -> bool:
+    """Whether a client error is a security mismatch (SASL refused, TLS handshake failed) rather than
+    a broker that is away. librdkafka reports a TLS client talking to a PLAINTEXT listener as a
+    transport error whose reason names the handshake."""
+    return code in _AUTH_CODES or (code == KafkaError._TRANSPORT and "SSL handshake failed" in reason)
+
+
+class BrokerHealth:
+    """Whether the cluster answers, as every client of one stream sees it: one warning when it stops
+    answering and one when it answers again, and the totals that `SourceStream.metrics()` reports.
+
+    Clients report what they observe (`down(since)`, `up()`) from any thread. A report of silence
+    that began before the last answer is stale (a late event) and is ignored.
+    """
+
+    def __init__(self, bootstrap_servers: str, broker_timeout_ms: int = 60000) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.broker_timeout_ms = broker_timeout_ms
+        self._lock = threading.Lock()
+        self._down_since: Optional[float] = None
+        self._last_answer = float("-inf")
+        self._down_total_s = 0.0
+        self.outages = 0
+
+    def __reduce__(self) -> tuple:
+        """A pickled health starts afresh (a remote reader tracks the cluster as it sees it)."""
+        return (BrokerHealth, (self.bootstrap_servers, self.broker_timeout_ms))
+
+    def down(self, since: float) -> None:
+        """A client has had no answer since monotonic time `since`."""
+        with self._lock:
+            if self._down_since is not None or since < self._last_answer:
+                return
+            self._down_since = since
+            self.outages += 1
+        log.warning("no Kafka broker answers at %s; waiting up to %g s (broker_timeout_ms) for one "
+                    "to come back", self.bootstrap_servers, self.broker_timeout_ms / 1000)
+
+    def up(self) -> None:
+        """A client got an answer."""
+        now = time.monotonic()
+        with self._lock:
+            self._last_answer = now
+            if self._down_since is None:
+                return
+            lasted = now - self._down_since
+            self._down_total_s += lasted
+            self._down_since = None
+        log.warning("Kafka broker at %s answers again after %.1f s", self.bootstrap_servers, lasted)
+
+    def answered_since(self, since: float) -> bool:
+        """Whether some client got an answer after monotonic time `since`."""
+        return self._last_answer > since
+
+    def down_for(self) -> float:
+        """Seconds of the current outage (0 while the cluster answers)."""
+        since = self._down_since
+        return 0.0 if since is None else max(0.0, time.monotonic() - since)
+
+    def down_s(self) -> float:
+        """Seconds without an answer over the stream's life, the current outage included."""
+        with self._lock:
+            return self._down_total_s + self.down_for()
+
+    def error(self, silent_s: float) -> BrokerUnavailableError:
+        """The error that ends a read after `silent_s` seconds without an answer."""
+        return BrokerUnavailableError(
+            f"no Kafka broker answered at {self.bootstrap_servers} for {silent_s:.1f} s "
+            f"(broker_timeout_ms={self.broker_timeout_ms})")
 
 # Broker answers that Kafka's protocol defines as transient (a topic created a moment ago, a leader
 # or coordinator moving). confluent-kafka raises per-partition and per-group errors without
@@ -46,31 +127,81 @@ class KafkaAdmin:
     """Topic metadata, offsets by spec and committed group offsets, with bounded waits."""
 
     def __init__(self, bootstrap_servers: str, properties: Mapping[str, str] | None = None,
-                 timeout_s: float = 15.0, read_committed: bool = False) -> None:
+                 timeout_s: float = 15.0, read_committed: bool = False,
+                 health: Optional[BrokerHealth] = None) -> None:
         config = dict(CONNECT_DEFAULTS)
         config.update((k, v) for k, v in (properties or {}).items() if k.startswith(_ADMIN_PREFIXES))
         config["bootstrap.servers"] = bootstrap_servers
         config.setdefault("log_level", 0)
+        config["error_cb"] = self._on_client_error
         try:
             self._client = AdminClient(config)
         except KafkaException as exc:
             raise ConfigError(f"invalid Kafka client properties: {exc}") from exc
         self.bootstrap_servers = bootstrap_servers
         self.timeout_s = timeout_s
+        self.health = health if health is not None else BrokerHealth(bootstrap_servers)
+        self._answered = False
+        self._auth_failure: Optional[str] = None
         self._isolation = (IsolationLevel.READ_COMMITTED if read_committed
                            else IsolationLevel.READ_UNCOMMITTED)
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        if authentication_failure(error.code(), error.str()):
+            self._auth_failure = f"{error.name()}: {error.str()}"
 
     def _unreachable(self, exc: Exception) -> BrokerUnavailableError:
         return BrokerUnavailableError(f"no Kafka broker answered at {self.bootstrap_servers} within "
                                       f"{self.timeout_s:g} s ({exc})")
 
+    def _answer(self, request: Callable[[float], T]) -> T:
+        """Run `request(timeout_s)` until the cluster answers it.
+
+        Before the cluster has ever answered this client, silence fails after `timeout_s` (there may
+        be no broker at that address at all). Once it has answered, silence is an outage: the request
+        is repeated until nobody has answered for the health's `broker_timeout_ms` (an outage seen
+        first by a reader counts from when the reader saw it). A security mismatch fails at once.
+        Attempts last at most a second before the first answer, so an authentication failure (which
+        librdkafka reports only through the error callback, served by `poll`) is seen promptly.
+        """
+        started = time.monotonic()
+        budget_s = self.health.broker_timeout_ms / 1000
+        while True:
+            attempt_start = time.monotonic()
+            if self._answered:
+                timeout = min(self.timeout_s, max(0.5, budget_s - self.health.down_for()))
+            else:
+                timeout = min(1.0, max(0.05, started + self.timeout_s - attempt_start))
+            try:
+                result = request(timeout)
+            except KafkaException as exc:
+                self._client.poll(0)
+                if self._auth_failure is not None:
+                    raise AuthenticationError(
+                        f"the Kafka client could not authenticate to {self.bootstrap_servers} "
+                        f"(check security.protocol and the sasl./ssl. properties): "
+                        f"{self._auth_failure}") from exc
+                if not self._is_unreachable(exc):
+                    raise
+                now = time.monotonic()
+                if not self._answered:
+                    if now - started >= self.timeout_s:
+                        raise self._unreachable(exc) from exc
+                    time.sleep(max(0.0, attempt_start + 0.2 - now))
+                    continue
+                self.health.down(attempt_start)
+                if self.health.down_for() >= budget_s:
+                    raise self.health.error(self.health.down_for()) from exc
+                time.sleep(max(0.0, attempt_start + 1.0 - now))
+                continue
+            self._answered = True
+            self.health.up()
+            return result
+
     def cluster_id(self) -> Optional[str]:
         """The cluster's id from its metadata (None when the broker does not say): what a
         checkpoint records to know which cluster it belongs to."""
-        try:
-            return self._client.list_topics(timeout=self.timeout_s).cluster_id or None
-        except KafkaException as exc:
-            raise self._unreachable(exc) from exc
+        return self._answer(lambda timeout: self._client.list_topics(timeout=timeout)).cluster_id or None
 
     def topics(self, wanted: Callable[[str], bool] = lambda name: True) -> dict[str, int]:
         """Every topic (internal ones excluded) with its partition count.
@@ -80,10 +211,7 @@ class KafkaAdmin:
         """
         pauses = self._pauses()
         while True:
-            try:
-                metadata = self._client.list_topics(timeout=self.timeout_s)
-            except KafkaException as exc:
-                raise self._unreachable(exc) from exc
+            metadata = self._answer(lambda timeout: self._client.list_topics(timeout=timeout))
             settling = any(t.error is not None and _transient(t.error) and wanted(name)
                            and not name.startswith("__") for name, t in metadata.topics.items())
             pause = next(pauses, None) if settling else None
@@ -109,9 +237,9 @@ class KafkaAdmin:
             spec = OffsetSpec.for_timestamp(int(query))
         request = {TopicPartition(t, p): spec for t, p in partitions}
 
-        def ask() -> dict[TopicPartitionKey, int]:
+        def ask(timeout: float) -> dict[TopicPartitionKey, int]:
             futures = self._client.list_offsets(request, isolation_level=self._isolation,
-                                                request_timeout=self.timeout_s)
+                                                request_timeout=timeout)
             return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
 
         return self._retrying(ask, "list offsets")
@@ -124,16 +252,17 @@ class KafkaAdmin:
             return {}
         request = [ConsumerGroupTopicPartitions(group_id, [TopicPartition(t, p) for t, p in partitions])]
 
-        def ask() -> ConsumerGroupTopicPartitions:
-            futures = self._client.list_consumer_group_offsets(request, request_timeout=self.timeout_s)
+        def ask(timeout: float) -> ConsumerGroupTopicPartitions:
+            futures = self._client.list_consumer_group_offsets(request, request_timeout=timeout)
             return futures[group_id].result()
 
         result = self._retrying(ask, f"read committed offsets of group {group_id!r}")
         return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
                 for tp in result.topic_partitions}
 
-    def _retrying(self, request: Callable[[], T], what: str) -> T:
-        """Run `request`, repeating it on retriable broker errors until `timeout_s` has passed.
+    def _retrying(self, request: Callable[[float], T], what: str) -> T:
+        """Run `request(timeout_s)`, repeating it on retriable broker errors until `timeout_s` has
+        passed (and through outages as `_answer` does).
 
         A topic created a moment ago answers NOT_LEADER_FOR_PARTITION or LEADER_NOT_AVAILABLE until
         its leaders are elected; a reader started right after creating a topic must not fail on that.
@@ -141,7 +270,7 @@ class KafkaAdmin:
         pauses = self._pauses()
         while True:
             try:
-                return request()
+                return self._answer(request)
             except KafkaException as exc:
                 error = self._kafka_error(exc)
                 retriable = error is not None and _transient(error) and not self._is_unreachable(exc)

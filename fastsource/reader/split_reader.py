@@ -4,6 +4,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Optional
@@ -11,8 +12,8 @@ from typing import Iterable, Iterator, Mapping, Optional
 import pyarrow as pa
 
 from fastsource import _core
-from fastsource.io.admin import CONNECT_DEFAULTS
-from fastsource.errors import (BrokerUnavailableError, ConfigError, FastsourceError,
+from fastsource.io.admin import CONNECT_DEFAULTS, BrokerHealth, KafkaAdmin
+from fastsource.errors import (AuthenticationError, BrokerUnavailableError, ConfigError, FastsourceError,
                                KafkaFetchError, OffsetOutOfRangeError, RecordTooLargeError)
 from fastsource.split import KafkaPartitionSplit
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 ERR_OFFSET_OUT_OF_RANGE = (1, -140)       # OFFSET_OUT_OF_RANGE, _AUTO_OFFSET_RESET
 ERR_MSG_SIZE_TOO_LARGE = 10
 ERR_ALL_BROKERS_DOWN = -187
+ERR_AUTHENTICATION = -169
 # Errors librdkafka or the broker report for conditions that pass (a leader moving, a dropped
 # connection, a timeout): a reader failing with one of them is replaced, not the stream failed.
 RETRIABLE_CODES = frozenset({-195, -192, -185, -184, 5, 6, 7, 13, 14, 15, 74, 75})
@@ -28,7 +30,9 @@ RETRIABLE_CODES = frozenset({-195, -192, -185, -184, 5, 6, 7, 13, 14, 15, 74, 75
 
 def map_core_error(exc: Exception, bootstrap: str) -> FastsourceError:
     """The one place where the compiled core's errors become fastsource errors, named by what and
-    where: data loss, oversize records, lost brokers, invalid properties, other fetch errors."""
+    where: data loss, oversize records, authentication, lost brokers, invalid properties, other
+    fetch errors. (A split reader adds what only it knows: every partition that lost data, and how
+    long the cluster has been silent.)"""
     if isinstance(exc, FastsourceError):
         return exc
     if isinstance(exc, ValueError):
@@ -43,6 +47,10 @@ def map_core_error(exc: Exception, bootstrap: str) -> FastsourceError:
             f"(deleted by retention, or past the end) ({exc.name}: {exc.reason}); set the "
             "Kafka property auto.offset.reset=earliest|latest to skip to a valid offset instead",
             **coordinates)
+    if exc.code == ERR_AUTHENTICATION:
+        return AuthenticationError(
+            f"the Kafka client could not authenticate to {bootstrap} (check security.protocol and "
+            f"the sasl./ssl. properties): {exc.reason}")
     if exc.code == ERR_MSG_SIZE_TOO_LARGE:
         where = (f"of {exc.topic}[{exc.partition}] at offset {exc.offset}" if exc.topic is not None
                  else "of one of this reader's splits")
@@ -126,7 +134,9 @@ class KafkaPartitionSplitReader:
     """
 
     def __init__(self, config: Mapping[str, str], include_headers: bool = False,
-                 limits: BatchLimits = BatchLimits(), broker_timeout_ms: int = 60000) -> None:
+                 limits: BatchLimits = BatchLimits(), broker_timeout_ms: int = 60000,
+                 health: Optional[BrokerHealth] = None) -> None:
+        self._config = dict(config)
         self._bootstrap = config.get("bootstrap.servers", "?")
         self._limits = limits
         self._reading: dict[tuple[str, int], str] = {}
@@ -134,6 +144,12 @@ class KafkaPartitionSplitReader:
         self._partition_of: dict[str, tuple[str, int]] = {}
         self._last_commit: Optional[list[tuple[str, int, int]]] = None
         self._async_commits = 0
+        self._health = health if health is not None else BrokerHealth(self._bootstrap,
+                                                                       broker_timeout_ms)
+        self._down = False
+        # (topic, partition, next offset) of every split being fetched, to name them all when
+        # records turn out to be gone.
+        self._positions: dict[str, tuple[str, int, int]] = {}
         with self._mapped():
             self._consumer = _core.Consumer(dict(config), include_headers, broker_timeout_ms)
 
@@ -142,7 +158,14 @@ class KafkaPartitionSplitReader:
         try:
             yield
         except (_core.FetchError, ValueError, RuntimeError) as exc:
-            raise map_core_error(exc, self._bootstrap) from exc
+            error = map_core_error(exc, self._bootstrap)
+            if isinstance(error, OffsetOutOfRangeError):
+                error = self._out_of_range(exc, error)
+            elif isinstance(error, BrokerUnavailableError) and hasattr(self, "_consumer"):
+                since = self._consumer.broker_down_since()
+                error = self._health.error(time.monotonic() - since if since is not None
+                                           else self._health.down_for())
+            raise error from exc
 
     @staticmethod
     def raw_schema(include_headers: bool) -> pa.Schema:
@@ -150,9 +173,17 @@ class KafkaPartitionSplitReader:
         return _core.raw_schema(include_headers)
 
     def fetch(self) -> RecordsWithSplitIds:
-        with self._mapped():
-            batch, progress, finished = self._consumer.fetch(
-                self._limits.max_rows, self._limits.max_bytes, self._limits.max_wait_ms)
+        try:
+            with self._mapped():
+                batch, progress, finished = self._consumer.fetch(
+                    self._limits.max_rows, self._limits.max_bytes, self._limits.max_wait_ms)
+        finally:
+            self._report_health()
+        for split_id, next_offset, _, _, _ in progress:
+            topic, partition, _ = self._positions[split_id]
+            self._positions[split_id] = (topic, partition, next_offset)
+        for split_id in finished:
+            self._positions.pop(split_id, None)
         if self._consumer.gone_splits:
             log.warning("split(s) end because their topic or partition was deleted: %s",
                         ", ".join(self._consumer.gone_splits))
@@ -173,6 +204,44 @@ class KafkaPartitionSplitReader:
             if not waiting:
                 del self._waiting[tp]
 
+    def _report_health(self) -> None:
+        """Tell the stream's broker health when this consumer loses or regains the cluster."""
+        since = self._consumer.broker_down_since()
+        if since is not None and self._health.answered_since(since):
+            self._consumer.clear_broker_down()
+            since = None
+        if since is not None and not self._down:
+            self._down = True
+            self._health.down(since)
+        elif since is None and self._down:
+            self._down = False
+            self._health.up()
+
+    def _out_of_range(self, exc: "_core.FetchError", mapped: OffsetOutOfRangeError) -> OffsetOutOfRangeError:
+        """One error naming every split of this reader whose next record is gone, with the offset
+        its partition now starts at (looked up with an admin client: the consumer belongs to the
+        fetch thread). The look-up failing leaves the error naming the partition the core reported."""
+        reported = (exc.topic, exc.partition)
+        try:
+            admin = KafkaAdmin(self._bootstrap, self._config)
+            keys = [(t, p) for t, p, _ in self._positions.values()]
+            earliest = admin.list_offsets(keys, "earliest")
+            latest = admin.list_offsets(keys, "latest")
+            lost = {(t, p): o for t, p, o in self._positions.values()
+                    if (t, p) == reported or not earliest[(t, p)] <= o <= latest[(t, p)]}
+            where = "; ".join(f"{t}[{p}] at offset {o} (the partition now starts at offset "
+                              f"{earliest[(t, p)]} and ends at {latest[(t, p)]})"
+                              for (t, p), o in sorted(lost.items()))
+        except FastsourceError as lookup:
+            log.warning("the current ranges of the partitions that lost data could not be looked "
+                        "up: %s", lookup)
+            return mapped
+        return OffsetOutOfRangeError(
+            f"data loss: records are gone (deleted by retention, or the offset is past the end) "
+            f"in {len(lost)} partition(s): {where} ({exc.name}: {exc.reason}); set the Kafka "
+            "property auto.offset.reset=earliest|latest to skip to a valid offset instead",
+            code=exc.code, name=exc.name, topic=exc.topic, partition=exc.partition, offset=exc.offset)
+
     def add_splits(self, splits: Iterable[KafkaPartitionSplit]) -> None:
         """Start each split now, or once the range before it in its partition finished."""
         for split in sorted(splits, key=lambda s: (s.topic_partition, s.starting_offset)):
@@ -189,6 +258,7 @@ class KafkaPartitionSplitReader:
         with self._mapped():
             self._consumer.add_split(split.split_id, split.topic, split.partition,
                                      split.starting_offset, stop)
+            self._positions[split.split_id] = (split.topic, split.partition, split.starting_offset)
 
     def remove_splits(self, split_ids: Iterable[str]) -> None:
         removed = set(split_ids)
@@ -197,6 +267,7 @@ class KafkaPartitionSplitReader:
         with self._mapped():
             self._consumer.remove_splits(list(removed))
         for split_id in removed:
+            self._positions.pop(split_id, None)
             self._next_range(split_id)
 
     def pause_or_resume_splits(self, pause: Iterable[str], resume: Iterable[str]) -> None:

@@ -41,6 +41,7 @@ from typing import Any, Callable, Optional, Protocol
 import pyarrow as pa
 
 from fastsource.formats import Format
+from fastsource.io.admin import BrokerHealth
 from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
 from fastsource.reader.emitter import KafkaRecordEmitter
 from fastsource.reader.fetcher import SingleThreadFetcherManager
@@ -53,7 +54,9 @@ from fastsource.runtime.watermarks import WatermarkStrategy
 @dataclass(frozen=True)
 class ReaderSpec:
     """Everything needed to build a reader, as plain (picklable) data. `split_reader_factory`, when
-    set, builds the split reader instead of the Kafka one (tests inject faults with it)."""
+    set, builds the split reader instead of the Kafka one (tests inject faults with it). `health` is
+    the stream's broker health, shared by readers in the stream's process (a pickled copy starts
+    afresh where a remote reader runs)."""
     consumer_config: dict[str, str]
     include_headers: bool
     batch_limits: BatchLimits
@@ -63,6 +66,7 @@ class ReaderSpec:
     commit_offsets: bool
     watermark_strategy: WatermarkStrategy
     split_reader_factory: Optional[Callable[["ReaderSpec"], Any]] = None
+    health: Optional[BrokerHealth] = None
 
 
 class ReaderHandle(Protocol):
@@ -100,7 +104,7 @@ class Runtime(Protocol):
 def kafka_split_reader(spec: ReaderSpec) -> KafkaPartitionSplitReader:
     """The default split reader: one compiled librdkafka consumer."""
     return KafkaPartitionSplitReader(spec.consumer_config, spec.include_headers, spec.batch_limits,
-                                     spec.broker_timeout_ms)
+                                     spec.broker_timeout_ms, spec.health)
 
 
 def build_reader(reader_id: int, spec: ReaderSpec, transport: Transport,

@@ -79,8 +79,8 @@ def test_offsets_initializers(bootstrap, make_topic, producer):
     assert offsets(starting_offsets=OI.latest()) == []
     assert offsets(starting_offsets=OI.timestamp(1_000_007)) == [(p, o) for p in (0, 1) for o in (7, 8, 9)]
     assert offsets(stopping_offsets=OI.timestamp(1_000_002)) == [(p, o) for p in (0, 1) for o in (0, 1)]
-    assert offsets(starting_offsets=OI.offsets({(topic, 0): 8}, reset="latest")) == [(0, 8), (0, 9)]
-    assert offsets(starting_offsets=OI.offsets({(topic, 1): 5}),
+    assert offsets(starting_offsets=OI.offsets({(topic, 0): 8}, unlisted="latest")) == [(0, 8), (0, 9)]
+    assert offsets(starting_offsets=OI.offsets({(topic, 1): 5}, unlisted="earliest"),
                    stopping_offsets=OI.offsets({(topic, 0): 2, (topic, 1): 7})) == [(0, 0), (0, 1), (1, 5), (1, 6)]
     with pytest.raises(fs.FastsourceError, match="no committed offset"):
         offsets(group_id=f"g-{topic}", starting_offsets=OI.committed())

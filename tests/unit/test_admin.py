@@ -7,8 +7,10 @@ from types import SimpleNamespace
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from fastsource.io.admin import KafkaAdmin
-from fastsource.errors import BrokerUnavailableError, KafkaFetchError
+import time
+
+from fastsource.io.admin import BrokerHealth, KafkaAdmin
+from fastsource.errors import AuthenticationError, BrokerUnavailableError, KafkaFetchError
 
 
 def _failed(code: int, retriable: bool) -> Future:
@@ -30,6 +32,9 @@ class ScriptedOffsetsClient:
         self.errors = list(errors)
         self.calls = 0
 
+    def poll(self, timeout):
+        return 0
+
     def list_offsets(self, request, **_):
         self.calls += 1
         if self.errors:
@@ -38,8 +43,8 @@ class ScriptedOffsetsClient:
         return {tp: _done(SimpleNamespace(offset=7)) for tp in request}
 
 
-def _admin(client, timeout_s: float = 5.0) -> KafkaAdmin:
-    admin = KafkaAdmin("127.0.0.1:1", timeout_s=timeout_s)
+def _admin(client, timeout_s: float = 5.0, health: BrokerHealth | None = None) -> KafkaAdmin:
+    admin = KafkaAdmin("127.0.0.1:1", timeout_s=timeout_s, health=health)
     admin._client = client
     return admin
 
@@ -79,11 +84,59 @@ def test_retriable_errors_give_up_after_the_timeout():
     assert 2 <= client.calls < 1000
 
 
-def test_an_unreachable_broker_is_not_retried():
-    client = ScriptedOffsetsClient((KafkaError._TRANSPORT, True))
-    with pytest.raises(BrokerUnavailableError, match="127.0.0.1:1"):
-        _admin(client).list_offsets([("t", 0)], "earliest")
+def test_a_broker_never_reached_fails_after_the_request_timeout():
+    client = ScriptedOffsetsClient(*[(KafkaError._TRANSPORT, True)] * 1000)
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailableError, match="127.0.0.1:1 within 0.5 s"):
+        _admin(client, timeout_s=0.5).list_offsets([("t", 0)], "earliest")
+    assert time.monotonic() - started < 10
+
+
+def test_an_outage_after_the_first_answer_is_waited_out_up_to_the_broker_timeout():
+    health = BrokerHealth("127.0.0.1:1", broker_timeout_ms=60000)
+    client = ScriptedOffsetsClient()
+    admin = _admin(client, timeout_s=0.5, health=health)
+    assert admin.list_offsets([("t", 0)], "earliest") == {("t", 0): 7}
+    client.errors = [(KafkaError._TRANSPORT, True)] * 2
+    assert admin.list_offsets([("t", 0)], "earliest") == {("t", 0): 7}
+    assert client.calls == 4
+    assert health.outages == 1 and health.down_for() == 0 and health.down_s() > 0
+
+
+def test_an_outage_longer_than_the_broker_timeout_fails_naming_address_and_duration():
+    health = BrokerHealth("127.0.0.1:1", broker_timeout_ms=1500)
+    client = ScriptedOffsetsClient()
+    admin = _admin(client, timeout_s=0.5, health=health)
+    admin.list_offsets([("t", 0)], "earliest")
+    client.errors = [(KafkaError._TRANSPORT, True)] * 1000
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailableError,
+                       match=r"127.0.0.1:1 for \d+\.\d s \(broker_timeout_ms=1500\)"):
+        admin.list_offsets([("t", 0)], "earliest")
+    assert 1.4 < time.monotonic() - started < 10
+
+
+def test_an_authentication_failure_is_reported_at_once_with_librdkafkas_reason():
+    client = ScriptedOffsetsClient(*[(KafkaError._TRANSPORT, True)] * 1000)
+    admin = _admin(client, timeout_s=30)
+    admin._on_client_error(KafkaError(KafkaError._AUTHENTICATION, "SASL PLAIN mechanism handshake failed"))
+    with pytest.raises(AuthenticationError, match="127.0.0.1:1.*SASL PLAIN mechanism handshake failed"):
+        admin.list_offsets([("t", 0)], "earliest")
     assert client.calls == 1
+
+
+def test_broker_health_warns_once_per_outage_and_ignores_stale_reports(caplog):
+    health = BrokerHealth("127.0.0.1:1", broker_timeout_ms=5000)
+    before = time.monotonic()
+    with caplog.at_level("WARNING", logger="fastsource.io.admin"):
+        for _ in range(3):
+            health.down(time.monotonic())
+        health.up()
+        health.up()
+        health.down(before)          # silence that began before the last answer: stale
+    assert health.outages == 1 and health.down_for() == 0
+    assert [r.getMessage().split(" ")[0] for r in caplog.records] == ["no", "Kafka"]
+    assert "answers again after" in caplog.records[1].getMessage()
 
 
 class ScriptedMetadataClient:
@@ -92,6 +145,9 @@ class ScriptedMetadataClient:
     def __init__(self, settling: int) -> None:
         self.settling = settling
         self.calls = 0
+
+    def poll(self, timeout):
+        return 0
 
     def list_topics(self, timeout):
         self.calls += 1

@@ -16,6 +16,10 @@ def test_starting_specs():
     assert starting_offsets("earliest", ["t"]).kind == "earliest"
     assert starting_offsets("committed", ["t"]).reset == "earliest"
     assert starting_offsets("0=5,1=7", ["t"]).offsets_map == {("t", 0): 5, ("t", 1): 7}
+    # Partitions a spec does not name keep the option's default; out-of-range offsets never reset.
+    assert starting_offsets("0=5", ["t"]).unlisted == "earliest"
+    assert starting_offsets("0=5", ["t"]).reset is None
+    assert stopping_offsets("0=5", ["t"]).unlisted == "latest"
     assert starting_offsets("a:0=5,b:2=1", ["a", "b"]).offsets_map == {("a", 0): 5, ("b", 2): 1}
     assert starting_offsets("2023-11-14T22:13:20Z", ["t"]).timestamp_ms == 1_700_000_000_000
 
