@@ -11,6 +11,7 @@ from typing import Callable, Optional, Union
 import pyarrow as pa
 
 from fastsource import _core
+from fastsource.errors import ConfigError
 
 ERROR_POLICIES = ("raise", "dead_letter")
 
@@ -115,27 +116,42 @@ class Function(Format):
 class Json(Format):
     """One JSON object per record, parsed for the whole batch at once by pyarrow's JSON reader (C++,
     multithreaded) into a struct column; the newline-delimited buffer it reads is built by the compiled
-    core in one pass.
+    core in one pass, which also checks every record before the parser sees it.
 
     With `schema`, fields are converted to its types and other fields are ignored; without, the types
-    are inferred from the first batch and then pinned for the rest of the stream. Raw newlines (legal
-    only as whitespace in JSON) are turned into spaces so each record stays one line; null and empty
-    values give null rows.
+    are inferred from the first batch and then pinned for the rest of the stream. A null Kafka value,
+    an empty value and the JSON value `null` give null rows. Undecodable records (handled by `errors`)
+    are: anything but one JSON object (arrays, numbers, strings, truncated or trailing data), objects
+    and arrays nested more than `max_depth` levels deep (the record's object is level 1; at most
+    `MAX_DEPTH_LIMIT`, which keeps the parser far from its stack limit), invalid UTF-8 anywhere in the
+    record, raw control characters or invalid escapes inside strings, and whatever the parser rejects.
+    Raw newlines between tokens (legal JSON whitespace) are read as spaces.
     """
 
-    def __init__(self, schema: Optional[pa.Schema] = None, errors: str = "raise") -> None:
+    MAX_DEPTH_LIMIT = 1000
+
+    def __init__(self, schema: Optional[pa.Schema] = None, errors: str = "raise",
+                 max_depth: int = 64) -> None:
+        if schema is not None and not isinstance(schema, pa.Schema):
+            raise ConfigError(f"Json: schema must be a pyarrow.Schema or None, not {schema!r}")
+        if (isinstance(max_depth, bool) or not isinstance(max_depth, int)
+                or not 1 <= max_depth <= self.MAX_DEPTH_LIMIT):
+            raise ConfigError(f"Json: max_depth must be an integer from 1 to {self.MAX_DEPTH_LIMIT}, "
+                              f"not {max_depth!r}")
         self.schema = schema
+        self.max_depth = max_depth
         self._set_errors(errors)
 
     def output_type(self) -> Optional[pa.DataType]:
         return pa.struct(list(self.schema)) if self.schema is not None else None
 
     def _parse(self, raw: pa.Array) -> pa.StructArray:
-        import pyarrow.compute as pc  # imported on use: they cost ~35 ms at start-up
-        import pyarrow.json as pa_json
+        import pyarrow.json as pa_json  # imported on use: it costs ~35 ms at start-up
 
-        missing = pc.fill_null(pc.equal(pc.binary_length(raw), 0), True)
-        data, longest = _core.json_lines(raw)
+        try:
+            data, longest, nulls = _core.json_lines(raw, self.max_depth)
+        except _core.InvalidRecord as exc:
+            raise RecordDecodeError(exc.row, f"invalid JSON: {exc.reason}") from None
         options = pa_json.ParseOptions(explicit_schema=self.schema,
                                        unexpected_field_behavior="ignore" if self.schema else "infer")
         # Blocks are parsed in parallel; a block must hold the longest record and its newline.
@@ -146,7 +162,7 @@ class Json(Format):
         if self.schema is None:
             self.schema = table.schema
         children = [c.combine_chunks() for c in table.columns]
-        return pa.StructArray.from_arrays(children, fields=list(table.schema), mask=missing)
+        return pa.StructArray.from_arrays(children, fields=list(table.schema), mask=nulls)
 
     def decode(self, raw: pa.Array) -> pa.Array:
         if len(raw) == 0:
