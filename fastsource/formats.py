@@ -52,7 +52,7 @@ def _first_failing_row(raw: pa.Array, attempt: Callable[[pa.Array], object]) -> 
         mid = (lo + hi) // 2
         try:
             attempt(raw.slice(lo, mid - lo))
-        except (pa.ArrowInvalid, ValueError):
+        except (pa.ArrowException, ValueError):
             hi = mid
         else:
             lo = mid
@@ -146,7 +146,8 @@ class Json(Format):
         return pa.struct(list(self.schema)) if self.schema is not None else None
 
     def _parse(self, raw: pa.Array) -> pa.StructArray:
-        import pyarrow.json as pa_json  # imported on use: it costs ~35 ms at start-up
+        import pyarrow.compute as pc  # imported on use: they cost ~35 ms at start-up
+        import pyarrow.json as pa_json
 
         try:
             data, longest, nulls = _core.json_lines(raw, self.max_depth)
@@ -159,19 +160,31 @@ class Json(Format):
         table = pa_json.read_json(pa.BufferReader(data), read_options=read, parse_options=options)
         if table.num_rows != len(raw):
             raise ValueError(f"{table.num_rows} JSON rows parsed from {len(raw)} records")
+        if table.num_columns == 0:  # only empty objects and nulls: nothing to infer a type from yet
+            return pa.StructArray.from_buffers(self.output_type() or pa.struct([]), len(raw),
+                                               [None if nulls is None else pc.invert(nulls).buffers()[1]])
         if self.schema is None:
             self.schema = table.schema
-        children = [c.combine_chunks() for c in table.columns]
+        children = [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks() for c in table.columns]
         return pa.StructArray.from_arrays(children, fields=list(table.schema), mask=nulls)
+
+    def _parse_or_point(self, raw: pa.Array) -> pa.StructArray:
+        """`_parse`, turning a parser error into the first row the parser refuses."""
+        try:
+            return self._parse(raw)
+        except (pa.ArrowException, ValueError) as exc:
+            row = _first_failing_row(raw, self._parse)
+            raise RecordDecodeError(row, f"invalid JSON: {exc}") from exc
 
     def decode(self, raw: pa.Array) -> pa.Array:
         if len(raw) == 0:
             return pa.array([], self.output_type() or pa.struct([]))
         try:
-            return self._parse(raw)
-        except (pa.ArrowInvalid, ValueError) as exc:
-            row = _first_failing_row(raw, self._parse)
-            raise RecordDecodeError(row, f"invalid JSON: {exc}") from exc
+            return self._parse_or_point(raw)
+        except RecordDecodeError as exc:
+            if exc.row > 0:  # refused by the check: an earlier record may still be one the parser refuses
+                self._parse_or_point(raw.slice(0, exc.row))
+            raise
 
 
 FormatLike = Union[Format, Callable[[pa.Array], pa.Array]]
