@@ -8,7 +8,7 @@ from fastsource._librdkafka import load_core as _load_core
 _core = _load_core()
 
 from fastsource import formats  # noqa: E402
-from fastsource.errors import (BrokerUnavailableError, ConfigError, DecodeError,  # noqa: E402
+from fastsource.errors import (BrokerUnavailableError, CheckpointError, ConfigError, DecodeError,  # noqa: E402
                                FastsourceError, KafkaFetchError, OffsetOutOfRangeError,
                                RecordTooLargeError, UnknownTopicError)
 from fastsource.enumerator.offsets import OffsetsInitializer  # noqa: E402
@@ -21,7 +21,7 @@ from fastsource.runtime.watermarks import WatermarkStrategy  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "BatchLimits", "BrokerUnavailableError", "ConfigError", "DecodeError", "FastsourceError",
+    "BatchLimits", "BrokerUnavailableError", "CheckpointError", "ConfigError", "DecodeError", "FastsourceError",
     "KafkaFetchError", "KafkaPartitionSplit", "KafkaSource", "OffsetOutOfRangeError",
     "OffsetsInitializer", "ParquetDatasetSink", "RecordTooLargeError", "SourceStream", "UnknownTopicError",
     "WatermarkStrategy", "default_parallelism", "formats", "__version__",

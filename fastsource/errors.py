@@ -54,5 +54,13 @@ class DecodeError(FastsourceError):
         self.offset = offset
 
 
+class CheckpointError(FastsourceError, OSError):
+    """A checkpoint could not be written; nothing it covers was committed, the next one covers it."""
+
+
+class CheckpointTimeoutError(CheckpointError, TimeoutError):
+    """A checkpoint's snapshot did not complete in time (the enumerator or a reader did not answer)."""
+
+
 class SerializationError(FastsourceError):
     """Serialized state (a split, a checkpoint) is malformed or of an unknown version."""

@@ -1,6 +1,7 @@
 """The user-facing source: `KafkaSource` (configuration) and `SourceStream` (one running read)."""
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import threading
 import time
@@ -14,7 +15,7 @@ from fastsource.runtime.coordinator import InProcessTransport, SourceCoordinator
 from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
 from fastsource.reader.emitter import KafkaRecordEmitter
 from fastsource.enumerator.kafka_enumerator import KafkaSourceEnumerator, split_owner
-from fastsource.errors import ConfigError
+from fastsource.errors import CheckpointTimeoutError, ConfigError, FastsourceError
 from fastsource.reader.fetcher import SingleThreadFetcherManager
 from fastsource.formats import Binary, FormatLike, as_format
 from fastsource.enumerator.offsets import OffsetsInitializer
@@ -312,12 +313,18 @@ class SourceStream:
         return reader.__arrow_c_stream__(requested_schema)
 
     def checkpoint(self) -> int:
-        """Snapshot the enumerator and every reader; durable when this returns. Needs checkpoint_dir."""
+        """Snapshot the enumerator and every reader; durable when this returns. Needs checkpoint_dir.
+        A checkpoint that fails (e.g. a CheckpointError) commits nothing; the next one covers it all."""
+        if self._closed:
+            raise FastsourceError("checkpoint() on a closed stream: nothing is left to snapshot")
         if self._store is None:
             raise ConfigError("checkpoint() needs the stream to be opened with a checkpoint_dir")
         checkpoint_id = self._store.next_id()
-        enumerator_state = self._coordinator.snapshot_enumerator(checkpoint_id).result(timeout=60)
-        splits = [split for reader in self.readers for split in reader.snapshot_state(checkpoint_id)]
+        try:
+            enumerator_state = self._coordinator.snapshot_enumerator(checkpoint_id).result(timeout=60)
+            splits = [split for reader in self.readers for split in reader.snapshot_state(checkpoint_id)]
+        except (TimeoutError, concurrent.futures.TimeoutError) as exc:
+            raise CheckpointTimeoutError(f"checkpoint {checkpoint_id} timed out: {exc}") from exc
         for sink in self._sinks:
             sink.pre_commit(checkpoint_id)
         self._store.write(checkpoint_id, {
