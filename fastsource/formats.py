@@ -33,8 +33,8 @@ class Format:
     errors: str = "raise"
 
     def _set_errors(self, errors: str) -> None:
-        if errors not in ERROR_POLICIES:
-            raise ValueError(f"errors must be one of {ERROR_POLICIES}, not {errors!r}")
+        if not isinstance(errors, str) or errors not in ERROR_POLICIES:
+            raise ConfigError(f"{type(self).__name__}: errors must be one of {ERROR_POLICIES}, not {errors!r}")
         self.errors = errors
 
     def output_type(self) -> pa.DataType:
@@ -94,6 +94,10 @@ class Function(Format):
 
     def __init__(self, fn: Callable[[pa.Array], pa.Array], output_type: pa.DataType | None = None,
                  errors: str = "raise") -> None:
+        if not callable(fn):
+            raise ConfigError(f"Function: fn must be callable, not {fn!r}")
+        if output_type is not None and not isinstance(output_type, pa.DataType):
+            raise ConfigError(f"Function: output_type must be a pyarrow.DataType or None, not {output_type!r}")
         self.fn = fn
         self._type = output_type
         self._set_errors(errors)
@@ -108,7 +112,7 @@ class Function(Format):
         if isinstance(result, pa.ChunkedArray):
             result = result.combine_chunks()
         if not isinstance(result, pa.Array) or len(result) != len(raw):
-            raise TypeError(f"format function {self.fn!r} must return a pyarrow.Array of length "
+            raise ConfigError(f"format function {self.fn!r} must return a pyarrow.Array of length "
                             f"{len(raw)}, got {type(result).__name__}")
         return result
 
@@ -190,10 +194,10 @@ class Json(Format):
 FormatLike = Union[Format, Callable[[pa.Array], pa.Array]]
 
 
-def as_format(value: FormatLike) -> Format:
-    """A Format from a Format instance or a plain callable."""
+def as_format(value: FormatLike, name: str = "format") -> Format:
+    """A Format from a Format instance or a plain callable; `name` is the argument it was given as."""
     if isinstance(value, Format):
         return value
-    if callable(value):
+    if callable(value) and not isinstance(value, type):
         return Function(value)
-    raise TypeError(f"a format must be a fastsource.formats.Format or a callable, not {value!r}")
+    raise ConfigError(f"{name} must be a fastsource.formats.Format or a callable, not {value!r}")

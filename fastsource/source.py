@@ -26,6 +26,8 @@ from fastsource.reader.split_reader import BatchLimits, KafkaPartitionSplitReade
 from fastsource.runtime.watermarks import WATERMARK_METADATA_KEY, WatermarkStrategy, WatermarkTracker
 from fastsource.enumerator.subscriber import (KafkaSubscriber, PartitionSetSubscriber, TopicListSubscriber,
                                    TopicPatternSubscriber)
+from fastsource.validation import (check_bool, check_bootstrap_servers, check_instance, check_int, check_name,
+                                   check_number, check_partitions, check_path, check_properties, check_topics)
 
 _UNSET: Any = object()
 
@@ -64,16 +66,16 @@ class KafkaSource:
                  request_timeout_s: float = 15.0,
                  broker_timeout_ms: int = 60000,
                  watermark_strategy: WatermarkStrategy = WatermarkStrategy()) -> None:
-        if not isinstance(bootstrap_servers, str) or not bootstrap_servers.strip():
-            raise ConfigError(f"bootstrap_servers must be a non-empty 'host:port[,...]' string, got "
-                              f"{bootstrap_servers!r}")
+        check_bootstrap_servers(bootstrap_servers)
         chosen = [n for n, v in (("topics", topics), ("topic_pattern", topic_pattern),
                                  ("partitions", partitions)) if v is not None]
         if len(chosen) != 1:
             raise ConfigError("give exactly one of topics, topic_pattern, partitions "
                               f"(got {', '.join(chosen) or 'none'})")
-        if isinstance(topics, str):
-            topics = [topics]
+        topics = check_topics(topics) if topics is not None else None
+        check_name("topic_pattern", topic_pattern, optional=True)
+        partitions = check_partitions(partitions) if partitions is not None else None
+        check_name("group_id", group_id, optional=True)
         if not isinstance(starting_offsets, OffsetsInitializer):
             raise ConfigError(f"starting_offsets must be an OffsetsInitializer, not {starting_offsets!r}")
         if stopping_offsets is _UNSET:
@@ -84,21 +86,23 @@ class KafkaSource:
         if stopping_offsets is not None and stopping_offsets.kind == "committed" and not group_id:
             raise ConfigError("stopping_offsets=committed() needs a group_id")
         self.bootstrap_servers = bootstrap_servers
-        self.topics = list(topics) if topics is not None else None
+        self.topics = topics
         self.topic_pattern = topic_pattern
-        self.partitions = list(partitions) if partitions is not None else None
+        self.partitions = partitions
         self.group_id = group_id
         self.starting_offsets = starting_offsets
         self.stopping_offsets = stopping_offsets
-        self.value_format = as_format(value_format)
-        self.key_format = as_format(key_format)
-        self.include_headers = include_headers
-        self.partition_discovery_interval_ms = partition_discovery_interval_ms
-        self.properties = {str(k): str(v) for k, v in (properties or {}).items()}
-        self.batch_limits = batch_limits
-        self.request_timeout_s = request_timeout_s
-        self.broker_timeout_ms = broker_timeout_ms
-        self.watermark_strategy = watermark_strategy
+        self.value_format = as_format(value_format, "value_format")
+        self.key_format = as_format(key_format, "key_format")
+        self.include_headers = check_bool("include_headers", include_headers)
+        self.partition_discovery_interval_ms = check_int(
+            "partition_discovery_interval_ms", partition_discovery_interval_ms, minimum=0, optional=True)
+        self.properties = check_properties(properties)
+        self.batch_limits = check_instance("batch_limits", batch_limits, BatchLimits, "a BatchLimits")
+        self.request_timeout_s = check_number("request_timeout_s", request_timeout_s)
+        self.broker_timeout_ms = check_int("broker_timeout_ms", broker_timeout_ms, minimum=1)
+        self.watermark_strategy = check_instance("watermark_strategy", watermark_strategy,
+                                                 WatermarkStrategy, "a WatermarkStrategy")
         self._subscriber()  # validates the subscription arguments now
 
     @property
@@ -127,6 +131,8 @@ class KafkaSource:
              checkpoint_dir: Optional[str | os.PathLike] = None) -> "SourceStream":
         """Start reading with `parallelism` readers; restores from `checkpoint_dir` if it holds a
         checkpoint. Use as a context manager so that every thread and consumer is released."""
+        check_int("parallelism", parallelism, minimum=1)
+        check_path("checkpoint_dir", checkpoint_dir, optional=True)
         return SourceStream(self, parallelism, checkpoint_dir)
 
     def read_all(self, parallelism: Optional[int] = None) -> pa.Table:
@@ -136,6 +142,7 @@ class KafkaSource:
             raise ConfigError("read_all() needs a bounded source: set stopping_offsets")
         if parallelism is None:
             parallelism = default_parallelism()
+        check_int("parallelism", parallelism, minimum=1)
         with self.open(parallelism=parallelism) as stream:
             return pa.Table.from_batches(list(stream), schema=stream.schema)
 

@@ -6,6 +6,7 @@ from typing import Iterable, Mapping, Optional
 
 from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
 from fastsource.errors import ConfigError, FastsourceError, OffsetOutOfRangeError
+from fastsource.validation import check_int, check_partitions
 
 _RESETS = ("earliest", "latest")
 
@@ -25,8 +26,9 @@ class OffsetsInitializer:
     reset: Optional[str] = None
 
     def __post_init__(self) -> None:
-        if self.reset is not None and self.reset not in _RESETS:
-            raise ConfigError(f"offset reset strategy must be one of {_RESETS}, not {self.reset!r}")
+        if self.reset is not None and (not isinstance(self.reset, str) or self.reset not in _RESETS):
+            raise ConfigError(f"reset (the offset reset strategy) must be one of {_RESETS} or None, not "
+                              f"{self.reset!r}")
 
     @classmethod
     def earliest(cls) -> "OffsetsInitializer":
@@ -47,20 +49,19 @@ class OffsetsInitializer:
     @classmethod
     def timestamp(cls, ms: int) -> "OffsetsInitializer":
         """The first record whose timestamp is >= `ms` (the partition end when none is)."""
-        if int(ms) < 0:
-            raise ConfigError(f"timestamp must be a non-negative epoch time in ms, not {ms}")
-        return cls("timestamp", timestamp_ms=int(ms))
+        check_int("ms", ms, minimum=0)
+        return cls("timestamp", timestamp_ms=ms)
 
     @classmethod
     def offsets(cls, offsets: Mapping[TopicPartitionKey, int],
                 reset: Optional[str] = "earliest") -> "OffsetsInitializer":
         """Explicit offsets per (topic, partition); `reset` for partitions not listed or out of range."""
+        if not isinstance(offsets, Mapping):
+            raise ConfigError(f"offsets must be a mapping of (topic, partition) to an offset, not {offsets!r}")
+        check_partitions(offsets.keys(), "offsets")
         clean = {}
-        for key, value in offsets.items():
-            if not (isinstance(key, tuple) and len(key) == 2) or int(value) < 0:
-                raise ConfigError(f"offsets must map (topic, partition) to an offset >= 0, got "
-                                  f"{key!r}: {value!r}")
-            clean[(str(key[0]), int(key[1]))] = int(value)
+        for (topic, partition), value in offsets.items():
+            clean[(topic, partition)] = check_int(f"offsets[{(topic, partition)!r}]", value, minimum=0)
         return cls("offsets", offsets_map=clean, reset=reset)
 
     def resolve(self, admin: KafkaAdmin, partitions: Iterable[TopicPartitionKey],

@@ -11,9 +11,13 @@ from typing import Any, Optional
 
 import pyarrow as pa
 
+from fastsource.errors import ConfigError
+from fastsource.validation import check_int, check_path
+
 log = logging.getLogger(__name__)
 
 _PENDING = re.compile(r"^part-(\d{12})-(\d{6})\.parquet$")
+_COMPRESSIONS = ("none", "snappy", "gzip", "brotli", "lz4", "zstd")
 
 
 class ParquetDatasetSink:
@@ -29,6 +33,10 @@ class ParquetDatasetSink:
 
     def __init__(self, directory: str | os.PathLike, max_rows_per_file: int = 1_000_000,
                  compression: str = "zstd") -> None:
+        check_path("directory", directory)
+        check_int("max_rows_per_file", max_rows_per_file, minimum=1)
+        if not isinstance(compression, str) or compression.lower() not in _COMPRESSIONS:
+            raise ConfigError(f"compression must be one of {', '.join(_COMPRESSIONS)}, not {compression!r}")
         self.directory = Path(directory)
         self.max_rows_per_file = max_rows_per_file
         self.compression = compression

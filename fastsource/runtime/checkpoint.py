@@ -23,10 +23,13 @@ class CheckpointStore:
 
     def __init__(self, directory: str | os.PathLike, retain: int = 3) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.retain = max(1, retain)
-        for leftover in self.directory.glob(".chk-*.tmp"):
-            leftover.unlink(missing_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for leftover in self.directory.glob(".chk-*.tmp"):
+                leftover.unlink(missing_ok=True)
+        except OSError as exc:
+            raise CheckpointError(f"cannot use {self.directory} as the checkpoint directory: {exc}") from exc
 
     def ids(self) -> list[int]:
         return sorted(int(m.group(1)) for p in self.directory.iterdir() if (m := _NAME.match(p.name)))

@@ -58,3 +58,11 @@ def test_a_failed_write_is_a_checkpoint_error_naming_the_file(tmp_path, monkeypa
     with pytest.raises(CheckpointError, match="chk-000000000001.json") as info:
         store.write(1, {"enumerator": {}, "splits": []})
     assert isinstance(info.value, FastsourceError) and not list(tmp_path.iterdir())
+
+
+def test_a_file_where_the_directory_should_be_is_a_checkpoint_error(tmp_path):
+    from fastsource.errors import CheckpointError
+
+    (tmp_path / "chk").write_text("")
+    with pytest.raises(CheckpointError, match="checkpoint directory"):
+        CheckpointStore(tmp_path / "chk")

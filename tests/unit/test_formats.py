@@ -51,7 +51,7 @@ def test_json_names_the_first_invalid_row():
 def test_callable_must_keep_the_length():
     fmt = as_format(lambda arr: arr.slice(1))
     assert isinstance(fmt, Function)
-    with pytest.raises(TypeError, match="length 2"):
+    with pytest.raises(ConfigError, match="length 2"):
         fmt.decode(raw([b"a", b"b"]))
 
 
