@@ -55,7 +55,8 @@ class DecodeError(FastsourceError):
 
 
 class CheckpointError(FastsourceError, OSError):
-    """A checkpoint could not be written; nothing it covers was committed, the next one covers it."""
+    """The checkpoint directory or a checkpoint's file could not be written. A checkpoint that failed
+    so committed nothing; the next one covers all of it."""
 
 
 class CheckpointTimeoutError(CheckpointError, TimeoutError):

@@ -113,7 +113,7 @@ class Function(Format):
             result = result.combine_chunks()
         if not isinstance(result, pa.Array) or len(result) != len(raw):
             raise ConfigError(f"format function {self.fn!r} must return a pyarrow.Array of length "
-                            f"{len(raw)}, got {type(result).__name__}")
+                              f"{len(raw)}, got {type(result).__name__}")
         return result
 
 
