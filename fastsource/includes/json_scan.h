@@ -44,13 +44,20 @@ static inline void fs_json_classify(const uint8_t *p, fs_json_block *b) {
     fs_json_classify16(p, b, 0);
     fs_json_classify16(p + 16, b, 16);
 #else
+    /* Without SSE2: one table look-up per byte; most bytes are in no class. */
+    static const uint8_t classes[256] = {
+        [0 ... 0x1F] = 1, ['"'] = 2, ['\\'] = 4, ['{'] = 8, ['['] = 8, ['}'] = 16, [']'] = 16,
+        [0x80 ... 0xFF] = 1,
+    };
     for (int k = 0; k < FS_BLOCK; k++) {
-        uint8_t c = p[k], f = c | 0x20;
-        b->special |= (uint32_t)(c < 0x20 || c >= 0x80) << k;
-        b->quote |= (uint32_t)(c == '"') << k;
-        b->backslash |= (uint32_t)(c == '\\') << k;
-        b->open |= (uint32_t)(f == '{') << k;
-        b->close |= (uint32_t)(f == '}') << k;
+        uint32_t c = classes[p[k]];
+        if (c) {
+            b->special |= (c & 1) << k;
+            b->quote |= ((c >> 1) & 1) << k;
+            b->backslash |= ((c >> 2) & 1) << k;
+            b->open |= ((c >> 3) & 1) << k;
+            b->close |= ((c >> 4) & 1) << k;
+        }
     }
 #endif
 }
