@@ -9,8 +9,8 @@ _core = _load_core()
 
 from fastsource import formats  # noqa: E402
 from fastsource.errors import (AuthenticationError, BrokerUnavailableError,  # noqa: E402
-                               CheckpointMismatchError, ConfigError, DecodeError, FastsourceError,
-                               KafkaFetchError, OffsetOutOfRangeError, ReaderFailedError,
+                               CheckpointError, CheckpointMismatchError, ConfigError, DecodeError,
+                               FastsourceError, KafkaFetchError, OffsetOutOfRangeError, ReaderFailedError,
                                RecordTooLargeError, UnknownTopicError)
 from fastsource.enumerator.offsets import OffsetsInitializer  # noqa: E402
 from fastsource.io.sink import ParquetDatasetSink  # noqa: E402
@@ -23,10 +23,10 @@ from fastsource.runtime.handles import InProcessRuntime  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "AuthenticationError", "BatchLimits", "BrokerUnavailableError", "CheckpointMismatchError",
-    "ConfigError", "DecodeError", "FastsourceError", "InProcessRuntime", "KafkaFetchError",
-    "KafkaPartitionSplit", "KafkaSource", "OffsetOutOfRangeError", "OffsetsInitializer",
-    "ParquetDatasetSink", "ReaderFailedError", "RecordTooLargeError", "SourceStream",
-    "UnknownTopicError",
+    "AuthenticationError", "BatchLimits", "BrokerUnavailableError", "CheckpointError",
+    "CheckpointMismatchError", "ConfigError", "DecodeError", "FastsourceError", "InProcessRuntime",
+    "KafkaFetchError", "KafkaPartitionSplit", "KafkaSource", "OffsetOutOfRangeError",
+    "OffsetsInitializer", "ParquetDatasetSink", "ReaderFailedError", "RecordTooLargeError",
+    "SourceStream", "UnknownTopicError",
     "WatermarkStrategy", "default_parallelism", "formats", "__version__",
 ]

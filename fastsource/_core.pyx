@@ -96,11 +96,34 @@ def librdkafka_version() -> str:
     return rd_kafka_version_str().decode()
 
 
-def json_lines(raw):
-    """One newline-delimited buffer from a binary array of JSON documents, for pyarrow's JSON reader:
-    raw newlines (legal in JSON only as whitespace) become spaces and null or empty values become
-    `{}`, so row i of the buffer is record i. One pass, one allocation. Returns the buffer and the
-    length of the longest line."""
+cdef extern from "json_scan.h":
+    int FS_JSON_OBJECT, FS_JSON_NULL, FS_BLOCK
+    int fs_scan_json_record(uint8_t *p, int64_t length, int64_t max_depth, int64_t *where) nogil
+
+# What the codes of fs_scan_json_record above FS_JSON_NULL mean, in their order.
+_JSON_PROBLEMS = (None, None, "the value is not a JSON object",
+                  "objects and arrays nested deeper than max_depth", "invalid UTF-8",
+                  "a raw control character", "an invalid escape in a string",
+                  "the JSON object is truncated", "data after the JSON object")
+
+
+class InvalidRecord(Exception):
+    """Record `row` of a batch failed a check before parsing; `reason` says which and where."""
+
+    def __init__(self, row, reason):
+        super().__init__(reason)
+        self.row = row
+        self.reason = reason
+
+
+def json_lines(raw, int64_t max_depth=64):
+    """One newline-delimited buffer from a binary array of JSON objects, for pyarrow's JSON reader.
+
+    Row i of the buffer is record i. Each record is checked on the way (includes/json_scan.h), so
+    pyarrow's parser only ever sees well-framed objects of bounded depth in valid UTF-8: a record that
+    fails raises `InvalidRecord` naming the first such row. Null, empty and `null` values become `{}`
+    and are marked in the returned null mask (None when there are none). One pass, one allocation.
+    Returns the buffer, the length of the longest line and the mask."""
     cdef int64_t n = len(raw)
     cdef int64_t first = raw.offset
     buffers = raw.buffers()
@@ -108,37 +131,53 @@ def json_lines(raw):
     cdef const int32_t *o = (<const int32_t *> <uintptr_t> offsets.address) + first
     cdef const uint8_t *bits = NULL if validity is None else <const uint8_t *> <uintptr_t> validity.address
     cdef const char *d = NULL if data is None else <const char *> <uintptr_t> data.address
-    cdef int64_t capacity = (o[n] - o[0]) + 3 * n + 1
+    # Slack at the end: the record check reads whole blocks of FS_BLOCK bytes.
+    cdef int64_t capacity = (o[n] - o[0]) + 3 * n + 1 + FS_BLOCK
     cdef char *out = <char *> malloc(capacity)
-    cdef int64_t pos = 0, longest = 0, i, row, length
-    cdef char *start
-    cdef char *hit
-    if out == NULL:
+    cdef uint8_t *null_bits = <uint8_t *> calloc((n >> 3) + 1, 1)
+    cdef int64_t pos = 0, longest = 0, nulls = 0, bad_row = -1, where = 0, i, row, length
+    cdef int status = FS_JSON_OBJECT
+    if out == NULL or null_bits == NULL:
+        free(out)
+        free(null_bits)
         raise MemoryError()
     with nogil:
         for i in range(n):
             row = first + i
             length = o[i + 1] - o[i]
             if length == 0 or (bits != NULL and not (bits[row >> 3] >> (row & 7)) & 1):
+                status = FS_JSON_NULL
+            else:
+                memcpy(out + pos, d + o[i], length)
+                status = fs_scan_json_record(<uint8_t *> out + pos, length, max_depth, &where)
+                if status > FS_JSON_NULL:
+                    bad_row = i
+                    break
+            if status == FS_JSON_NULL:
                 out[pos] = b'{'
                 out[pos + 1] = b'}'
                 length = 2
-            else:
-                start = out + pos
-                memcpy(start, d + o[i], length)
-                for needle in (b'\n', b'\r'):
-                    hit = <char *> memchr(start, needle, length)
-                    while hit != NULL:
-                        hit[0] = b' '
-                        hit = <char *> memchr(hit + 1, needle, length - (hit + 1 - start))
+                null_bits[i >> 3] |= 1 << (i & 7)
+                nulls += 1
             pos += length
             out[pos] = b'\n'
             pos += 1
             if length > longest:
                 longest = length
+    if bad_row >= 0:
+        free(out)
+        free(null_bits)
+        raise InvalidRecord(bad_row, f"{_JSON_PROBLEMS[status]} (at byte {where})")
     cdef _Allocation owner = _Allocation.__new__(_Allocation)
     owner.ptr = out
-    return pa.foreign_buffer(<uintptr_t> out, pos, base=owner), longest
+    buffer = pa.foreign_buffer(<uintptr_t> out, pos, base=owner)
+    if nulls == 0:
+        free(null_bits)
+        return buffer, longest, None
+    cdef _Allocation mask_owner = _Allocation.__new__(_Allocation)
+    mask_owner.ptr = null_bits
+    mask = pa.foreign_buffer(<uintptr_t> null_bits, (n >> 3) + 1, base=mask_owner)
+    return buffer, longest, pa.Array.from_buffers(pa.bool_(), n, [None, mask])
 
 
 class FetchError(Exception):

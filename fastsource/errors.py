@@ -62,6 +62,15 @@ class DecodeError(FastsourceError):
         self.offset = offset
 
 
+class CheckpointError(FastsourceError, OSError):
+    """The checkpoint directory or a checkpoint's file could not be written. A checkpoint that failed
+    so committed nothing; the next one covers all of it."""
+
+
+class CheckpointTimeoutError(CheckpointError, TimeoutError):
+    """A checkpoint's snapshot did not complete in time (the enumerator or a reader did not answer)."""
+
+
 class SerializationError(FastsourceError):
     """Serialized state (a split, a checkpoint) is malformed or of an unknown version."""
 

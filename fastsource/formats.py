@@ -11,6 +11,7 @@ from typing import Callable, Optional, Union
 import pyarrow as pa
 
 from fastsource import _core
+from fastsource.errors import ConfigError
 
 ERROR_POLICIES = ("raise", "dead_letter")
 
@@ -32,8 +33,8 @@ class Format:
     errors: str = "raise"
 
     def _set_errors(self, errors: str) -> None:
-        if errors not in ERROR_POLICIES:
-            raise ValueError(f"errors must be one of {ERROR_POLICIES}, not {errors!r}")
+        if not isinstance(errors, str) or errors not in ERROR_POLICIES:
+            raise ConfigError(f"{type(self).__name__}: errors must be one of {ERROR_POLICIES}, not {errors!r}")
         self.errors = errors
 
     def output_type(self) -> pa.DataType:
@@ -51,7 +52,7 @@ def _first_failing_row(raw: pa.Array, attempt: Callable[[pa.Array], object]) -> 
         mid = (lo + hi) // 2
         try:
             attempt(raw.slice(lo, mid - lo))
-        except (pa.ArrowInvalid, ValueError):
+        except (pa.ArrowException, ValueError):
             hi = mid
         else:
             lo = mid
@@ -93,6 +94,10 @@ class Function(Format):
 
     def __init__(self, fn: Callable[[pa.Array], pa.Array], output_type: pa.DataType | None = None,
                  errors: str = "raise") -> None:
+        if not callable(fn):
+            raise ConfigError(f"Function: fn must be callable, not {fn!r}")
+        if output_type is not None and not isinstance(output_type, pa.DataType):
+            raise ConfigError(f"Function: output_type must be a pyarrow.DataType or None, not {output_type!r}")
         self.fn = fn
         self._type = output_type
         self._set_errors(errors)
@@ -107,24 +112,38 @@ class Function(Format):
         if isinstance(result, pa.ChunkedArray):
             result = result.combine_chunks()
         if not isinstance(result, pa.Array) or len(result) != len(raw):
-            raise TypeError(f"format function {self.fn!r} must return a pyarrow.Array of length "
-                            f"{len(raw)}, got {type(result).__name__}")
+            raise ConfigError(f"format function {self.fn!r} must return a pyarrow.Array of length "
+                              f"{len(raw)}, got {type(result).__name__}")
         return result
 
 
 class Json(Format):
     """One JSON object per record, parsed for the whole batch at once by pyarrow's JSON reader (C++,
     multithreaded) into a struct column; the newline-delimited buffer it reads is built by the compiled
-    core in one pass.
+    core in one pass, which also checks every record before the parser sees it.
 
     With `schema`, fields are converted to its types and other fields are ignored; without, the types
-    are inferred from the first batch and then pinned for the rest of the stream. Raw newlines (legal
-    only as whitespace in JSON) are turned into spaces so each record stays one line; null and empty
-    values give null rows.
+    are inferred from the first batch and then pinned for the rest of the stream. A null Kafka value,
+    an empty value and the JSON value `null` give null rows. Undecodable records (handled by `errors`)
+    are: anything but one JSON object (arrays, numbers, strings, truncated or trailing data), objects
+    and arrays nested more than `max_depth` levels deep (the record's object is level 1; at most
+    `MAX_DEPTH_LIMIT`, which keeps the parser far from its stack limit), invalid UTF-8 anywhere in the
+    record, raw control characters or invalid escapes inside strings, and whatever the parser rejects.
+    Raw newlines between tokens (legal JSON whitespace) are read as spaces.
     """
 
-    def __init__(self, schema: Optional[pa.Schema] = None, errors: str = "raise") -> None:
+    MAX_DEPTH_LIMIT = 1000
+
+    def __init__(self, schema: Optional[pa.Schema] = None, errors: str = "raise",
+                 max_depth: int = 64) -> None:
+        if schema is not None and not isinstance(schema, pa.Schema):
+            raise ConfigError(f"Json: schema must be a pyarrow.Schema or None, not {schema!r}")
+        if (isinstance(max_depth, bool) or not isinstance(max_depth, int)
+                or not 1 <= max_depth <= self.MAX_DEPTH_LIMIT):
+            raise ConfigError(f"Json: max_depth must be an integer from 1 to {self.MAX_DEPTH_LIMIT}, "
+                              f"not {max_depth!r}")
         self.schema = schema
+        self.max_depth = max_depth
         self._set_errors(errors)
 
     def output_type(self) -> Optional[pa.DataType]:
@@ -134,8 +153,10 @@ class Json(Format):
         import pyarrow.compute as pc  # imported on use: they cost ~35 ms at start-up
         import pyarrow.json as pa_json
 
-        missing = pc.fill_null(pc.equal(pc.binary_length(raw), 0), True)
-        data, longest = _core.json_lines(raw)
+        try:
+            data, longest, nulls = _core.json_lines(raw, self.max_depth)
+        except _core.InvalidRecord as exc:
+            raise RecordDecodeError(exc.row, f"invalid JSON: {exc.reason}") from None
         options = pa_json.ParseOptions(explicit_schema=self.schema,
                                        unexpected_field_behavior="ignore" if self.schema else "infer")
         # Blocks are parsed in parallel; a block must hold the longest record and its newline.
@@ -143,28 +164,40 @@ class Json(Format):
         table = pa_json.read_json(pa.BufferReader(data), read_options=read, parse_options=options)
         if table.num_rows != len(raw):
             raise ValueError(f"{table.num_rows} JSON rows parsed from {len(raw)} records")
+        if table.num_columns == 0:  # only empty objects and nulls: nothing to infer a type from yet
+            return pa.StructArray.from_buffers(self.output_type() or pa.struct([]), len(raw),
+                                               [None if nulls is None else pc.invert(nulls).buffers()[1]])
         if self.schema is None:
             self.schema = table.schema
-        children = [c.combine_chunks() for c in table.columns]
-        return pa.StructArray.from_arrays(children, fields=list(table.schema), mask=missing)
+        children = [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks() for c in table.columns]
+        return pa.StructArray.from_arrays(children, fields=list(table.schema), mask=nulls)
+
+    def _parse_or_point(self, raw: pa.Array) -> pa.StructArray:
+        """`_parse`, turning a parser error into the first row the parser refuses."""
+        try:
+            return self._parse(raw)
+        except (pa.ArrowException, ValueError) as exc:
+            row = _first_failing_row(raw, self._parse)
+            raise RecordDecodeError(row, f"invalid JSON: {exc}") from exc
 
     def decode(self, raw: pa.Array) -> pa.Array:
         if len(raw) == 0:
             return pa.array([], self.output_type() or pa.struct([]))
         try:
-            return self._parse(raw)
-        except (pa.ArrowInvalid, ValueError) as exc:
-            row = _first_failing_row(raw, self._parse)
-            raise RecordDecodeError(row, f"invalid JSON: {exc}") from exc
+            return self._parse_or_point(raw)
+        except RecordDecodeError as exc:
+            if exc.row > 0:  # refused by the check: an earlier record may still be one the parser refuses
+                self._parse_or_point(raw.slice(0, exc.row))
+            raise
 
 
 FormatLike = Union[Format, Callable[[pa.Array], pa.Array]]
 
 
-def as_format(value: FormatLike) -> Format:
-    """A Format from a Format instance or a plain callable."""
+def as_format(value: FormatLike, name: str = "format") -> Format:
+    """A Format from a Format instance or a plain callable; `name` is the argument it was given as."""
     if isinstance(value, Format):
         return value
-    if callable(value):
+    if callable(value) and not isinstance(value, type):
         return Function(value)
-    raise TypeError(f"a format must be a fastsource.formats.Format or a callable, not {value!r}")
+    raise ConfigError(f"{name} must be a fastsource.formats.Format or a callable, not {value!r}")

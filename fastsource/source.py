@@ -1,6 +1,7 @@
 """The user-facing source: `KafkaSource` (configuration) and `SourceStream` (one running read)."""
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import dataclasses
 import logging
@@ -19,8 +20,8 @@ from fastsource.runtime.handles import InProcessRuntime, ReaderHandle, ReaderSpe
 from fastsource.reader.emitter import KafkaRecordEmitter
 from fastsource.enumerator.kafka_enumerator import KafkaSourceEnumerator
 from fastsource.enumerator.ranges import check_positive
-from fastsource.errors import (CheckpointMismatchError, ConfigError, FastsourceError, ReaderFailedError,
-                               is_fatal)
+from fastsource.errors import (CheckpointMismatchError, CheckpointTimeoutError, ConfigError,
+                               FastsourceError, ReaderFailedError, is_fatal)
 from fastsource.formats import Binary, FormatLike, as_format
 from fastsource.enumerator.offsets import OffsetsInitializer
 from fastsource.reader.source_reader import InputStatus, ReaderOutput, SplitLineage
@@ -31,6 +32,8 @@ from fastsource.reader.split_reader import BatchLimits, KafkaPartitionSplitReade
 from fastsource.runtime.watermarks import WATERMARK_METADATA_KEY, WatermarkStrategy, WatermarkTracker
 from fastsource.enumerator.subscriber import (KafkaSubscriber, PartitionSetSubscriber, TopicListSubscriber,
                                    TopicPatternSubscriber)
+from fastsource.validation import (check_bool, check_bootstrap_servers, check_instance, check_int, check_name,
+                                   check_number, check_partitions, check_path, check_properties, check_topics)
 
 _UNSET: Any = object()
 log = logging.getLogger(__name__)
@@ -83,16 +86,16 @@ class KafkaSource:
                  watermark_strategy: WatermarkStrategy = WatermarkStrategy(),
                  max_records_per_split: Optional[int] = None,
                  min_splits: Optional[int] = None) -> None:
-        if not isinstance(bootstrap_servers, str) or not bootstrap_servers.strip():
-            raise ConfigError(f"bootstrap_servers must be a non-empty 'host:port[,...]' string, got "
-                              f"{bootstrap_servers!r}")
+        check_bootstrap_servers(bootstrap_servers)
         chosen = [n for n, v in (("topics", topics), ("topic_pattern", topic_pattern),
                                  ("partitions", partitions)) if v is not None]
         if len(chosen) != 1:
             raise ConfigError("give exactly one of topics, topic_pattern, partitions "
                               f"(got {', '.join(chosen) or 'none'})")
-        if isinstance(topics, str):
-            topics = [topics]
+        topics = check_topics(topics) if topics is not None else None
+        check_name("topic_pattern", topic_pattern, optional=True)
+        partitions = check_partitions(partitions) if partitions is not None else None
+        check_name("group_id", group_id, optional=True)
         if not isinstance(starting_offsets, OffsetsInitializer):
             raise ConfigError(f"starting_offsets must be an OffsetsInitializer, not {starting_offsets!r}")
         if stopping_offsets is _UNSET:
@@ -108,21 +111,23 @@ class KafkaSource:
             raise ConfigError("max_records_per_split and min_splits cut bounded partitions into "
                               "offset ranges: they need stopping_offsets")
         self.bootstrap_servers = bootstrap_servers
-        self.topics = list(topics) if topics is not None else None
+        self.topics = topics
         self.topic_pattern = topic_pattern
-        self.partitions = list(partitions) if partitions is not None else None
+        self.partitions = partitions
         self.group_id = group_id
         self.starting_offsets = starting_offsets
         self.stopping_offsets = stopping_offsets
-        self.value_format = as_format(value_format)
-        self.key_format = as_format(key_format)
-        self.include_headers = include_headers
-        self.partition_discovery_interval_ms = partition_discovery_interval_ms
-        self.properties = {str(k): str(v) for k, v in (properties or {}).items()}
-        self.batch_limits = batch_limits
-        self.request_timeout_s = request_timeout_s
-        self.broker_timeout_ms = broker_timeout_ms
-        self.watermark_strategy = watermark_strategy
+        self.value_format = as_format(value_format, "value_format")
+        self.key_format = as_format(key_format, "key_format")
+        self.include_headers = check_bool("include_headers", include_headers)
+        self.partition_discovery_interval_ms = check_int(
+            "partition_discovery_interval_ms", partition_discovery_interval_ms, minimum=0, optional=True)
+        self.properties = check_properties(properties)
+        self.batch_limits = check_instance("batch_limits", batch_limits, BatchLimits, "a BatchLimits")
+        self.request_timeout_s = check_number("request_timeout_s", request_timeout_s)
+        self.broker_timeout_ms = check_int("broker_timeout_ms", broker_timeout_ms, minimum=1)
+        self.watermark_strategy = check_instance("watermark_strategy", watermark_strategy,
+                                                 WatermarkStrategy, "a WatermarkStrategy")
         self.max_records_per_split = max_records_per_split
         self.min_splits = min_splits
         self._subscriber()  # validates the subscription arguments now
@@ -169,6 +174,8 @@ class KafkaSource:
         checkpoint. `runtime` creates the readers and their transport (default: in this process,
         `InProcessRuntime()`). Use as a context manager so that every thread and consumer is
         released."""
+        check_int("parallelism", parallelism, minimum=1)
+        check_path("checkpoint_dir", checkpoint_dir, optional=True)
         return SourceStream(self, parallelism, checkpoint_dir, runtime)
 
     def read_all(self, parallelism: Optional[int] = None) -> pa.Table:
@@ -180,6 +187,7 @@ class KafkaSource:
             raise ConfigError("read_all() needs a bounded source: set stopping_offsets")
         if parallelism is None:
             parallelism = default_parallelism()
+        check_int("parallelism", parallelism, minimum=1)
         source = self
         if self.min_splits is None:
             source = copy.copy(self)
@@ -504,14 +512,20 @@ class SourceStream:
 
     def checkpoint(self) -> int:
         """Snapshot the enumerator and the hand-over positions; durable when this returns. Needs
-        checkpoint_dir. Offsets go to the consumer group (with group_id) once it is durable."""
+        checkpoint_dir. Offsets go to the consumer group (with group_id) once it is durable. A
+        checkpoint that fails (e.g. a CheckpointError) commits nothing; the next one covers it all."""
+        if self._closed:
+            raise FastsourceError("checkpoint() on a closed stream: nothing is left to snapshot")
         if self._store is None:
             raise ConfigError("checkpoint() needs the stream to be opened with a checkpoint_dir")
         if self._failure is not None:
             raise self._failure
         checkpoint_id = self._store.next_id()
-        enumerator_state, splits = self._snapshot(checkpoint_id)
-        readers = [reader.snapshot(checkpoint_id) for reader in self.readers]
+        try:
+            enumerator_state, splits = self._snapshot(checkpoint_id)
+            readers = [reader.snapshot(checkpoint_id) for reader in self.readers]
+        except (TimeoutError, concurrent.futures.TimeoutError) as exc:
+            raise CheckpointTimeoutError(f"checkpoint {checkpoint_id} timed out: {exc}") from exc
         for sink in self._sinks:
             sink.pre_commit(checkpoint_id)
         self._store.write(checkpoint_id, {

@@ -7,6 +7,7 @@ from typing import Iterable, Mapping, Optional
 
 from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
 from fastsource.errors import ConfigError, FastsourceError, OffsetOutOfRangeError
+from fastsource.validation import check_int, check_partitions
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class OffsetsInitializer:
     def __post_init__(self) -> None:
         for name in ("reset", "unlisted"):
             value = getattr(self, name)
-            if value is not None and value not in _RESETS:
+            if value is not None and (not isinstance(value, str) or value not in _RESETS):
                 raise ConfigError(f"{name} must be one of {_RESETS} or None, not {value!r}")
 
     @classmethod
@@ -54,9 +55,8 @@ class OffsetsInitializer:
     @classmethod
     def timestamp(cls, ms: int) -> "OffsetsInitializer":
         """The first record whose timestamp is >= `ms` (the partition end when none is)."""
-        if int(ms) < 0:
-            raise ConfigError(f"timestamp must be a non-negative epoch time in ms, not {ms}")
-        return cls("timestamp", timestamp_ms=int(ms))
+        check_int("ms", ms, minimum=0)
+        return cls("timestamp", timestamp_ms=ms)
 
     @classmethod
     def offsets(cls, offsets: Mapping[TopicPartitionKey, int], reset: Optional[str] = None,
@@ -65,12 +65,12 @@ class OffsetsInitializer:
         offsets, one outside its partition's range is an error unless `reset` ("earliest"/"latest")
         says where to start instead; partitions read but not listed are an error unless `unlisted`
         says where they start (or, as stopping offsets, stop), with a warning naming them."""
+        if not isinstance(offsets, Mapping):
+            raise ConfigError(f"offsets must be a mapping of (topic, partition) to an offset, not {offsets!r}")
+        check_partitions(offsets.keys(), "offsets")
         clean = {}
-        for key, value in offsets.items():
-            if not (isinstance(key, tuple) and len(key) == 2) or int(value) < 0:
-                raise ConfigError(f"offsets must map (topic, partition) to an offset >= 0, got "
-                                  f"{key!r}: {value!r}")
-            clean[(str(key[0]), int(key[1]))] = int(value)
+        for (topic, partition), value in offsets.items():
+            clean[(topic, partition)] = check_int(f"offsets[{(topic, partition)!r}]", value, minimum=0)
         return cls("offsets", offsets_map=clean, reset=reset, unlisted=unlisted)
 
     def resolve(self, admin: KafkaAdmin, partitions: Iterable[TopicPartitionKey],

@@ -11,9 +11,13 @@ from typing import Any, Optional
 
 import pyarrow as pa
 
+from fastsource.errors import ConfigError
+from fastsource.validation import check_int, check_path
+
 log = logging.getLogger(__name__)
 
 _PENDING = re.compile(r"^part-(\d{12})-(\d{6})\.parquet$")
+_COMPRESSIONS = ("none", "snappy", "gzip", "brotli", "lz4", "zstd")
 
 
 class ParquetDatasetSink:
@@ -29,6 +33,10 @@ class ParquetDatasetSink:
 
     def __init__(self, directory: str | os.PathLike, max_rows_per_file: int = 1_000_000,
                  compression: str = "zstd") -> None:
+        check_path("directory", directory)
+        check_int("max_rows_per_file", max_rows_per_file, minimum=1)
+        if not isinstance(compression, str) or compression.lower() not in _COMPRESSIONS:
+            raise ConfigError(f"compression must be one of {', '.join(_COMPRESSIONS)}, not {compression!r}")
         self.directory = Path(directory)
         self.max_rows_per_file = max_rows_per_file
         self.compression = compression
@@ -73,14 +81,27 @@ class ParquetDatasetSink:
             self._writer, self._path, self._rows_in_file = None, None, 0
 
     def pre_commit(self, checkpoint_id: int) -> None:
-        """Make the files written since the last checkpoint pending under `checkpoint_id` (durably)."""
+        """Make the files written since the last checkpoint pending under `checkpoint_id` (durably).
+
+        A checkpoint that failed after its pre-commit is retried under the same id: the files it left
+        pending stay, and the retry numbers its own after them. Each file leaves the list of closed
+        files only once it is pending, so a pre-commit that fails half way is completed by the next."""
         self._roll()
-        for seq, path in enumerate(self._closed_files):
+        seq = self._next_sequence(checkpoint_id)
+        while self._closed_files:
+            path = self._closed_files[0]
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(path, self._pending / f"part-{checkpoint_id:012d}-{seq:06d}.parquet")
-        self._closed_files = []
+            self._closed_files.pop(0)
+            seq += 1
         _fsync_dir(self._pending)
+
+    def _next_sequence(self, checkpoint_id: int) -> int:
+        """The first file number not yet taken by a pending file of `checkpoint_id`."""
+        taken = [int(m.group(2)) for p in self._pending.iterdir()
+                 if (m := _PENDING.match(p.name)) and int(m.group(1)) == checkpoint_id]
+        return max(taken, default=-1) + 1
 
     def commit(self, checkpoint_id: int) -> None:
         """The checkpoint is durable: its pending files (and any older ones) become visible."""

@@ -16,6 +16,7 @@ from fastsource.io.admin import CONNECT_DEFAULTS, BrokerHealth, KafkaAdmin
 from fastsource.errors import (AuthenticationError, BrokerUnavailableError, ConfigError, FastsourceError,
                                KafkaFetchError, OffsetOutOfRangeError, RecordTooLargeError)
 from fastsource.split import KafkaPartitionSplit
+from fastsource.validation import check_int
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class BatchLimits:
     max_wait_ms: int = 100
 
     def __post_init__(self) -> None:
+        for name in ("max_rows", "max_bytes", "max_wait_ms"):
+            check_int(name, getattr(self, name))
         if self.max_rows < 1 or self.max_bytes < 1 or self.max_wait_ms < 0:
             raise ConfigError(f"invalid batch limits {self}")
         if self.max_bytes >= 1 << 31:

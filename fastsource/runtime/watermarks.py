@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
-from fastsource.errors import ConfigError
+from fastsource.validation import check_bool, check_int
 from fastsource.split import KafkaPartitionSplitState
 
 WATERMARK_METADATA_KEY = b"fastsource.watermark"
@@ -29,10 +29,10 @@ class WatermarkStrategy:
     emit_in_metadata: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("out_of_orderness_ms", "idle_timeout_ms", "alignment_max_drift_ms"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ConfigError(f"{name} must be >= 0, not {value}")
+        check_int("out_of_orderness_ms", self.out_of_orderness_ms, minimum=0)
+        for name in ("idle_timeout_ms", "alignment_max_drift_ms"):
+            check_int(name, getattr(self, name), minimum=0, optional=True)
+        check_bool("emit_in_metadata", self.emit_in_metadata)
 
 
 class WatermarkTracker:

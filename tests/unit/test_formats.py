@@ -1,7 +1,10 @@
 """Formats decode a whole batch at once and point at the first bad row."""
+import json
+
 import pyarrow as pa
 import pytest
 
+from fastsource.errors import ConfigError
 from fastsource.formats import Binary, Function, Json, RecordDecodeError, String, as_format
 
 
@@ -48,10 +51,61 @@ def test_json_names_the_first_invalid_row():
 def test_callable_must_keep_the_length():
     fmt = as_format(lambda arr: arr.slice(1))
     assert isinstance(fmt, Function)
-    with pytest.raises(TypeError, match="length 2"):
+    with pytest.raises(ConfigError, match="length 2"):
         fmt.decode(raw([b"a", b"b"]))
 
 
 def test_unknown_error_policy_is_rejected():
     with pytest.raises(ValueError, match="errors"):
         Json(errors="skip")
+
+
+def test_json_null_value_is_a_null_row():
+    schema = pa.schema([("a", pa.int64())])
+    for fmt in (Json(schema), Json()):
+        decoded = fmt.decode(raw([b"null", b'{"a": 1}', b" null\n", None, b""]))
+        assert decoded.is_null().to_pylist() == [True, False, True, True, True]
+        decoded.validate(full=True)
+
+
+@pytest.mark.parametrize("value, problem", [
+    (b'{"a": ' + b"[" * 64 + b"]" * 64 + b"}", "nested deeper than max_depth"),
+    (b'{"a": "\xff"}', "invalid UTF-8"),
+    (b'{"a": "\xed\xa0\x80"}', "invalid UTF-8"),  # a UTF-16 surrogate
+    (b'{"a": "x\ny"}', "raw control character"),
+    (b'{"a": "\\x"}', "invalid escape"),
+    (b"[1, 2]", "not a JSON object"),
+    (b"42", "not a JSON object"),
+    (b"   ", "not a JSON object"),
+    (b'{"a": 1', "truncated"),
+    (b'{"a": "1}', "truncated"),
+    (b'{"a": 1} {"b": 2}', "data after the JSON object"),
+])
+def test_json_refuses_poison_before_the_parser_sees_it(value, problem):
+    values = raw([b'{"a": 1}', value, b'{"a": 2}'])
+    for fmt in (Json(pa.schema([("a", pa.int64())])), Json()):
+        with pytest.raises(RecordDecodeError, match=problem) as info:
+            fmt.decode(values)
+        assert info.value.row == 1
+
+
+def test_json_depth_limit_is_configurable_and_brackets_in_strings_do_not_count():
+    nested = b'{"a": ' + b"[" * 9 + b"]" * 9 + b', "s": "[[[[[[[[[[[[{{{{"}'
+    assert Json(max_depth=10).decode(raw([nested])).type.num_fields == 2
+    with pytest.raises(RecordDecodeError, match="max_depth"):
+        Json(max_depth=9).decode(raw([nested]))
+
+
+def test_json_keeps_long_records_with_escapes_and_unicode_across_blocks():
+    text = 'é"\\/\t{[' * 40
+    value = json.dumps({"t": text, "n": [[1], [2]], "pad": "x" * 33}).encode()
+    decoded = Json().decode(raw([value, b'\n{"t": "a",\r\n "n": []}\n']))
+    assert decoded.to_pylist()[0]["t"] == text
+    decoded.validate(full=True)
+
+
+@pytest.mark.parametrize("kwargs", [{"max_depth": 0}, {"max_depth": 1001}, {"max_depth": "64"},
+                                    {"max_depth": True}, {"schema": {"a": "int64"}}])
+def test_json_arguments_are_checked(kwargs):
+    with pytest.raises(ConfigError):
+        Json(**kwargs)

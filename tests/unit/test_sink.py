@@ -42,3 +42,41 @@ def test_close_discards_uncommitted_rows(tmp_path):
     sink.write(batch([1]))
     sink.close()
     assert read(sink) == [] and not any((tmp_path / "_in-progress").iterdir())
+
+
+def test_a_failed_checkpoint_retried_under_the_same_id_keeps_every_pending_file(tmp_path):
+    sink = ParquetDatasetSink(tmp_path)
+    sink.write(batch([1, 2]))
+    sink.pre_commit(1)
+    sink.commit(1)
+    sink.write(batch([3, 4]))
+    sink.pre_commit(2)          # then writing checkpoint 2 fails: nothing is committed
+    sink.write(batch([5, 6]))
+    sink.pre_commit(2)          # the retry has the same id
+    sink.commit(2)
+    assert read(sink) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_pre_commit_that_fails_half_way_is_completed_by_the_next(tmp_path, monkeypatch):
+    import os
+
+    sink = ParquetDatasetSink(tmp_path, max_rows_per_file=1)
+    sink.write(batch([1]))
+    sink.write(batch([2]))
+    replace, calls = os.replace, []
+
+    def fail_second(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        replace(src, dst)
+
+    monkeypatch.setattr("fastsource.io.sink.os.replace", fail_second)
+    try:
+        sink.pre_commit(1)
+    except OSError:
+        pass
+    monkeypatch.setattr("fastsource.io.sink.os.replace", replace)
+    sink.pre_commit(1)
+    sink.commit(1)
+    assert read(sink) == [1, 2]
