@@ -42,3 +42,14 @@ def test_close_discards_uncommitted_rows(tmp_path):
     sink.write(batch([1]))
     sink.close()
     assert read(sink) == [] and not any((tmp_path / "_in-progress").iterdir())
+
+
+def test_a_staging_dir_keeps_unpublished_files_out_of_the_directory(tmp_path):
+    out, staging = tmp_path / "out", tmp_path / ".out.fastsource"
+    sink = ParquetDatasetSink(out, staging_dir=staging)
+    sink.write(batch([1, 2]))
+    sink.pre_commit(1)
+    assert list(out.iterdir()) == [] and len(list((staging / "_pending").iterdir())) == 1
+    sink.commit(1)
+    assert [p.name for p in out.iterdir()] == ["part-000000000001-000000.parquet"]
+    assert read(sink) == [1, 2]
