@@ -19,6 +19,9 @@ from fastsource.errors import ConfigError, FastsourceError
 # slower than the fetch) and batches of at most BATCH_BYTES, of which a reader holds about four.
 CLI_PROPERTIES = {"queued.max.messages.kbytes": "8192"}
 BATCH_BYTES = 4 << 20
+# Default readers: the library's default (two per core), at most this many, so that the bound holds
+# on large machines too; one output thread writes the records anyway.
+CLI_MAX_READERS = 4
 # Parquet row groups: batches are gathered up to this many rows (or ROW_GROUP_BYTES) before a write.
 ROW_GROUP_ROWS = 131072
 ROW_GROUP_BYTES = 32 << 20
@@ -178,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         batch_limits=fs.BatchLimits(max_rows=args.batch_size, max_bytes=BATCH_BYTES),
         partition_discovery_interval_ms=10_000 if args.to == "follow" else None)
     progress = Progress(enabled=None if args.progress is None else args.progress)
-    parallelism = args.parallelism if args.parallelism is not None else fs.default_parallelism()
+    parallelism = args.parallelism or min(fs.default_parallelism(), CLI_MAX_READERS)
     if output.kind == "dataset":
         output.state_dir.mkdir(exist_ok=True)
     with source.open(parallelism=parallelism, checkpoint_dir=checkpoint_dir) as stream:
