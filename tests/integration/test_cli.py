@@ -322,3 +322,21 @@ def test_topics_and_lag(bootstrap, make_topic, producer, tmp_path):
     assert lag.stdout.splitlines()[1].split() == [topic, "0", "15", "19", "4"]
     assert lag.stdout.splitlines()[-1] == "total lag: 7"
     one_line_error(cli("lag", "-b", bootstrap, "-g", "nobody-here", cwd=tmp_path), "no committed offsets")
+
+
+def test_rerunning_a_dataset_read_appends_exactly_the_new_records(bootstrap, make_topic, producer,
+                                                                  tmp_path):
+    """Produce N, read to DIR, produce M more, rerun the same command: DIR holds N + M rows, each once
+    (a restored bounded read goes up to the stopping point resolved at the rerun)."""
+    topic = make_topic(partitions=3)
+    fill(producer, topic, 3000, 3, prefix="a")
+    args = ["read", "-b", bootstrap, "-t", topic, "-o", "ds", "--no-progress"]
+    first = cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    fill(producer, topic, 2000, 3, prefix="b")
+    rerun = cli(*args, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "2,000 records" in rerun.stderr
+    table = pq.read_table(tmp_path / "ds")
+    offsets = Counter(zip(table.column("partition").to_pylist(), table.column("offset").to_pylist()))
+    assert len(offsets) == 5000 and set(offsets.values()) == {1}
