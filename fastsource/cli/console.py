@@ -110,8 +110,8 @@ class RecordTable:
         head = "  ".join([*(t[:24].ljust(24) for t in topic), partition.rjust(4), offset.rjust(10),
                           ts.ljust(23)])
         room = max(self.width - len(head) - 4, 20)
-        key = _cut(key, max(room // 4, 8))
-        return f"{head}  {key.ljust(min(max(len(key), 3), room // 4))}  {_cut(value, room - room // 4)}"
+        key_width = max(8, min(24, room // 4))
+        return f"{head}  {_cut(key, key_width).ljust(key_width)}  {_cut(value, room - key_width)}"
 
 
 def _cut(text: str, width: int) -> str:
