@@ -340,3 +340,36 @@ def test_rerunning_a_dataset_read_appends_exactly_the_new_records(bootstrap, mak
     table = pq.read_table(tmp_path / "ds")
     offsets = Counter(zip(table.column("partition").to_pylist(), table.column("offset").to_pylist()))
     assert len(offsets) == 5000 and set(offsets.values()) == {1}
+
+
+def run_on_terminal(args: list[str], cwd: Path, timeout: float = 120) -> tuple[int, str, str]:
+    """Run the CLI with standard output on a pseudo-terminal (stderr a pipe): (code, stdout, stderr)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([CLI, *args], stdout=follower, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                            env={**os.environ, "COLUMNS": "100"})
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    stderr = proc.stderr.read()
+    return proc.wait(timeout=timeout), b"".join(chunks).decode(), stderr
+
+
+def test_a_terminal_gets_a_table_and_no_binary_stream(bootstrap, make_topic, producer, tmp_path):
+    topic = make_topic()
+    fill(producer, topic, 3, 1)
+    code, out, err = run_on_terminal(["read", "-b", bootstrap, "-t", topic], tmp_path)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["part", "offset"] and len(lines) == 4 and "v2" in lines[3]
+    code, out, err = run_on_terminal(["read", "-b", bootstrap, "-t", topic, "-o", "-"], tmp_path)
+    assert code == 2 and out == "" and "pipe it" in err and len(err.strip().splitlines()) == 1
