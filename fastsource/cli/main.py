@@ -91,10 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     subscription.add_argument("--pattern", help="regular expression of topics to read")
     read.add_argument("--partition", action="append", metavar="N[,N...]",
                       help="read only these partitions of the -t topics (repeatable)")
-    read.add_argument("--from", dest="from_", default="earliest",
+    read.add_argument("--from", dest="from_", default="earliest", metavar="SPEC",
                       help="earliest | latest | committed | ISO-8601 time | epoch ms | "
                            "[topic:]partition=offset,... (default earliest)")
-    read.add_argument("--to", default="latest",
+    read.add_argument("--from-beginning", dest="from_", action="store_const", const="earliest",
+                      help="kafka-console-consumer's spelling of --from earliest")
+    read.add_argument("--to", default="latest", metavar="SPEC",
                       help="latest | follow | committed | time | [topic:]partition=offset,... "
                            "(default latest)")
     read.add_argument("--key-format", default="binary", choices=["binary", "string", "json"])
@@ -116,14 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--console-format", choices=["table", "jsonl"],
                       help="printed records: a table (default on a terminal) or JSON lines (default "
                            "otherwise)")
-    read.add_argument("--parallelism", "-p", type=_positive, default=None,
+    read.add_argument("--parallelism", "-p", type=_positive, default=None, metavar="N",
                       help="readers, each with its own consumer (default: two per CPU core, at most 4)")
     read.add_argument("--batch-size", type=_positive, default=65536, metavar="ROWS",
                       help="most records per batch (default 65536; batches also end at 4 MiB)")
     read.add_argument("--checkpoint-dir", help="checkpoints to resume from (a dataset output keeps "
                                                "them in .<name>.fastsource/ beside it)")
     read.add_argument("--checkpoint-interval", type=float, default=5.0, help="seconds between checkpoints")
-    read.add_argument("--limit", "-c", type=_count, metavar="N", help="stop after N records")
+    read.add_argument("--limit", "-c", "--max-messages", type=_count, metavar="N",
+                      help="stop after N records")
     read.add_argument("-X", dest="property", action="append", default=[], metavar="PROPERTY=VALUE",
                       help="librdkafka client property (repeatable)")
     read.add_argument("--progress", dest="progress", action="store_true", default=None,

@@ -185,9 +185,10 @@ def run(args: argparse.Namespace) -> int:
     if output.kind == "dataset":
         output.state_dir.mkdir(exist_ok=True)
     with source.open(parallelism=parallelism, checkpoint_dir=checkpoint_dir) as stream:
-        dead = _DeadLetters(args.dead_letter_output) if errors == "dead_letter" else None
         sink = _open_sink(output, stream, args)
+        dead = None
         try:
+            dead = _DeadLetters(args.dead_letter_output) if errors == "dead_letter" else None
             written = _copy(stream, sink, args, checkpoint_dir, progress, dead)
             sink.finish()
         finally:

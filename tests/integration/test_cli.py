@@ -152,6 +152,9 @@ def test_bootstrap_spellings_environment_version_and_module(bootstrap, make_topi
         done = cli("read", flag, bootstrap, "-t", topic, "--value-format", "string", cwd=tmp_path)
         assert done.returncode == 0, (flag, done.stderr)
         assert [json.loads(line)["value"] for line in done.stdout.splitlines()] == ["v0", "v1", "v2"]
+    console_consumer = cli("read", "--bootstrap-server", bootstrap, "--topic", topic, "--from-beginning",
+                           "--max-messages", "2", cwd=tmp_path)
+    assert len(console_consumer.stdout.splitlines()) == 2, console_consumer.stderr
     env = {**os.environ, "FASTSOURCE_BROKERS": bootstrap}
     done = subprocess.run([CLI, "topics", "-t", topic, "-v"], capture_output=True, text=True, timeout=60,
                           cwd=tmp_path, env=env)
