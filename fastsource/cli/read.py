@@ -71,6 +71,8 @@ def plan_output(args: argparse.Namespace) -> Output:
         kind = _FILE_SUFFIXES.get(path.suffix.lower().lstrip("."), "dataset")
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write {given}: directory {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {given}: directory {path.parent} is not writable")
     if kind == "dataset":
         state = dataset_state_dir(path.resolve())
         if path.exists() and not path.is_dir():
