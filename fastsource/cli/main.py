@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from typing import Optional, Sequence
 
@@ -191,7 +192,14 @@ def _quiet_broken_pipe() -> None:
     os.close(devnull)
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends a read like Ctrl-C does: outputs are closed or removed (no temporary file stays),
+    then the process exits with 143, as killed by SIGTERM."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "bench":

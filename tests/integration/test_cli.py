@@ -376,3 +376,19 @@ def test_a_terminal_gets_a_table_and_no_binary_stream(bootstrap, make_topic, pro
     assert lines[0].split()[:2] == ["part", "offset"] and len(lines) == 4 and "v2" in lines[3]
     code, out, err = run_on_terminal(["read", "-b", bootstrap, "-t", topic, "-o", "-"], tmp_path)
     assert code == 2 and out == "" and "pipe it" in err and len(err.strip().splitlines()) == 1
+
+
+def test_sigterm_ends_a_read_cleanly(bootstrap, make_topic, producer, tmp_path):
+    topic = make_topic()
+    fill(producer, topic, 100, 1)
+    proc = subprocess.Popen([CLI, "read", "-b", bootstrap, "-t", topic, "--to", "follow", "-o", "ds",
+                             "--checkpoint-interval", "0.2"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "ds").glob("part-*.parquet")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    assert "Traceback" not in proc.stderr.read()
+    state = tmp_path / ".ds.fastsource"
+    assert not any((state / "_in-progress").iterdir()) and pq.read_table(tmp_path / "ds").num_rows == 100
