@@ -10,7 +10,7 @@ def bootstrap() -> str:
     (`fastsource broker start`)."""
     if len(sys.argv) > 1:
         return sys.argv[1]
-    return os.environ.get("FASTSOURCE_BOOTSTRAP", "127.0.0.1:39092")
+    return os.environ.get("FASTSOURCE_BOOTSTRAP", "127.0.0.1:19092")
 
 
 def sample_topic(name: str, messages: int = 20_000, partitions: int = 4) -> str:

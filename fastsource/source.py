@@ -273,6 +273,9 @@ class SourceStream:
         self._next_reader = 0
         self._positions: dict[str, KafkaPartitionSplitState] = {}
         self._finished: set[str] = set()
+        self._last_lineage: tuple[SplitLineage, ...] = ()
+        self._reopened: dict[str, KafkaPartitionSplit] = {}
+        self._taken_back = False
         self._replaced_in_a_row: dict[int, int] = {}
         self._dead_letters: list[pa.RecordBatch] = []
         self._committed: dict[tuple[str, int], int] = {}
@@ -372,10 +375,39 @@ class SourceStream:
             yield polled
 
     def _next_polled(self, timeout: Optional[float]) -> Optional[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]]:
+        if self._taken_back:
+            raise FastsourceError("the stream took records back (take_back): it hands out no more "
+                                  "batches; checkpoint() and close() remain")
         if self._peeked is not None:
             polled, self._peeked = self._peeked, None
-            return polled
-        return self._poll(timeout)
+        else:
+            polled = self._poll(timeout)
+        if polled is not None:
+            self._last_lineage = polled[1]
+        return polled
+
+    def take_back(self, tail: pa.RecordBatch) -> None:
+        """The caller did not use `tail`, the last rows of the batch handed out last (e.g. a record
+        limit cut it): the next checkpoint resumes at the first of them in each partition, so a
+        restore reads them. The stream then hands out no more batches (its readers are past them);
+        checkpoint() and close() remain."""
+        columns = tail.select(["topic", "partition", "offset"]).to_pydict()
+        offsets: dict[tuple[str, int], list[int]] = {}
+        for topic, partition, offset in zip(columns["topic"], columns["partition"], columns["offset"]):
+            offsets.setdefault((topic, partition), []).append(offset)
+        for entry in self._last_lineage:
+            mine = [o for o in offsets.get(entry.split.topic_partition, ())
+                    if entry.first_offset <= o < entry.next_offset]
+            if not mine:
+                continue
+            offset = min(mine)
+            state = self._positions.get(entry.split_id)
+            if state is not None:
+                state.current_offset = offset
+            else:  # the split finished within that batch: it is unfinished again
+                self._finished.discard(entry.split_id)
+                self._reopened[entry.split_id] = entry.split.with_starting_offset(offset)
+        self._taken_back = True
 
     def _poll(self, timeout: Optional[float]) -> Optional[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]]:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -508,6 +540,8 @@ class SourceStream:
                 continue
             state = self._positions.get(split.split_id)
             splits.append(split.with_starting_offset(state.current_offset) if state else split)
+        held = {split.split_id for split in splits}
+        splits.extend(split for split_id, split in self._reopened.items() if split_id not in held)
         return enumerator_state, splits
 
     def checkpoint(self) -> int:

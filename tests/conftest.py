@@ -49,6 +49,7 @@ def bootstrap() -> str:
         yield address
     finally:
         broker.stop()
+        broker.wipe()  # its data and its run directory under FASTSOURCE_HOME
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -1,8 +1,9 @@
 """The benchmark suite: fastsource against the baselines, side by side in one run on one local broker.
 
-    python bench/run.py                      # full run: 5 M messages per case, 5 rounds, RSS at 5 M and 20 M
-    python bench/run.py --quick              # smoke run (CI): 100 k messages, 1 round, no timing claims
-    fastsource bench [--full]                # the same from an installed fastsource (quick by default)
+    fastsource bench                         # smoke run (CI): 100 k messages, 1 round, no timing claims
+    fastsource bench --full                  # full run: 5 M messages per case, 5 rounds, RSS at 5 M and 20 M
+    fastsource bench --full --cli-rss        # only peak RSS of `fastsource read -o file.parquet`, 1 M and 10 M
+    python bench/run.py [...]                # the same from a source checkout (full by default)
 
 Readers run one per process, alternating order each round; the figures are medians over rounds.
 Baselines: (a) a C librdkafka consumer linked against the librdkafka confluent-kafka ships, and (a4)
@@ -101,6 +102,31 @@ def run_reader(cmd: list[str]) -> dict:
     return result
 
 
+def cli_rss(bootstrap: str, counts: list[int], work: Path) -> dict[int, dict]:
+    """Peak RSS (and wall time) of `fastsource read -t TOPIC -o file.parquet` over topics of `counts`
+    100-byte records, 4 partitions, with the command's defaults: the bound README's "Memory" states."""
+    exe = Path(sys.executable).parent / "fastsource"
+    results = {}
+    for count in counts:
+        topic = f"bench-100b-{count}"
+        produce(bootstrap, topic, count, "100b")
+        out = work / f"cli-{count}.parquet"
+        cmd = [str(exe), "read", "-b", bootstrap, "-t", topic, "-o", str(out), "--no-progress", "--overwrite"]
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr.read().decode()[-3000:]}")
+        results[count] = {"peak_rss_mb": usage.ru_maxrss / 1024, "seconds": wall,
+                          "file_mb": out.stat().st_size / 1e6}
+        out.unlink()
+        print(f"  fastsource read -o file.parquet, {count:,} records: peak RSS "
+              f"{results[count]['peak_rss_mb']:,.0f} MB, {wall:.1f} s, file {results[count]['file_mb']:,.0f} MB",
+              flush=True)
+    return results
+
+
 def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     parser = argparse.ArgumentParser(prog="fastsource bench" if quick_default else None, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -114,6 +140,8 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     parser.add_argument("--port", type=int, default=29292)
     parser.add_argument("--ranges", action="store_true",
                         help="only the range-split case: read_all() of one partition by 1, 2, 4 readers")
+    parser.add_argument("--cli-rss", action="store_true",
+                        help="only peak RSS of `fastsource read -o file.parquet` (1 M and 10 M records)")
     args = parser.parse_args(argv)
     if args.quick:
         args.messages, args.rss_messages, args.rounds = 100_000, 200_000, 1
@@ -129,6 +157,9 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     try:
         if args.ranges:
             return ranges_case(bootstrap, args.messages, args.rounds)
+        if args.cli_rss:
+            cli_rss(bootstrap, [100_000, 200_000] if args.quick else [1_000_000, 10_000_000], work)
+            return
         exe = build_c_baseline(work)
         n = args.messages
         topics = {"100b": f"bench-100b-{n}", "1kb": f"bench-1kb-{n}", "json": f"bench-json-{n}",
@@ -210,6 +241,7 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     finally:
         if broker is not None:
             broker.stop()
+            broker.wipe()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -23,7 +23,9 @@ from fastsource.errors import BrokerError
 log = logging.getLogger(__name__)
 
 KAFKA_VERSION = "4.1.1"
-DEFAULT_PORT = 39092
+# Below the kernel's ephemeral port range (32768-60999 on Linux), so that no outgoing connection can
+# hold it for a moment; the controller listens on the next port.
+DEFAULT_PORT = 19092
 _HERE = Path(__file__).resolve().parent
 _JVM_FLAGS = ["-Xmx768m", "-Xms256m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
               "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
@@ -53,10 +55,31 @@ def _require(tool: str, purpose: str) -> str:
     return found
 
 
+def _kafka_lib() -> Path:
+    return home() / f"kafka-{KAFKA_VERSION}" / "lib"
+
+
+def download_notice() -> str | None:
+    """What a first start is about to download (for the user to see), or None when the jars are cached."""
+    lib = _kafka_lib()
+    if (lib / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+        return None
+    return (f"downloading Apache Kafka {KAFKA_VERSION} (~56 MB of jars) from Maven Central into {lib} "
+            "(first start only) ...")
+
+
+def check_port(port: int) -> int:
+    """`port` if the broker can listen on it and on port + 1 (its controller); BrokerError otherwise."""
+    if not 1 <= port <= 65534:
+        raise BrokerError(f"port {port} is out of range: the broker needs it and port + 1 (its "
+                          "controller) within 1-65535")
+    return port
+
+
 def kafka_classpath() -> str:
     """Classpath of the Kafka broker jars, fetched with Maven into the cache on first use."""
-    lib = home() / f"kafka-{KAFKA_VERSION}" / "lib"
-    if not (lib / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+    lib = _kafka_lib()
+    if download_notice() is not None:
         mvn = _require("mvn", "download Apache Kafka's jars from Maven Central")
         lib.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix="lib-", dir=lib.parent))
@@ -196,6 +219,7 @@ class LocalBroker:
         raise AssertionError("unreachable")
 
     def _start_once(self, timeout: float) -> str:
+        check_port(self.port)
         if self.pid() is not None:
             if _answers_metadata(self.address, 10):
                 return self.address
@@ -263,8 +287,8 @@ class LocalBroker:
         return True
 
     def wipe(self) -> None:
-        """Delete this broker's data (it must be stopped)."""
+        """Delete this broker's data and its run directory (pid, log, properties); it must be stopped."""
         if self.pid() is not None:
-            raise BrokerError("stop the broker before wiping its data")
+            raise BrokerError(f"stop the broker on port {self.port} before wiping its data")
         shutil.rmtree(self._data(), ignore_errors=True)
-        (self.run_dir / "data-dir").unlink(missing_ok=True)
+        shutil.rmtree(self.run_dir, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import sys
 import tempfile
 import time
 from typing import Optional
@@ -52,13 +53,16 @@ def produce_sample(bootstrap: str, topic: str, messages: int, partitions: int) -
 def run_demo(messages: int = 1_000_000, partitions: int = 4, port: int = 29192,
              bootstrap: Optional[str] = None) -> None:
     import fastsource as fs
-    from fastsource.broker import LocalBroker
+    from fastsource.broker import LocalBroker, download_notice
 
     broker = None
     data_dir = None
     if bootstrap is None:
         data_dir = tempfile.mkdtemp(prefix="fastsource-demo-")
         broker = LocalBroker(port=port, data_dir=data_dir)
+        notice = download_notice()
+        if notice:
+            print(notice, file=sys.stderr, flush=True)
         print(f"starting a local Kafka broker on 127.0.0.1:{port} ...", flush=True)
         bootstrap = broker.start()
     try:

@@ -1,28 +1,16 @@
-"""The `fastsource` command line: reading topics to files or the console, the local broker, the demo."""
+"""The `fastsource` command line: reading topics to files or the console, metadata (topics, lag),
+the local broker, the demo and the benchmark. Each command lives in its own module."""
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import signal
 import sys
-import time
-from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
-from fastsource.errors import ConfigError, FastsourceError
-
-
-def _broker(args: argparse.Namespace) -> int:
-    from fastsource.broker import LocalBroker
-
-    broker = LocalBroker(port=args.port, data_dir=getattr(args, "data_dir", None))
-    if args.action == "start":
-        print(broker.start(timeout=args.timeout))
-    elif args.action == "stop":
-        print(f"stopped {broker.address}" if broker.stop() else f"no broker running on port {args.port}")
-    else:
-        print(broker.status())
-    return 0
+from fastsource.cli.common import BOOTSTRAP_ENV, Parser, add_bootstrap
+from fastsource.errors import FastsourceError
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -40,196 +28,178 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format(name: str, schema_file: Optional[str]):
-    from fastsource import formats
-
-    if name == "binary":
-        return formats.Binary()
-    if name == "string":
-        return formats.String()
-    if name == "json":
-        schema = None
-        if schema_file:
-            import pyarrow as pa
-
-            try:
-                with open(schema_file, "rb") as f:
-                    schema = pa.ipc.read_schema(pa.py_buffer(f.read()))
-            except (OSError, pa.ArrowInvalid) as exc:
-                raise ConfigError(f"cannot read Arrow schema file {schema_file}: {exc}") from exc
-        return formats.Json(schema)
-    raise ConfigError(f"unknown format {name!r}")
-
-
-def _properties(items: Sequence[str]) -> dict[str, str]:
-    result = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"bad -X {item!r}: expected property=value")
-        result[name] = value
-    return result
-
-
-def _output_kind(args: argparse.Namespace) -> str:
-    if args.format:
-        return args.format
-    if args.output is None:
-        return "console"
-    suffix = args.output.rsplit(".", 1)[-1].lower() if "." in args.output else ""
-    return {"parquet": "parquet", "arrow": "arrow", "arrows": "arrow", "feather": "arrow"}.get(suffix, "dataset")
-
-
 def _read(args: argparse.Namespace) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from fastsource.cli.read import run
 
-    import fastsource as fs
-    from fastsource.cli.progress import Progress
-    from fastsource.cli.specs import starting_offsets, stopping_offsets
-
-    topics = args.topic or []
-    kind = _output_kind(args)
-    checkpoint_dir = args.checkpoint_dir
-    if kind == "dataset" and checkpoint_dir is None:
-        checkpoint_dir = str(Path(args.output) / "_checkpoints")
-    if kind in ("parquet", "arrow") and args.to == "follow":
-        raise ConfigError(f"--to follow never ends; write {kind} output with --to latest|time|offsets, "
-                          "or use a dataset directory")
-    source = fs.KafkaSource(
-        args.bootstrap, topics=topics or None, topic_pattern=args.pattern, group_id=args.group_id,
-        starting_offsets=starting_offsets(args.from_, topics),
-        stopping_offsets=stopping_offsets(args.to, topics),
-        key_format=_format(args.key_format, None), value_format=_format(args.value_format, args.schema),
-        include_headers=args.headers, properties=_properties(args.property),
-        partition_discovery_interval_ms=10_000 if args.to == "follow" else None)
-    progress = Progress(enabled=None if args.progress is None else args.progress)
-    written = 0
-    parallelism = args.parallelism if args.parallelism is not None else fs.default_parallelism()
-    if source.bounded:
-        source.min_splits = parallelism  # offset ranges: every reader has work
-    with source.open(parallelism=parallelism, checkpoint_dir=checkpoint_dir) as stream:
-        writer: Any = None
-        tmp: Optional[Path] = None
-        sink = None
-        if kind == "dataset":
-            sink = stream.attach(fs.ParquetDatasetSink(args.output))
-        elif kind in ("parquet", "arrow"):
-            target = Path(args.output)
-            tmp = target.with_name(f".{target.name}.tmp")
-            writer = (pq.ParquetWriter(tmp, stream.schema, compression="zstd") if kind == "parquet"
-                      else pa.ipc.new_file(tmp, stream.schema))
-        last_checkpoint = time.monotonic()
-        unsaved = cut = False
-        try:
-            while not stream.ended and (args.limit is None or written < args.limit):
-                batch = stream.poll(0.2)
-                if batch is not None:
-                    if args.limit is not None and written + batch.num_rows > args.limit:
-                        # the rest of this batch is beyond what a checkpoint could now cover
-                        batch, cut = batch.slice(0, args.limit - written), True
-                    written += batch.num_rows
-                    unsaved = True
-                    if sink is not None:
-                        sink.write(batch)
-                    elif writer is not None:
-                        writer.write_batch(batch)
-                    else:
-                        _print_rows(batch)
-                # on time, not only when batches come: a followed read that caught up still commits
-                due = time.monotonic() - last_checkpoint >= args.checkpoint_interval
-                if checkpoint_dir and unsaved and due and not cut:
-                    stream.checkpoint()
-                    last_checkpoint, unsaved = time.monotonic(), False
-                progress.update(stream.metrics())
-            if checkpoint_dir and not cut:
-                stream.checkpoint()
-            if writer is not None:
-                writer.close()
-                writer = None
-                os.replace(tmp, args.output)
-        finally:
-            if writer is not None:
-                writer.close()
-                tmp.unlink(missing_ok=True)
-        progress.finish(stream.metrics())
-    if kind != "console":
-        print(f"{written:,} records -> {args.output}", file=sys.stderr)
-    return 0
+    return run(args)
 
 
-def _print_rows(batch: Any) -> None:
-    for row in batch.to_pylist():
-        key, value = row["key"], row["value"]
-        print(f"{row['topic']}[{row['partition']}]@{row['offset']} {row['timestamp']} "
-              f"key={key!r} value={value!r}")
+def _topics(args: argparse.Namespace) -> int:
+    from fastsource.cli.topics import topics
+
+    return topics(args)
+
+
+def _lag(args: argparse.Namespace) -> int:
+    from fastsource.cli.topics import lag
+
+    return lag(args)
+
+
+def _broker(args: argparse.Namespace) -> int:
+    from fastsource.cli.broker import run
+
+    return run(args)
+
+
+def _count(text: str) -> int:
+    """An argparse type: a non-negative whole number."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fastsource import __version__
     from fastsource.broker import DEFAULT_PORT
+    from fastsource.cli.broker import port, timeout
 
-    parser = argparse.ArgumentParser(prog="fastsource", description="Read Apache Kafka into Apache Arrow.")
+    parser = Parser(prog="fastsource", description="Read Apache Kafka into Apache Arrow.")
+    parser.add_argument("--version", action="version", version=f"fastsource {__version__}")
     parser.add_argument("--verbose", "-v", action="store_true", help="log details and show tracebacks")
-    commands = parser.add_subparsers(dest="command", required=True)
+    # -v after the command too; SUPPRESS keeps a subcommand from resetting a -v given before it
+    verbose = Parser(add_help=False)
+    verbose.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
+                         help="log details and show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    broker = commands.add_parser("broker", help="run a local Apache Kafka broker (KRaft, loopback)")
-    actions = broker.add_subparsers(dest="action", required=True)
-    start = actions.add_parser("start", help="start it (or report the one already running)")
-    start.add_argument("--data-dir", help="where Kafka keeps its logs (default: under FASTSOURCE_HOME)")
-    start.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for start-up")
-    actions.add_parser("stop", help="stop it")
-    actions.add_parser("status", help="tell whether it runs")
-    for sub in actions.choices.values():
-        sub.add_argument("--port", type=int, default=DEFAULT_PORT, help="PLAINTEXT port (controller: +1)")
-    broker.set_defaults(func=_broker)
-
-    read = commands.add_parser("read", help="read topics to Parquet / Arrow files or the console")
-    read.add_argument("--bootstrap", "-b", required=True, help="bootstrap servers, host:port[,...]")
+    read = commands.add_parser("read", parents=[verbose],
+                               help="read topics to Parquet / Arrow files, a dataset, or the console")
+    add_bootstrap(read)
     subscription = read.add_mutually_exclusive_group(required=True)
     subscription.add_argument("--topic", "-t", action="append", help="topic to read (repeatable)")
     subscription.add_argument("--pattern", help="regular expression of topics to read")
-    read.add_argument("--from", dest="from_", default="earliest",
+    read.add_argument("--partition", action="append", metavar="N[,N...]",
+                      help="read only these partitions of the -t topics (repeatable)")
+    read.add_argument("--from", dest="from_", default="earliest", metavar="SPEC",
                       help="earliest | latest | committed | ISO-8601 time | epoch ms | "
                            "[topic:]partition=offset,... (default earliest)")
-    read.add_argument("--to", default="latest",
+    read.add_argument("--from-beginning", dest="from_", action="store_const", const="earliest",
+                      help="kafka-console-consumer's spelling of --from earliest")
+    read.add_argument("--to", default="latest", metavar="SPEC",
                       help="latest | follow | committed | time | [topic:]partition=offset,... "
                            "(default latest)")
     read.add_argument("--key-format", default="binary", choices=["binary", "string", "json"])
     read.add_argument("--value-format", default="binary", choices=["binary", "string", "json"])
     read.add_argument("--schema", help="Arrow IPC schema file for --value-format json")
+    read.add_argument("--errors", default="fail", choices=["fail", "dead-letter"],
+                      help="an undecodable key or value fails the read (default), or goes to "
+                           "--dead-letter-output and the read goes on")
+    read.add_argument("--dead-letter-output", metavar="FILE",
+                      help="JSON lines file that undecodable records are appended to")
     read.add_argument("--headers", action="store_true", help="include record headers")
     read.add_argument("--group-id", help="consumer group (committed offsets; commits on checkpoints)")
-    read.add_argument("--output", "-o", help="file.parquet, file.arrow, or a dataset directory; "
-                                             "default: print to the console")
+    read.add_argument("--output", "-o", metavar="PATH",
+                      help="file.parquet, file.arrow, a dataset directory, or - for an Arrow IPC "
+                           "stream on standard output; default: print records")
     read.add_argument("--format", choices=["parquet", "dataset", "arrow", "console"],
                       help="output kind (default: from --output)")
-    read.add_argument("--parallelism", "-p", type=int, default=None,
-                      help="readers, each with its own consumer (default: two per CPU core, at most 8)")
-    read.add_argument("--checkpoint-dir", help="checkpoints to resume from (dataset output keeps them "
-                                               "in <output>/_checkpoints by default)")
+    read.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    read.add_argument("--console-format", choices=["table", "jsonl"],
+                      help="printed records: a table (default on a terminal) or JSON lines (default "
+                           "otherwise)")
+    read.add_argument("--parallelism", "-p", type=_positive, default=None, metavar="N",
+                      help="readers, each with its own consumer (default: two per CPU core, at most 4)")
+    read.add_argument("--batch-size", type=_positive, default=65536, metavar="ROWS",
+                      help="most records per batch (default 65536; batches also end at 4 MiB)")
+    read.add_argument("--checkpoint-dir", help="checkpoints to resume from (a dataset output keeps "
+                                               "them in .<name>.fastsource/ beside it)")
     read.add_argument("--checkpoint-interval", type=float, default=5.0, help="seconds between checkpoints")
-    read.add_argument("--limit", type=int, help="stop after this many records")
-    read.add_argument("-X", dest="property", action="append", default=[],
-                      help="librdkafka client property=value (repeatable)")
+    read.add_argument("--limit", "-c", "--max-messages", type=_count, metavar="N",
+                      help="stop after N records")
+    read.add_argument("-X", dest="property", action="append", default=[], metavar="PROPERTY=VALUE",
+                      help="librdkafka client property (repeatable)")
     read.add_argument("--progress", dest="progress", action="store_true", default=None,
                       help="show progress (default: when stderr is a terminal)")
     read.add_argument("--no-progress", dest="progress", action="store_false")
     read.set_defaults(func=_read)
 
+    topics = commands.add_parser("topics", parents=[verbose],
+                                 help="topics with partitions and records; per partition with -t")
+    add_bootstrap(topics)
+    topics.add_argument("--topic", "-t", action="append",
+                        help="show this topic's partitions: offsets, records, timestamps (repeatable)")
+    lag = commands.add_parser("lag", parents=[verbose],
+                              help="a consumer group's committed offsets, high watermarks and lag")
+    add_bootstrap(lag)
+    lag.add_argument("--group", "-g", required=True, help="consumer group id")
+    lag.add_argument("--topic", "-t", action="append",
+                     help="every partition of this topic, committed or not (repeatable)")
+    for sub, func in ((topics, _topics), (lag, _lag)):
+        sub.add_argument("--console-format", choices=["table", "jsonl"],
+                         help="a table (default on a terminal) or JSON lines (default otherwise)")
+        sub.add_argument("--timeout", type=timeout, default=15.0, help="seconds to wait for the cluster")
+        sub.set_defaults(func=func)
+
+    broker = commands.add_parser("broker", parents=[verbose],
+                                 help="run a local Apache Kafka broker (KRaft, loopback)")
+    actions = broker.add_subparsers(dest="action", required=True, metavar="ACTION")
+    start = actions.add_parser("start", parents=[verbose],
+                               help="start it (or report the one already running)")
+    start.add_argument("--data-dir", help="where Kafka keeps its logs (default: under FASTSOURCE_HOME)")
+    start.add_argument("--timeout", type=timeout, default=120.0, help="seconds to wait for start-up")
+    stop = actions.add_parser("stop", parents=[verbose], help="stop it")
+    stop.add_argument("--wipe", action="store_true",
+                      help="also delete its data and run directory (pid, log, properties)")
+    actions.add_parser("status", parents=[verbose], help="tell whether it runs")
+    for sub in actions.choices.values():
+        sub.add_argument("--port", type=port, default=DEFAULT_PORT,
+                         help=f"PLAINTEXT port (default {DEFAULT_PORT}; controller: port + 1)")
+    broker.set_defaults(func=_broker)
+
     bench = commands.add_parser("bench", help="run the benchmark suite (quick by default; --full)",
                                 add_help=False)
     bench.set_defaults(func=_bench)
 
-    demo = commands.add_parser("demo", help="local broker, sample topic, read into Arrow, summary")
-    demo.add_argument("--messages", type=int, default=1_000_000)
-    demo.add_argument("--partitions", type=int, default=4)
-    demo.add_argument("--port", type=int, default=29192, help="port of the demo's own broker")
+    demo = commands.add_parser("demo", parents=[verbose],
+                               help="local broker, sample topic, read into Arrow, summary")
+    demo.add_argument("--messages", type=_positive, default=1_000_000)
+    demo.add_argument("--partitions", type=_positive, default=4)
+    demo.add_argument("--port", type=port, default=29192, help="port of the demo's own broker")
     demo.add_argument("--bootstrap", help="use this cluster instead of starting a local broker")
     demo.set_defaults(func=_demo)
+    parser.epilog = (f"-b defaults to ${BOOTSTRAP_ENV}. Errors are one line on stderr with exit code 2 "
+                     "(-v shows the traceback).")
     return parser
 
 
+def _quiet_broken_pipe() -> None:
+    """Standard output's reader went away (`| head`): send what is left to /dev/null, so that the
+    interpreter's final flush does not complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends a read like Ctrl-C does: outputs are closed or removed (no temporary file stays),
+    then the process exits with 143, as killed by SIGTERM."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "bench":
@@ -238,7 +208,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # the reader of our output has what it wanted, like kcat ... | head: end quietly
+        _quiet_broken_pipe()
+        return 0
     except (FastsourceError, OSError) as exc:
         if args.verbose:
             raise

@@ -226,6 +226,16 @@ class KafkaAdmin:
 
         A timestamp past the last record maps to -1, as Kafka answers it.
         """
+        return {tp: offset for tp, (offset, _) in self.offsets_and_timestamps(partitions, query).items()}
+
+    def offsets_and_timestamps(self, partitions: Iterable[TopicPartitionKey],
+                               query: OffsetQuery) -> dict[TopicPartitionKey, tuple[int, int]]:
+        """(offset, timestamp ms) of `partitions` for `query`: "earliest", "latest", "max_timestamp"
+        (the record with the largest timestamp) or the first record with timestamp >= ms.
+
+        Kafka answers a timestamp of -1 for "earliest" and "latest", and (-1, -1) when no record
+        matches (an empty partition, or a timestamp past the last record).
+        """
         partitions = list(partitions)
         if not partitions:
             return {}
@@ -233,24 +243,30 @@ class KafkaAdmin:
             spec = OffsetSpec.earliest()
         elif query == "latest":
             spec = OffsetSpec.latest()
+        elif query == "max_timestamp":
+            spec = OffsetSpec.max_timestamp()
         else:
             spec = OffsetSpec.for_timestamp(int(query))
         request = {TopicPartition(t, p): spec for t, p in partitions}
 
-        def ask(timeout: float) -> dict[TopicPartitionKey, int]:
+        def ask(timeout: float) -> dict[TopicPartitionKey, tuple[int, int]]:
             futures = self._client.list_offsets(request, isolation_level=self._isolation,
                                                 request_timeout=timeout)
-            return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+            results = {(tp.topic, tp.partition): f.result() for tp, f in futures.items()}
+            return {tp: (r.offset, r.timestamp) for tp, r in results.items()}
 
         return self._retrying(ask, "list offsets")
 
-    def committed(self, group_id: str,
-                  partitions: Iterable[TopicPartitionKey]) -> dict[TopicPartitionKey, int | None]:
-        """The group's committed offsets; None where the group has none."""
-        partitions = list(partitions)
-        if not partitions:
-            return {}
-        request = [ConsumerGroupTopicPartitions(group_id, [TopicPartition(t, p) for t, p in partitions])]
+    def committed(self, group_id: str, partitions: Iterable[TopicPartitionKey] | None
+                  ) -> dict[TopicPartitionKey, int | None]:
+        """The group's committed offsets of `partitions` (None where it has none); with
+        `partitions=None`, every partition the group has committed an offset for."""
+        if partitions is not None:
+            partitions = list(partitions)
+            if not partitions:
+                return {}
+        wanted = None if partitions is None else [TopicPartition(t, p) for t, p in partitions]
+        request = [ConsumerGroupTopicPartitions(group_id, wanted)]
 
         def ask(timeout: float) -> ConsumerGroupTopicPartitions:
             futures = self._client.list_consumer_group_offsets(request, request_timeout=timeout)

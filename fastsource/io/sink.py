@@ -29,19 +29,25 @@ class ParquetDatasetSink:
     pending files of the checkpoint the stream restored from and deletes everything later, so the
     visible files hold every record exactly once. Files also roll within a checkpoint interval after
     `max_rows_per_file` rows. Attach it to a stream with `SourceStream.attach(sink)`.
+
+    `staging_dir` holds `_in-progress/` and `_pending/` (default: `directory` itself). Readers that
+    walk a directory recursively (Polars, DuckDB's `**` globs) see only the published files when it is
+    outside `directory`; it must be on the same file system, since files are published by renaming.
     """
 
     def __init__(self, directory: str | os.PathLike, max_rows_per_file: int = 1_000_000,
-                 compression: str = "zstd") -> None:
+                 compression: str = "zstd", staging_dir: str | os.PathLike | None = None) -> None:
         check_path("directory", directory)
+        check_path("staging_dir", staging_dir, optional=True)
         check_int("max_rows_per_file", max_rows_per_file, minimum=1)
         if not isinstance(compression, str) or compression.lower() not in _COMPRESSIONS:
             raise ConfigError(f"compression must be one of {', '.join(_COMPRESSIONS)}, not {compression!r}")
         self.directory = Path(directory)
         self.max_rows_per_file = max_rows_per_file
         self.compression = compression
-        self._in_progress = self.directory / "_in-progress"
-        self._pending = self.directory / "_pending"
+        staging = self.directory if staging_dir is None else Path(staging_dir)
+        self._in_progress = staging / "_in-progress"
+        self._pending = staging / "_pending"
         for folder in (self.directory, self._in_progress, self._pending):
             folder.mkdir(parents=True, exist_ok=True)
         self._writer: Optional[Any] = None  # a pyarrow.parquet.ParquetWriter

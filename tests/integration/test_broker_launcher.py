@@ -49,7 +49,43 @@ def test_cli_start_status_stop_round_trip(tmp_path, free_port):
                                 cwd=tmp_path)
         assert status.stdout.startswith("running")
     finally:
-        stopped = subprocess.run(cli + ["stop", "--port", str(port)], capture_output=True, text=True,
-                                 cwd=tmp_path)
-    assert stopped.stdout.strip() == f"stopped 127.0.0.1:{port}"
+        stopped = subprocess.run(cli + ["stop", "--port", str(port), "--wipe"], capture_output=True,
+                                 text=True, cwd=tmp_path)
+    assert stopped.stdout.strip().splitlines()[0] == f"stopped 127.0.0.1:{port}"
     assert LocalBroker(port=port).pid() is None
+    assert not LocalBroker(port=port).run_dir.exists() and not (tmp_path / "meta.properties").exists()
+
+
+def _cli(*args: str, env: dict | None = None, timeout: float = 60):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.run([str(Path(sys.executable).parent / "fastsource"), *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_cli_refuses_ports_the_broker_cannot_use():
+    for port in ("70000", "0", "65535", "x"):
+        done = _cli("broker", "start", "--port", port)
+        assert done.returncode == 2, (port, done.stderr)
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_first_start_says_that_it_downloads_kafka(tmp_path, free_port):
+    """With an empty FASTSOURCE_HOME the jars would be fetched: a line on stderr says so first (no
+    java or mvn on PATH here, so nothing is downloaded and the start fails with one line)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "FASTSOURCE_HOME": str(tmp_path), "PATH": str(Path(sys.executable).parent)}
+    done = _cli("broker", "start", "--port", str(free_port), env=env)
+    notice, error = done.stderr.strip().splitlines()
+    assert notice.startswith("downloading Apache Kafka") and "~56 MB" in notice
+    assert done.returncode == 2 and "java" in error
+
+
+def test_bench_help_speaks_of_the_installed_command():
+    done = _cli("bench", "--help")
+    assert done.returncode == 0 and "fastsource bench --full" in done.stdout

@@ -40,7 +40,7 @@ class ScriptedOffsetsClient:
         if self.errors:
             code, retriable = self.errors.pop(0)
             return {tp: _failed(code, retriable) for tp in request}
-        return {tp: _done(SimpleNamespace(offset=7)) for tp in request}
+        return {tp: _done(SimpleNamespace(offset=7, timestamp=-1)) for tp in request}
 
 
 def _admin(client, timeout_s: float = 5.0, health: BrokerHealth | None = None) -> KafkaAdmin:

@@ -80,3 +80,14 @@ def test_a_pre_commit_that_fails_half_way_is_completed_by_the_next(tmp_path, mon
     sink.pre_commit(1)
     sink.commit(1)
     assert read(sink) == [1, 2]
+
+
+def test_a_staging_dir_keeps_unpublished_files_out_of_the_directory(tmp_path):
+    out, staging = tmp_path / "out", tmp_path / ".out.fastsource"
+    sink = ParquetDatasetSink(out, staging_dir=staging)
+    sink.write(batch([1, 2]))
+    sink.pre_commit(1)
+    assert list(out.iterdir()) == [] and len(list((staging / "_pending").iterdir())) == 1
+    sink.commit(1)
+    assert [p.name for p in out.iterdir()] == ["part-000000000001-000000.parquet"]
+    assert read(sink) == [1, 2]
