@@ -193,42 +193,49 @@ class KafkaSource:
             source = copy.copy(self)
             source.min_splits = parallelism
         with source.open(parallelism=parallelism) as stream:
-            in_order: list[pa.RecordBatch] = []
-            ranges: list[tuple[tuple[str, int, int], int, pa.RecordBatch]] = []
-            for batch, lineage in stream._batches_with_lineage():
-                if not any(entry.split.is_range for entry in lineage):
-                    in_order.append(batch)
-                    continue
-                for key, piece in _by_partition(batch, lineage):
-                    if key is None:
-                        in_order.append(piece)
-                    else:
-                        ranges.append((key, len(ranges), piece))
-            ranges.sort(key=lambda entry: entry[:2])
-            return pa.Table.from_batches(in_order + [b for _, _, b in ranges], schema=stream.schema)
+            return _in_offset_order(list(stream._batches_with_lineage()), stream.schema)
 
 
-def _by_partition(batch: pa.RecordBatch, lineage: tuple[SplitLineage, ...]
-                  ) -> list[tuple[Optional[tuple[str, int, int]], pa.RecordBatch]]:
-    """A batch as pieces of one partition each; a piece of an offset range is keyed by where it
-    starts (sorting those puts a partition's ranges in offset order), a piece of a whole partition
-    by None (one reader reads it, in order)."""
-    keys: dict[tuple[str, int], Optional[tuple[str, int, int]]] = {}
-    for entry in sorted(lineage, key=lambda e: -e.first_offset):  # a partition's first range wins
-        split = entry.split
-        keys[split.topic_partition] = ((split.topic, split.partition, entry.first_offset)
-                                       if split.is_range else None)
-    if len(keys) == 1:
-        return [(next(iter(keys.values())), batch)]
+def _in_offset_order(batches: list[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]],
+                     schema: pa.Schema) -> pa.Table:
+    """One table in which every partition's rows come in offset order. Batches arrive in order per
+    split; only partitions read as several ranges (by several readers) need their batches cut by
+    partition and the pieces sorted by where they start."""
+    splits: dict[tuple[str, int], set[str]] = {}
+    for _, lineage in batches:
+        for entry in lineage:
+            splits.setdefault(entry.split.topic_partition, set()).add(entry.split_id)
+    if all(len(ids) == 1 for ids in splits.values()):
+        return pa.Table.from_batches([batch for batch, _ in batches], schema=schema)
+    pieces: list[tuple[tuple[str, int, int], int, pa.RecordBatch]] = []
+    for seq, (batch, lineage) in enumerate(batches):
+        pieces.extend(_by_partition(batch, lineage, seq))
+    pieces.sort(key=lambda piece: piece[:2])
+    return pa.Table.from_batches([piece for _, _, piece in pieces], schema=schema)
+
+
+def _by_partition(batch: pa.RecordBatch, lineage: tuple[SplitLineage, ...],
+                  seq: int) -> list[tuple[tuple[str, int, int], int, pa.RecordBatch]]:
+    """A batch as pieces of one partition each, keyed by where they start."""
+    if len({entry.split.topic_partition for entry in lineage}) <= 1:
+        first = min(((e.split.topic, e.split.partition, e.first_offset) for e in lineage),
+                    default=("", -1, -1))
+        return [(first, seq, batch)]
     import pyarrow.compute as pc  # imported on use: it costs ~35 ms at start-up
 
-    topics = batch.column(0).cast(pa.string())
+    first: dict[tuple[str, int], int] = {}  # a batch may hold two ranges of one partition
+    for entry in lineage:
+        tp = entry.split.topic_partition
+        first[tp] = min(entry.first_offset, first.get(tp, entry.first_offset))
+    one_topic = len({topic for topic, _ in first}) == 1
     pieces = []
-    for (topic, partition), key in keys.items():
-        mask = pc.and_(pc.equal(topics, topic), pc.equal(batch.column(1), pa.scalar(partition, pa.int32())))
+    for (topic, partition), offset in first.items():
+        mask = pc.equal(batch.column(1), pa.scalar(partition, pa.int32()))
+        if not one_topic:
+            mask = pc.and_(mask, pc.equal(batch.column(0).cast(pa.string()), topic))
         piece = batch.filter(mask)
         if piece.num_rows:
-            pieces.append((key, piece))
+            pieces.append(((topic, partition, offset), seq, piece))
     return pieces
 
 
@@ -430,8 +437,6 @@ class SourceStream:
             if wait <= 0:
                 return None
             self._available.wait(wait)
-        if not self._closed and len(self._ended) == self.parallelism:
-            self._commit_final()
         return None
 
     def _poll_readers(self) -> Optional[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]]:
@@ -448,6 +453,8 @@ class SourceStream:
                 continue
             if output.status is InputStatus.END_OF_INPUT:
                 self._ended.add(i)
+                if len(self._ended) == self.parallelism:
+                    self._commit_final()
                 continue
             batch = self._hand_over(i, output)
             if batch is not None:

@@ -168,3 +168,34 @@ def test_messages_reach_a_reader_in_order_from_any_thread():
     transport.unbind_reader(0)
     transport.send_to_reader(0, events.NoMoreSplitsEvent())  # a gone reader: dropped
     assert len(got) == 100
+
+
+def _batch(rows):
+    """A raw-schema batch of (partition, offset) rows of topic t."""
+    import pyarrow as pa
+
+    schema = _core.raw_schema(False)
+    n = len(rows)
+    return pa.RecordBatch.from_arrays([
+        pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array(["t"])),
+        pa.array([p for p, _ in rows], pa.int32()), pa.array([o for _, o in rows], pa.int64()),
+        pa.array([0] * n, pa.timestamp("ms", tz="UTC")), pa.array([0] * n, pa.int8()),
+        pa.array([None] * n, pa.binary()), pa.array([None] * n, pa.binary())], schema=schema)
+
+
+def test_read_all_puts_ranges_read_by_several_readers_in_offset_order():
+    from fastsource.reader.source_reader import SplitLineage
+    from fastsource.source import _in_offset_order
+
+    low, high = KafkaPartitionSplit.range_split("t", 0, 0, 4), KafkaPartitionSplit.range_split("t", 0, 4, 8)
+    other = KafkaPartitionSplit("t", 1, 0, 4)
+    # reader B hands out the upper range of t[0] first, mixed with t[1]; reader A the lower one
+    batches = [(_batch([(0, 4), (1, 0), (0, 5), (1, 1)]), (SplitLineage(high, 4, 6, -1, 2, 0),
+                                                           SplitLineage(other, 0, 2, -1, 2, 0))),
+               (_batch([(0, 0), (0, 1), (0, 2), (0, 3)]), (SplitLineage(low, 0, 4, -1, 4, 0),)),
+               (_batch([(0, 6), (1, 2), (0, 7), (1, 3)]), (SplitLineage(high, 6, 8, -1, 2, 0),
+                                                           SplitLineage(other, 2, 4, -1, 2, 0)))]
+    table = _in_offset_order(batches, _core.raw_schema(False))
+    rows = list(zip(table.column("partition").to_pylist(), table.column("offset").to_pylist()))
+    assert [o for p, o in rows if p == 0] == list(range(8))
+    assert [o for p, o in rows if p == 1] == list(range(4))
