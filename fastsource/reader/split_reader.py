@@ -115,9 +115,10 @@ class KafkaPartitionSplitReader:
             batch, progress, finished = self._consumer.fetch(
                 self._limits.max_rows, self._limits.max_bytes, self._limits.max_wait_ms)
         except _core.FetchError as exc:
+            if exc.code != ERR_AUTHENTICATION:
+                self._report_health()
             raise self._translate(exc) from exc
-        finally:
-            self._report_health()
+        self._report_health()
         for split_id, next_offset, _, _, _ in progress:
             topic, partition, _ = self._positions[split_id]
             self._positions[split_id] = (topic, partition, next_offset)
