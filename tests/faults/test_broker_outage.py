@@ -27,7 +27,7 @@ def broker(free_port, tmp_path):
     assert free_port + 1 < 32768, "test brokers stay below the kernel's ephemeral port range"
     own = LocalBroker(port=free_port, data_dir=tmp_path / "data")
     own.start()
-    admin = AdminClient({"bootstrap.servers": own.address})
+    admin = AdminClient({"bootstrap.servers": own.address, "log_level": 0})
     admin.create_topics([NewTopic("outage", PARTITIONS, 1,
                                   config={"retention.ms": "-1"})])["outage"].result(60)
     yield own
