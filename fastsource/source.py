@@ -387,4 +387,5 @@ class SourceStream:
             sink.close()
         for reader in getattr(self, "readers", []):
             reader.close()
+        self._admin.close()
         self._coordinator.close()
