@@ -658,6 +658,7 @@ class SourceStream:
             sink.close()
         for reader in self.readers:
             reader.close()
+        self._admin.close()
         if hasattr(self, "_coordinator"):
             self._coordinator.close()
         self._runtime.close()

@@ -142,9 +142,15 @@ class KafkaAdmin:
         self.timeout_s = timeout_s
         self.health = health if health is not None else BrokerHealth(bootstrap_servers)
         self._answered = False
+        self._closed = threading.Event()
         self._auth_failure: Optional[str] = None
         self._isolation = (IsolationLevel.READ_COMMITTED if read_committed
                            else IsolationLevel.READ_UNCOMMITTED)
+
+    def close(self) -> None:
+        """Stop waiting out an outage: a request in progress ends after its current attempt, so that
+        closing a stream does not wait for broker_timeout_ms. Safe from any thread."""
+        self._closed.set()
 
     def _on_client_error(self, error: KafkaError) -> None:
         if authentication_failure(error.code(), error.str()):
@@ -190,9 +196,9 @@ class KafkaAdmin:
                     time.sleep(max(0.0, attempt_start + 0.2 - now))
                     continue
                 self.health.down(attempt_start)
-                if self.health.down_for() >= budget_s:
+                if self.health.down_for() >= budget_s or self._closed.is_set():
                     raise self.health.error(self.health.down_for()) from exc
-                time.sleep(max(0.0, attempt_start + 1.0 - now))
+                self._closed.wait(max(0.0, attempt_start + 1.0 - now))
                 continue
             self._answered = True
             self.health.up()

@@ -180,8 +180,12 @@ class KafkaPartitionSplitReader:
             with self._mapped():
                 batch, progress, finished = self._consumer.fetch(
                     self._limits.max_rows, self._limits.max_bytes, self._limits.max_wait_ms)
-        finally:
+        except AuthenticationError:
+            raise
+        except FastsourceError:
             self._report_health()
+            raise
+        self._report_health()
         for split_id, next_offset, _, _, _ in progress:
             topic, partition, _ = self._positions[split_id]
             self._positions[split_id] = (topic, partition, next_offset)

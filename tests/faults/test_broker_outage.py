@@ -27,7 +27,7 @@ def broker(free_port, tmp_path):
     assert free_port + 1 < 32768, "test brokers stay below the kernel's ephemeral port range"
     own = LocalBroker(port=free_port, data_dir=tmp_path / "data")
     own.start()
-    admin = AdminClient({"bootstrap.servers": own.address})
+    admin = AdminClient({"bootstrap.servers": own.address, "log_level": 0})
     admin.create_topics([NewTopic("outage", PARTITIONS, 1,
                                   config={"retention.ms": "-1"})])["outage"].result(60)
     yield own
@@ -85,6 +85,7 @@ def outage_logs(caplog) -> tuple[int, int]:
 
 @pytest.mark.timeout(420)
 def test_a_bounded_read_waits_out_a_25_s_outage_with_default_settings(broker, caplog):
+    """The broker is down 15 s plus its restart (10-30 s on the shared test machine)."""
     total = 200_000
     produce(broker.address, 0, total)
     source = fs.KafkaSource(broker.address, topics=["outage"], properties=SMALL_QUEUES,
@@ -97,13 +98,14 @@ def test_a_bounded_read_waits_out_a_25_s_outage_with_default_settings(broker, ca
             if count(seen, batch) and restart is None and sum(seen.values()) >= total // 4:
                 stopped_at = time.monotonic()
                 broker.stop()
-                restart = restart_later(broker, stopped_at, 25.0)
+                restart = restart_later(broker, stopped_at, 15.0)
         metrics = stream.metrics()
     restart.join(180)
     assert_exactly_once(seen, total)
     assert metrics["broker_outages"] >= 1 and metrics["broker_down_s"] > 5
     warnings, noisy = outage_logs(caplog)
     assert warnings == 2 * metrics["broker_outages"] <= 6
+    assert any("answers again after" in r.getMessage() for r in caplog.records)
     assert noisy < 40
 
 

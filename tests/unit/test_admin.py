@@ -168,3 +168,18 @@ def test_an_unwanted_settling_topic_does_not_delay_the_answer():
     client = ScriptedMetadataClient(settling=1000)
     assert _admin(client).topics(wanted={"old"}.__contains__) == {"old": 1}
     assert client.calls == 1
+
+
+def test_closing_stops_waiting_out_an_outage():
+    import threading
+
+    health = BrokerHealth("127.0.0.1:1", broker_timeout_ms=600_000)
+    client = ScriptedOffsetsClient()
+    admin = _admin(client, timeout_s=0.5, health=health)
+    admin.list_offsets([("t", 0)], "earliest")
+    client.errors = [(KafkaError._TRANSPORT, True)] * 100_000
+    threading.Timer(0.5, admin.close).start()
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailableError):
+        admin.list_offsets([("t", 0)], "earliest")
+    assert time.monotonic() - started < 10
