@@ -184,8 +184,6 @@ def run(args: argparse.Namespace) -> int:
         partition_discovery_interval_ms=10_000 if args.to == "follow" else None)
     progress = Progress(enabled=None if args.progress is None else args.progress)
     parallelism = args.parallelism or min(fs.default_parallelism(), CLI_MAX_READERS)
-    if source.bounded:
-        source.min_splits = parallelism  # offset ranges: every reader has work
     if output.kind == "dataset":
         output.state_dir.mkdir(exist_ok=True)
     with source.open(parallelism=parallelism, checkpoint_dir=checkpoint_dir) as stream:
