@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
         if args.peers:
             from fastsource.benchmark.peers import run_peers
 
-            run_peers(bootstrap, n, args.rounds, exe, work, args.markdown)
+            run_peers(bootstrap, n, args.rounds, exe, args.markdown)
             return
         topics = {"100b": f"bench-100b-{n}", "1kb": f"bench-1kb-{n}", "json": f"bench-json-{n}",
                   "rss": f"bench-100b-{args.rss_messages}"}

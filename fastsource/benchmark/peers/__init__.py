@@ -114,7 +114,7 @@ def _table(case: str, runs: dict[str, list[dict]], n: int, failures: dict[str, s
     return lines
 
 
-def run_peers(bootstrap: str, n: int, rounds: int, exe: Path, work: Path, markdown: Path | None) -> None:
+def run_peers(bootstrap: str, n: int, rounds: int, exe: Path, markdown: Path | None) -> None:
     """Produce the two topics (unless present), run every reader `rounds` times, print the tables."""
     import fastsource
 
