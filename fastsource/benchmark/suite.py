@@ -196,7 +196,8 @@ def run_reader(cmd: list[str], timeout: float | None = None, env: dict | None = 
 
 
 def run_rounds(cases: dict[str, dict[str, list[str]]], rounds: int, n: int,
-               failures: dict[str, str] | None = None, timeout: float | None = None) -> dict[str, dict[str, list[dict]]]:
+               failures: dict[str, str] | None = None,
+               timeout: float | None = None) -> dict[str, dict[str, list[dict]]]:
     """Every reader of every case once per round, in an order rotated each round; a reader must read
     all n records. With `failures`, a reader that fails is recorded there and left out of later
     rounds instead of ending the run."""

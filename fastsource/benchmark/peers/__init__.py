@@ -47,7 +47,8 @@ def _cases(bootstrap: str, topics: dict[str, str], exe: Path, readers: int,
     for n in [1, *many]:
         label = f"{n} reader{'s' if n > 1 else ''}" + (" (default)" if n == readers else "")
         cases["100b"][f"fastsource, {label}"] = py + ["fastsource", bootstrap, raw, parts, str(n)]
-        cases["json"][f"fastsource Json(schema), {label}"] = py + ["fastsource-json", bootstrap, js, parts, str(n)]
+        cases["json"][f"fastsource Json(schema), {label}"] = py + ["fastsource-json", bootstrap, js, parts,
+                                                                   str(n)]
     cases["100b"][suite.A] = [str(exe), bootstrap, raw, parts, "1"]
     cases["100b"][suite.B] = py + ["confluent", bootstrap, raw, parts]
     cases["json"][f"confluent-kafka + {suite.JSON_PY}"] = py + ["python-json", bootstrap, js, parts]
@@ -87,13 +88,15 @@ def _table(case: str, runs: dict[str, list[dict]], n: int, failures: dict[str, s
     lines = [f"### {case}", "",
              "| reader | records/s, whole process | records/s, from first record | whole process, s "
              "| first record to end, s | peak RSS MB, process tree | peak PSS MB, process tree "
-             f"| time ÷ time of {reference} (whole / from first) | time ÷ time of {default} (whole / from first) |",
+             f"| time ÷ time of {reference} (whole / from first) "
+             f"| time ÷ time of {default} (whole / from first) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in names:
         if name in failures or not runs[name]:
             lines.append(f"| {name} | {failures.get(name, 'unavailable: no run')} | | | | | | | |")
             continue
-        wall, first = suite.median_of(runs[name], "wall_seconds"), suite.median_of(runs[name], "seconds_from_first")
+        wall = suite.median_of(runs[name], "wall_seconds")
+        first = suite.median_of(runs[name], "seconds_from_first")
         ratios = []
         for ref in (reference, default):
             if runs[ref] and ref not in failures:
@@ -131,7 +134,8 @@ def run_peers(bootstrap: str, n: int, rounds: int, exe: Path, markdown: Path | N
 
     lines = [f"## Peers: {n:,} records per case, {suite.PARTITIONS} partitions, {rounds} round(s), median", "",
              f"Versions: fastsource {_version('fastsource').split()[-1]} (default parallelism {readers}), "
-             f"{_version('confluent-kafka')}, {_version('pyarrow')}, {_version('aiokafka')}, {_version('ray')}, "
+             f"{_version('confluent-kafka')}, {_version('pyarrow')}, {_version('aiokafka')}, "
+             f"{_version('ray')}, "
              f"{flink.versions()}; Python {platform.python_version()}. "
              "\"time ÷ time of fastsource\": median of the per-round ratios (above 1: fastsource is faster); "
              "memory: peak over 50 ms samples of the sum over the reader's process tree.", ""]

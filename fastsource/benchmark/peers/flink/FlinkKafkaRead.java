@@ -112,7 +112,8 @@ public final class FlinkKafkaRead {
         env.execute("fastsource-bench-flink");
         long done = System.nanoTime();
         long first = FIRST_NANOS.get() == 0 ? done : FIRST_NANOS.get();
-        System.out.printf("{\"messages\": %d, \"bytes\": %d, \"seconds\": %.6f, \"seconds_from_first\": %.6f}%n",
+        System.out.printf("{\"messages\": %d, \"bytes\": %d, \"seconds\": %.6f, "
+                + "\"seconds_from_first\": %.6f}%n",
                 RECORDS.get(), BYTES.get(), (done - started) / 1e9, (done - first) / 1e9);
         System.exit(0);
     }
