@@ -107,10 +107,11 @@ def _table(case: str, runs: dict[str, list[dict]], n: int, failures: dict[str, s
         lines.append(f"| {name} | {n / wall:,.0f} | {n / first:,.0f} | {wall:.2f} | {first:.2f} "
                      f"| {suite.median_of(runs[name], 'tree_rss_mb'):,.0f} "
                      f"| {suite.median_of(runs[name], 'tree_pss_mb'):,.0f} | {ratios[0]} | {ratios[1]} |")
-    lines += ["", "Every round, records/s whole process / from first record:", ""]
+    lines += ["", "Every round (in order; rounds separated by `;`), records/s whole process / from first "
+              "record:", ""]
     for name in names:
         if runs[name]:
-            rounds = ", ".join(f"{n / r['wall_seconds']:,.0f} / {n / r['seconds_from_first']:,.0f}"
+            rounds = "; ".join(f"{n / r['wall_seconds']:,.0f} / {n / r['seconds_from_first']:,.0f}"
                                for r in runs[name])
             lines.append(f"- {name}: {rounds}")
     lines.append("")
