@@ -20,7 +20,7 @@ from fastsource.benchmark.peers import flink_peer as flink
 HERE = Path(__file__).resolve().parent
 
 
-def _installed(package: str) -> str | None:
+def _missing(package: str) -> str | None:
     """Why a peer's Python package cannot be used, or None."""
     try:
         metadata.version(package)
@@ -30,6 +30,7 @@ def _installed(package: str) -> str | None:
 
 
 def _version(package: str) -> str:
+    """"name version" of an installed package, for the table's header."""
     try:
         return f"{package} {metadata.version(package)}"
     except metadata.PackageNotFoundError:
@@ -57,13 +58,13 @@ def _cases(bootstrap: str, topics: dict[str, str], exe: Path, readers: int,
     cases["100b"]["aiokafka + pyarrow"] = aio + [raw, parts, "raw"]
     cases["json"][f"aiokafka + {suite.JSON_PY}"] = aio + [js, parts, "json"]
     for name in ("aiokafka + pyarrow", f"aiokafka + {suite.JSON_PY}"):
-        if _installed("aiokafka"):
-            unavailable[name] = _installed("aiokafka")
+        if _missing("aiokafka"):
+            unavailable[name] = _missing("aiokafka")
 
     ray = "Ray Data read_kafka, materialized (num_cpus=2)"
     cases["100b"][ray] = [sys.executable, str(HERE / "ray_peer.py"), bootstrap, raw]
-    if _installed("ray"):
-        unavailable[ray] = _installed("ray")
+    if _missing("ray"):
+        unavailable[ray] = _missing("ray")
 
     try:
         classpath = flink.prepare()
