@@ -1,7 +1,9 @@
-"""One benchmark reader per process, printing one JSON line: messages, bytes, seconds, peak RSS.
+"""One benchmark reader per process, printing one JSON line: messages, bytes, seconds (connect to end),
+seconds from the first record to the end, peak RSS.
 
 Usage: python readers.py IMPL BOOTSTRAP TOPIC PARTITIONS [READERS] (run as a script by suite.py)
-IMPL: fastsource | confluent | fastsource-json | python-json; READERS: fastsource's parallelism (1)
+IMPL: fastsource | confluent | fastsource-json | python-json; READERS: fastsource's parallelism (1).
+The Python peers (peers/*.py) import this module for the same Arrow building and report line.
 """
 from __future__ import annotations
 
@@ -30,17 +32,28 @@ def json_schema() -> pa.Schema:
                       ("amount", pa.float64()), ("ts", pa.int64())])
 
 
-def run_fastsource(bootstrap: str, topic: str, readers: int, value_format=None) -> tuple[int, int]:
+def report(rows: int, nbytes: int, connect: float, first: float | None) -> None:
+    """Print the one JSON line the suite reads: counts, connect-to-end and first-record-to-end seconds."""
+    done = time.perf_counter()
+    print(json.dumps({"messages": rows, "bytes": nbytes, "seconds": done - connect,
+                      "seconds_from_first": done - (first if first is not None else connect),
+                      "process_seconds": done - STARTED, "peak_rss_mb": peak_rss_mb()}))
+
+
+def run_fastsource(bootstrap: str, topic: str, readers: int, value_format=None) -> tuple[int, int, float | None]:
     import fastsource as fs
 
     kwargs = {"value_format": value_format} if value_format is not None else {}
     source = fs.KafkaSource(bootstrap, topics=[topic], **kwargs)
     rows = nbytes = 0
+    first = None
     with source.open(parallelism=readers) as stream:
         for batch in stream:
+            if first is None and batch.num_rows:
+                first = time.perf_counter()
             rows += batch.num_rows
         nbytes = stream.metrics()["bytes"]
-    return rows, nbytes
+    return rows, nbytes, first
 
 
 def confluent_batches(bootstrap: str, topic: str, partitions: int):
@@ -72,33 +85,47 @@ def confluent_batches(bootstrap: str, topic: str, partitions: int):
         consumer.close()
 
 
-def run_confluent(bootstrap: str, topic: str, partitions: int) -> tuple[int, int]:
+def arrow_batch(topics: list, partitions: list, offsets: list, timestamps: list, keys: list,
+                values: list) -> pa.RecordBatch:
+    """Columns gathered per message into the record batch fastsource's raw reads yield."""
+    return pa.record_batch([
+        pa.array(topics, pa.string()),
+        pa.array(partitions, pa.int32()),
+        pa.array(offsets, pa.int64()),
+        pa.array(timestamps, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+        pa.array(keys, pa.binary()),
+        pa.array(values, pa.binary()),
+    ], names=["topic", "partition", "offset", "timestamp", "key", "value"])
+
+
+def json_table(values: list[bytes]) -> pa.Table:
+    """What Python users write for JSON values: json.loads per message, one Table per chunk."""
+    return pa.Table.from_pylist([json.loads(v) for v in values], schema=json_schema())
+
+
+def run_confluent(bootstrap: str, topic: str, partitions: int) -> tuple[int, int, float | None]:
     rows = nbytes = 0
+    first = None
     for messages in confluent_batches(bootstrap, topic, partitions):
+        first = first or time.perf_counter()
         keys = [m.key() for m in messages]
         values = [m.value() for m in messages]
-        batch = pa.record_batch([
-            pa.array([m.topic() for m in messages], pa.string()),
-            pa.array([m.partition() for m in messages], pa.int32()),
-            pa.array([m.offset() for m in messages], pa.int64()),
-            pa.array([m.timestamp()[1] for m in messages], pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
-            pa.array(keys, pa.binary()),
-            pa.array(values, pa.binary()),
-        ], names=["topic", "partition", "offset", "timestamp", "key", "value"])
+        batch = arrow_batch([m.topic() for m in messages], [m.partition() for m in messages],
+                            [m.offset() for m in messages], [m.timestamp()[1] for m in messages], keys, values)
         rows += batch.num_rows
         nbytes += sum(len(k or b"") + len(v or b"") for k, v in zip(keys, values))
-    return rows, nbytes
+    return rows, nbytes, first
 
 
-def run_python_json(bootstrap: str, topic: str, partitions: int) -> tuple[int, int]:
+def run_python_json(bootstrap: str, topic: str, partitions: int) -> tuple[int, int, float | None]:
     rows = nbytes = 0
-    schema = json_schema()
+    first = None
     for messages in confluent_batches(bootstrap, topic, partitions):
+        first = first or time.perf_counter()
         values = [m.value() for m in messages]
-        table = pa.Table.from_pylist([json.loads(v) for v in values], schema=schema)
-        rows += table.num_rows
+        rows += json_table(values).num_rows
         nbytes += sum(len(v) for v in values)
-    return rows, nbytes
+    return rows, nbytes, first
 
 
 def main() -> None:
@@ -106,19 +133,17 @@ def main() -> None:
     readers = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     connect = time.perf_counter()
     if impl == "fastsource":
-        rows, nbytes = run_fastsource(bootstrap, topic, readers)
+        rows, nbytes, first = run_fastsource(bootstrap, topic, readers)
     elif impl == "fastsource-json":
         import fastsource as fs
-        rows, nbytes = run_fastsource(bootstrap, topic, readers, fs.formats.Json(json_schema()))
+        rows, nbytes, first = run_fastsource(bootstrap, topic, readers, fs.formats.Json(json_schema()))
     elif impl == "confluent":
-        rows, nbytes = run_confluent(bootstrap, topic, partitions)
+        rows, nbytes, first = run_confluent(bootstrap, topic, partitions)
     elif impl == "python-json":
-        rows, nbytes = run_python_json(bootstrap, topic, partitions)
+        rows, nbytes, first = run_python_json(bootstrap, topic, partitions)
     else:
         raise SystemExit(f"unknown reader {impl}")
-    done = time.perf_counter()
-    print(json.dumps({"messages": rows, "bytes": nbytes, "seconds": done - connect,
-                      "process_seconds": done - STARTED, "peak_rss_mb": peak_rss_mb()}))
+    report(rows, nbytes, connect, first)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,15 @@
     fastsource bench                         # smoke run (CI): 100 k messages, 1 round, no timing claims
     fastsource bench --full                  # full run: 5 M messages per case, 5 rounds, RSS at 5 M and 20 M
     fastsource bench --full --cli-rss        # only peak RSS of `fastsource read -o file.parquet`, 1 M and 10 M
+    fastsource bench --peers --records 5000000 --rounds 3   # against Flink, Ray Data, aiokafka (peers/)
     python bench/run.py [...]                # the same from a source checkout (full by default)
 
 Readers run one per process, alternating order each round; the figures are medians over rounds.
 Baselines: (a) a C librdkafka consumer linked against the librdkafka confluent-kafka ships, and (a4)
 the same program with one consumer per partition on threads, the match of fastsource with one reader
 per partition (c4); (b) confluent-kafka consume() in a loop plus pyarrow arrays built from the message
-lists. Peak RSS is measured for fastsource with one reader.
+lists. Peak RSS is measured for fastsource with one reader. With --peers, fastsource runs against what
+users would pick instead (fastsource/benchmark/peers/).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -91,14 +94,105 @@ def produce(bootstrap: str, topic: str, messages: int, kind: str, partitions: in
           flush=True)
 
 
-def run_reader(cmd: list[str]) -> dict:
-    started = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=tempfile.gettempdir())
-    wall = time.perf_counter() - started
-    if out.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+class ReaderFailed(Exception):
+    """A reader process exited with an error, timed out or printed no result line."""
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    found = []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                found.extend(int(c) for c in children.read().split())
+        except OSError:
+            pass
+    return found
+
+
+def _in_session(sid: int) -> list[int]:
+    """Processes of session `sid`: descendants that daemonized (reparented to init) are still found."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[4]) == sid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def _memory_kb(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of one process in kB; PSS shares pages mapped by several processes (a Ray object
+    store, a JVM's shared archive) among them, so that a tree's sum counts them once."""
+    rss = pss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+                    break
+    except OSError:
+        pass
+    return rss, pss
+
+
+def run_reader(cmd: list[str], timeout: float | None = None, env: dict | None = None) -> dict:
+    """Run one reader in a process of its own (and a session of its own), sampling the memory of its
+    whole process tree every 50 ms (a JVM's or a Ray cluster's processes count); returns its result
+    line with wall_seconds (spawn to exit) and peak tree RSS/PSS in MB added."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True,
+                                cwd=tempfile.gettempdir(), env=env, start_new_session=True)
+        known: set[int] = {proc.pid}
+        peak_rss = peak_pss = 0
+        samples = 0
+        try:
+            while proc.poll() is None:
+                if timeout is not None and time.perf_counter() - started > timeout:
+                    raise ReaderFailed(f"timed out after {timeout:.0f} s")
+                if samples % 20 == 0:
+                    known.update(_in_session(proc.pid))
+                tree, todo = set(), list(known)
+                while todo:
+                    pid = todo.pop()
+                    if pid not in tree:
+                        tree.add(pid)
+                        todo.extend(_children(pid))
+                known = tree
+                sizes = [_memory_kb(pid) for pid in tree]
+                peak_rss = max(peak_rss, sum(r for r, _ in sizes))
+                peak_pss = max(peak_pss, sum(p for _, p in sizes))
+                samples += 1
+                time.sleep(0.05)
+            wall = time.perf_counter() - started
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # what the reader left behind (a Ray cluster's daemons)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    lines = stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise ReaderFailed(f"{' '.join(cmd)} exited with {proc.returncode}:\n{stderr[-3000:]}")
+    try:
+        result = json.loads(lines[-1])
+    except ValueError:
+        raise ReaderFailed(f"{' '.join(cmd)} printed no result line:\n{stdout[-1000:]}") from None
     result["wall_seconds"] = wall
+    result["tree_rss_mb"] = peak_rss / 1024
+    result["tree_pss_mb"] = peak_pss / 1024
     return result
 
 
@@ -127,15 +221,61 @@ def cli_rss(bootstrap: str, counts: list[int], work: Path) -> dict[int, dict]:
     return results
 
 
+def run_rounds(cases: dict[str, dict[str, list[str]]], rounds: int, n: int,
+               failures: dict[str, str] | None = None,
+               timeout: float | None = None) -> dict[str, dict[str, list[dict]]]:
+    """Every reader of every case once per round, in an order rotated each round; a reader must read
+    all n records. With `failures`, a reader that fails is recorded there and left out of later
+    rounds instead of ending the run."""
+    results: dict[str, dict[str, list[dict]]] = {c: {r: [] for r in readers} for c, readers in cases.items()}
+    for round_ in range(rounds):
+        for case, readers in cases.items():
+            names = list(readers)
+            names = names[round_ % len(names):] + names[:round_ % len(names)]
+            for name in names:
+                if failures is not None and name in failures:
+                    continue
+                try:
+                    result = run_reader(readers[name], timeout)
+                    if result["messages"] != n:
+                        raise ReaderFailed(f"{name} read {result['messages']} of {n} messages")
+                except ReaderFailed as exc:
+                    if failures is None:
+                        raise SystemExit(str(exc)) from None
+                    reason = str(exc).strip().splitlines()[-1][:200]
+                    failures[name] = f"unavailable: failed in round {round_ + 1}: {reason}"
+                    print(f"  round {round_ + 1} {case:5} {name:32} FAILED: {exc}", flush=True)
+                    continue
+                results[case][name].append(result)
+                print(f"  round {round_ + 1} {case:5} {name:32} {n / result['wall_seconds']:>12,.0f} msg/s "
+                      f"(process)  {n / result['seconds']:>12,.0f} msg/s (connect..end)", flush=True)
+    return results
+
+
+def median_of(runs: list[dict], key: str) -> float:
+    """Median of one figure over a reader's rounds."""
+    return statistics.median(r[key] for r in runs)
+
+
+def paired_ratio(fast: list[dict], other: list[dict], key: str = "wall_seconds") -> float:
+    """Median over rounds of other's time / fast's time: runs of one round are adjacent in time, so
+    their ratio is less exposed to the machine's drift than the ratio of medians."""
+    return statistics.median(o[key] / f[key] for f, o in zip(fast, other))
+
+
 def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     parser = argparse.ArgumentParser(prog="fastsource bench" if quick_default else None, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=5_000_000)
-    parser.add_argument("--rss-messages", type=int, default=20_000_000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--messages", "--records", dest="messages", type=int,
+                        help="records per case (5 M; quick: 100 k)")
+    parser.add_argument("--rss-messages", type=int, help="records of the RSS run (20 M; quick: 200 k)")
+    parser.add_argument("--rounds", type=int, help="rounds (5; quick: 1)")
     parser.add_argument("--quick", action="store_true", default=quick_default,
                         help="smoke run: 100 k messages, 1 round")
     parser.add_argument("--full", dest="quick", action="store_false", help="the full run")
+    parser.add_argument("--peers", action="store_true",
+                        help="fastsource against Flink's KafkaSource, Ray Data, aiokafka and the baselines")
+    parser.add_argument("--markdown", type=Path, help="with --peers: also write the tables to this file")
     parser.add_argument("--bootstrap", help="use this cluster instead of a local broker")
     parser.add_argument("--port", type=int, default=29292)
     parser.add_argument("--ranges", action="store_true",
@@ -143,8 +283,10 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     parser.add_argument("--cli-rss", action="store_true",
                         help="only peak RSS of `fastsource read -o file.parquet` (1 M and 10 M records)")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.messages, args.rss_messages, args.rounds = 100_000, 200_000, 1
+    quick = (100_000, 200_000, 1) if args.quick else (5_000_000, 20_000_000, 5)
+    args.messages = args.messages or quick[0]
+    args.rss_messages = args.rss_messages or quick[1]
+    args.rounds = args.rounds or quick[2]
 
     from fastsource.broker import LocalBroker
 
@@ -162,6 +304,11 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
             return
         exe = build_c_baseline(work)
         n = args.messages
+        if args.peers:
+            from fastsource.benchmark.peers import run_peers
+
+            run_peers(bootstrap, n, args.rounds, exe, args.markdown)
+            return
         topics = {"100b": f"bench-100b-{n}", "1kb": f"bench-1kb-{n}", "json": f"bench-json-{n}",
                   "rss": f"bench-100b-{args.rss_messages}"}
         print(f"broker {bootstrap}; producing ...", flush=True)
@@ -186,21 +333,13 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
             "json": {JSON_PY: py + ["python-json", bootstrap, topics["json"], parts],
                      JSON_FS: py + ["fastsource-json", bootstrap, topics["json"], parts]},
         }
-        results: dict[str, dict[str, list[dict]]] = {c: {r: [] for r in readers} for c, readers in cases.items()}
-        for round_ in range(args.rounds):
-            for case, readers in cases.items():
-                names = list(readers)
-                names = names[round_ % len(names):] + names[:round_ % len(names)]
-                for name in names:
-                    result = run_reader(readers[name])
-                    if result["messages"] != n:
-                        raise SystemExit(f"{name} read {result['messages']} of {n} messages")
-                    results[case][name].append(result)
-                    print(f"  round {round_ + 1} {case:5} {name:32} {n / result['wall_seconds']:>12,.0f} msg/s "
-                          f"(process)  {n / result['seconds']:>12,.0f} msg/s (connect..end)", flush=True)
+        results = run_rounds(cases, args.rounds, n)
         rss = {}
         for label, topic, count in (("small", topics["100b"], n), ("large", topics["rss"], args.rss_messages)):
-            result = run_reader(py + ["fastsource", bootstrap, topic, parts, "1"])
+            try:
+                result = run_reader(py + ["fastsource", bootstrap, topic, parts, "1"])
+            except ReaderFailed as exc:
+                raise SystemExit(str(exc)) from None
             if result["messages"] != count:
                 raise SystemExit(f"RSS run read {result['messages']} of {count}")
             rss[count] = result["peak_rss_mb"]
@@ -216,8 +355,8 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
             print("|---|---:|---:|---:|---:|")
             medians = {}
             for name, runs in readers.items():
-                wall = statistics.median(r["wall_seconds"] for r in runs)
-                inner = statistics.median(r["seconds"] for r in runs)
+                wall = median_of(runs, "wall_seconds")
+                inner = median_of(runs, "seconds")
                 medians[name] = (n / wall, n / inner)
                 mb = runs[0]["bytes"] / wall / 1e6
                 rss_mb = statistics.median(r["peak_rss_mb"] for r in runs if "peak_rss_mb" in r) \
@@ -226,10 +365,7 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
             print()
             for fast, other in COMPARISONS:
                 if fast in readers and other in readers:
-                    # Runs of one round are adjacent in time, so their ratio is less exposed to the
-                    # machine's drift than the ratio of medians.
-                    paired = statistics.median(o["wall_seconds"] / f["wall_seconds"]
-                                               for f, o in zip(readers[fast], readers[other]))
+                    paired = paired_ratio(readers[fast], readers[other])
                     print(f"- {fast} / {other}: {medians[fast][0] / medians[other][0]:.2f}x whole process, "
                           f"{medians[fast][1] / medians[other][1]:.2f}x connect to end (ratio of medians); "
                           f"{paired:.2f}x whole process (median of the per-round ratios)")
