@@ -50,7 +50,8 @@ from ray.data.datasource import Datasource, ReadTask
 
 from fastsource.enumerator.offsets import OffsetsInitializer
 from fastsource.enumerator.ranges import OffsetRange, plan_ranges
-from fastsource.errors import ConfigError, UnknownTopicError
+from fastsource.enumerator.subscriber import TopicListSubscriber
+from fastsource.errors import ConfigError
 from fastsource.formats import Binary, Format, FormatLike, as_format
 from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
 from fastsource.reader.emitter import KafkaRecordEmitter
@@ -277,12 +278,7 @@ class KafkaDatasource(Datasource):
     def partition_ranges(self) -> list[OffsetRange]:
         """Every partition's `[start, end)`, resolved now (Ray's rules, see the module docstring)."""
         admin = self._admin()
-        counts = admin.topics(lambda name: name in self.topics)
-        missing = [t for t in self.topics if not counts.get(t)]
-        if missing:
-            raise UnknownTopicError(f"topic(s) {', '.join(map(repr, missing))} do not exist (or have no "
-                                    f"partitions) on {self.bootstrap_servers}")
-        partitions = [(t, p) for t in self.topics for p in range(counts[t])]
+        partitions = sorted(TopicListSubscriber(self.topics).partitions(admin))
         for name, offsets in (("start_offset", self.start_offset), ("end_offset", self.end_offset)):
             if isinstance(offsets, Mapping):
                 for topic, wanted in offsets.items():
