@@ -58,14 +58,14 @@ def build_c_baseline(out_dir: Path) -> Path:
     return exe
 
 
-def produce(bootstrap: str, topic: str, messages: int, kind: str) -> None:
+def produce(bootstrap: str, topic: str, messages: int, kind: str, partitions: int = PARTITIONS) -> None:
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     if topic in admin.list_topics(timeout=15).topics:
         return
-    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result()
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result()
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1 << 20,
                          "queue.buffering.max.messages": 2_000_000,
                          "queue.buffering.max.kbytes": 1 << 21})
@@ -81,7 +81,7 @@ def produce(bootstrap: str, topic: str, messages: int, kind: str) -> None:
     for i in range(messages):
         while True:
             try:
-                producer.produce(topic, make(i), partition=i % PARTITIONS)
+                producer.produce(topic, make(i), partition=i % partitions)
                 break
             except BufferError:
                 producer.poll(0.05)

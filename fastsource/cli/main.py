@@ -26,6 +26,11 @@ def _broker(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if "--ray" in args.extra:
+        from fastsource.benchmark.ray_bench import main as ray_bench_main
+
+        ray_bench_main([a for a in args.extra if a != "--ray"], quick_default=True)
+        return 0
     from fastsource.benchmark.suite import main as bench_main
 
     bench_main(args.extra, quick_default=True)
@@ -214,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--no-progress", dest="progress", action="store_false")
     read.set_defaults(func=_read)
 
-    bench = commands.add_parser("bench", help="run the benchmark suite (quick by default; --full)",
+    bench = commands.add_parser("bench", help="run the benchmark suite (quick by default; --full; --ray: the Ray suite)",
                                 add_help=False)
     bench.set_defaults(func=_bench)
 

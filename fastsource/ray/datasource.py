@@ -17,8 +17,9 @@ Differences from `ray.data.read_kafka` (ray 2.60.0), all deliberate:
   headers have an empty map. With `include_headers=False` there is no headers column.
 - With `key_format`/`value_format` the key and value columns are decoded (e.g. `Json(schema)` gives a
   struct column); formats' `errors="dead_letter"` is refused (a read task has nowhere to put them).
-- Offsets are resolved in the driver when Ray plans the read, not in each task: every task, and a
-  retry of it, reads exactly the planned range. "latest", a datetime with no later record, and an
+- Offsets are resolved once, in the driver, when `read_kafka` is called (Ray resolves them in each
+  task when it runs): every task, a retry of it, and a re-execution of the dataset read exactly the
+  planned ranges. "latest", a datetime with no later record, and an
   integer end past the end all mean the partition's end (under read_committed, the default of both,
   the last stable offset); an integer start below the first offset still there starts at that offset
   (with a warning), as in Ray; a start after the end raises ValueError naming topic and partition.
@@ -28,7 +29,8 @@ Differences from `ray.data.read_kafka` (ray 2.60.0), all deliberate:
   error (`OffsetOutOfRangeError`), never a silently shorter result.
 - Tasks: one per partition, as in Ray, unless `max_records_per_split` or `override_num_blocks` cut
   partitions into more ranges (Spark's semantics, see `fastsource.enumerator.ranges`): one hot
-  partition is read by several tasks at once. `KafkaDatasource` takes its task count from these
+  partition is read by several tasks at once. Without `override_num_blocks`, `read_kafka` asks Ray for
+  one output block per task (Ray's `read_kafka` lets Ray guess 200 and slice its blocks to match). `KafkaDatasource` takes its task count from these
   arguments, not from Ray's `parallelism` hint (Ray's automatic guess, 200 by default, would cut
   partitions into tiny ranges).
 - An unknown topic raises `UnknownTopicError`; `group.id` in `consumer_config` is ignored (nothing is
@@ -259,6 +261,7 @@ class KafkaDatasource(Datasource):
         plan_ranges([], max_records_per_split, min_read_tasks)  # validates both now
         self.batch_limits = batch_limits
         self.request_timeout_s = request_timeout_s
+        self._ranges: Optional[list[OffsetRange]] = None
 
     def get_name(self) -> str:
         return "FastsourceKafka"
@@ -322,10 +325,14 @@ class KafkaDatasource(Datasource):
         return ranges
 
     def plan(self) -> list[OffsetRange]:
-        """The ranges the read tasks read: partitions resolved now, cut by `max_records_per_split` and
-        `min_read_tasks`; ranges with nothing to read are left out (one is kept if all are empty)."""
-        ranges = plan_ranges(self.partition_ranges(), self.max_records_per_split, self.min_read_tasks)
-        return [r for r in ranges if r.size > 0] or ranges[:1]
+        """The ranges the read tasks read: partitions resolved at the first call, cut by
+        `max_records_per_split` and `min_read_tasks`; ranges with nothing to read are left out (one is
+        kept if all are empty). Later calls return the same ranges, so Ray's repeated planning and a
+        re-executed dataset read the same rows."""
+        if self._ranges is None:
+            ranges = plan_ranges(self.partition_ranges(), self.max_records_per_split, self.min_read_tasks)
+            self._ranges = [r for r in ranges if r.size > 0] or ranges[:1]
+        return list(self._ranges)
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: Optional[int] = None,
                        data_context: Any = None) -> list[ReadTask]:
@@ -369,6 +376,9 @@ def read_kafka(topics: Union[str, list[str]], *, bootstrap_servers: Union[str, l
         timeout_ms, key_format=key_format, value_format=value_format, include_headers=include_headers,
         max_records_per_split=max_records_per_split, min_read_tasks=override_num_blocks,
         batch_limits=batch_limits)
+    # Planned now, and as many output blocks asked for as there are tasks: left to itself, Ray would
+    # guess 200 and cut every block into slices to get there (a cost, and no parallelism gained).
+    tasks = len(datasource.plan())
     return ray.data.read_datasource(datasource, num_cpus=num_cpus, num_gpus=num_gpus, memory=memory,
-                                    override_num_blocks=override_num_blocks,
+                                    override_num_blocks=override_num_blocks or tasks,
                                     ray_remote_args=ray_remote_args, **remote_options)

@@ -1,0 +1,210 @@
+"""The Ray benchmark: `fastsource.ray.read_kafka` against `ray.data.read_kafka` on one running local Ray.
+
+    fastsource bench --ray [--full]               # quick by default (100 k messages, 1 round)
+    python -m fastsource.benchmark.ray_bench --full
+
+Both readers read the same topic (100-byte values, 4 partitions) in alternating order each round; a
+read is `read_kafka(...).materialize()`, timed from the call (planning included) to the materialized
+dataset, on a Ray started once beforehand (its start-up is not timed; one small read of each warms the
+workers). Then one 1-partition topic is read by fastsource with 4 read tasks and with 1. Memory is the
+peak, while a read runs, of the summed PSS (proportional set size: shared object-store pages are
+counted once) of this process and every process under it (GCS, raylet, workers), sampled every 50 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+RAY = "ray.data.read_kafka"
+FAST = "fastsource.ray.read_kafka"
+ONE_TASK = "fastsource.ray.read_kafka, 1 task"
+FOUR_TASKS = "fastsource.ray.read_kafka, 4 tasks"
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def tree_pss_mb(root: int) -> float:
+    """Summed PSS of `root` and its descendants, in MB (processes that end meanwhile count 0)."""
+    tree, todo, total = _children(), [root], 0
+    while todo:
+        pid = todo.pop()
+        todo.extend(tree.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total / 1024
+
+
+class PeakMemory:
+    """Samples `tree_pss_mb(os.getpid())` on a thread while the `with` block runs; `peak` in MB."""
+
+    def __init__(self, every_s: float = 0.05) -> None:
+        self.every_s = every_s
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_pss_mb(os.getpid()))
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, tree_pss_mb(os.getpid()))
+
+
+def timed_read(read: Callable[[], object], expected: int) -> tuple[float, float]:
+    """(seconds, peak tree PSS MB) of `read().materialize()`; fails unless it holds `expected` rows."""
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        dataset = read().materialize()
+        seconds = time.perf_counter() - started
+    rows = dataset.count()
+    del dataset
+    if rows != expected:
+        raise SystemExit(f"a read returned {rows} rows instead of {expected}")
+    return seconds, memory.peak
+
+
+def start_ray(cpus: int) -> bool:
+    """A local Ray, started from an empty directory (Ray puts the driver's working directory on the
+    workers' sys.path: a fastsource source tree there would shadow the installed package). False if
+    a Ray was running already (it is used, and left running)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    cwd = os.getcwd()
+    os.chdir(tempfile.mkdtemp(prefix="fastsource-ray-bench-"))
+    try:
+        ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING",
+                 log_to_driver=False)
+    finally:
+        os.chdir(cwd)
+    return True
+
+
+def run_rounds(readers: dict[str, Callable[[], object]], rounds: int, expected: int,
+               label: str) -> dict[str, list[tuple[float, float]]]:
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in readers}
+    for round_ in range(rounds):
+        names = list(readers)
+        names = names[round_ % len(names):] + names[:round_ % len(names)]
+        for name in names:
+            seconds, peak = timed_read(readers[name], expected)
+            results[name].append((seconds, peak))
+            print(f"  round {round_ + 1} {label:10} {name:36} {expected / seconds:>12,.0f} rows/s  "
+                  f"peak PSS {peak:,.0f} MB", flush=True)
+    return results
+
+
+def report(title: str, expected: int, results: dict[str, list[tuple[float, float]]],
+           fast: str, slow: str) -> None:
+    print(f"### {title}")
+    print()
+    print("| reader | rows/s (median) | seconds (median) | peak PSS of the Ray process tree, MB (median) |")
+    print("|---|---:|---:|---:|")
+    for name, runs in results.items():
+        seconds = statistics.median(s for s, _ in runs)
+        print(f"| {name} | {expected / seconds:,.0f} | {seconds:.2f} | "
+              f"{statistics.median(p for _, p in runs):,.0f} |")
+    paired = statistics.median(s / f for (f, _), (s, _) in zip(results[fast], results[slow]))
+    print()
+    print(f"- {fast} / {slow}: {paired:.2f}x rows/s (median of the per-round ratios)")
+    print()
+
+
+def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
+    parser = argparse.ArgumentParser(prog="fastsource bench --ray", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=2_000_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="CPUs of the local Ray")
+    parser.add_argument("--quick", action="store_true", default=quick_default,
+                        help="smoke run: 100 k messages, 1 round")
+    parser.add_argument("--full", dest="quick", action="store_false", help="the full run")
+    parser.add_argument("--bootstrap", help="use this cluster instead of a local broker")
+    parser.add_argument("--port", type=int, default=29392)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.messages, args.rounds = 100_000, 1
+
+    import ray
+
+    import fastsource.ray as fray
+    from fastsource.benchmark.suite import PARTITIONS, produce
+    from fastsource.broker import LocalBroker
+
+    work = Path(tempfile.mkdtemp(prefix="fastsource-ray-bench-"))
+    broker = None
+    own_ray = False
+    bootstrap = args.bootstrap
+    if bootstrap is None:
+        broker = LocalBroker(port=args.port, data_dir=work / "kafka")
+        bootstrap = broker.start()
+    try:
+        n = args.messages
+        topic, single = f"bench-ray-100b-{n}", f"bench-ray-100b-1p-{n}"
+        print(f"broker {bootstrap}; producing ...", flush=True)
+        produce(bootstrap, topic, n, "100b")
+        produce(bootstrap, single, n, "100b", partitions=1)
+        started = time.perf_counter()
+        own_ray = start_ray(args.cpus)
+        print(f"  ray.init: {time.perf_counter() - started:.1f} s, {args.cpus} CPUs; idle Ray process tree "
+              f"PSS {tree_pss_mb(os.getpid()):,.0f} MB", flush=True)
+        for warm in (fray.read_kafka, ray.data.read_kafka):
+            warm(topic, bootstrap_servers=bootstrap, end_offset=1000).materialize()
+
+        versus = run_rounds({
+            FAST: lambda: fray.read_kafka(topic, bootstrap_servers=bootstrap),
+            RAY: lambda: ray.data.read_kafka(topic, bootstrap_servers=bootstrap),
+        }, args.rounds, n, f"{PARTITIONS} parts")
+        spread = run_rounds({
+            FOUR_TASKS: lambda: fray.read_kafka(single, bootstrap_servers=bootstrap, override_num_blocks=4),
+            ONE_TASK: lambda: fray.read_kafka(single, bootstrap_servers=bootstrap),
+        }, args.rounds, n, "1 part")
+        print()
+        print(f"## Ray results: {n:,} messages of 100 bytes, {args.rounds} round(s), Ray {ray.__version__} "
+              f"with {args.cpus} CPUs")
+        print()
+        report(f"{PARTITIONS} partitions", n, versus, FAST, RAY)
+        report("1 partition", n, spread, FOUR_TASKS, ONE_TASK)
+    finally:
+        if own_ray:
+            ray.shutdown()
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
