@@ -8,21 +8,24 @@ from fastsource._librdkafka import load_core as _load_core
 _core = _load_core()
 
 from fastsource import formats  # noqa: E402
-from fastsource.errors import (BrokerUnavailableError, ConfigError, DecodeError,  # noqa: E402
-                               FastsourceError, KafkaFetchError, OffsetOutOfRangeError,
-                               RecordTooLargeError, UnknownTopicError)
+from fastsource.errors import (BrokerUnavailableError, CheckpointMismatchError,  # noqa: E402
+                               ConfigError, DecodeError, FastsourceError, KafkaFetchError,
+                               OffsetOutOfRangeError, ReaderFailedError, RecordTooLargeError,
+                               UnknownTopicError)
 from fastsource.enumerator.offsets import OffsetsInitializer  # noqa: E402
 from fastsource.io.sink import ParquetDatasetSink  # noqa: E402
 from fastsource.source import KafkaSource, SourceStream, default_parallelism  # noqa: E402
 from fastsource.split import KafkaPartitionSplit  # noqa: E402
 from fastsource.reader.split_reader import BatchLimits  # noqa: E402
 from fastsource.runtime.watermarks import WatermarkStrategy  # noqa: E402
+from fastsource.runtime.handles import InProcessRuntime  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BatchLimits", "BrokerUnavailableError", "ConfigError", "DecodeError", "FastsourceError",
-    "KafkaFetchError", "KafkaPartitionSplit", "KafkaSource", "OffsetOutOfRangeError",
-    "OffsetsInitializer", "ParquetDatasetSink", "RecordTooLargeError", "SourceStream", "UnknownTopicError",
+    "BatchLimits", "BrokerUnavailableError", "CheckpointMismatchError", "ConfigError", "DecodeError",
+    "FastsourceError", "InProcessRuntime", "KafkaFetchError", "KafkaPartitionSplit", "KafkaSource",
+    "OffsetOutOfRangeError", "OffsetsInitializer", "ParquetDatasetSink", "ReaderFailedError",
+    "RecordTooLargeError", "SourceStream", "UnknownTopicError",
     "WatermarkStrategy", "default_parallelism", "formats", "__version__",
 ]

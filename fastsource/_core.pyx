@@ -512,18 +512,22 @@ cdef class Consumer:
         self._release()
 
     cdef void _release(self) noexcept:
+        """Free everything. The handles are cleared before the GIL is released to close the consumer,
+        so no other thread can reach a consumer being destroyed."""
         cdef int i
+        cdef rd_kafka_t *rk = self.rk
+        cdef rd_kafka_queue_t *q = self.queue
+        self.rk = NULL
+        self.queue = NULL
         for i in range(self.msg_done, self.msg_cnt):
             rd_kafka_message_destroy(self.msgs[i])
         self.msg_pos = self.msg_cnt = self.msg_done = 0
-        if self.queue != NULL:
-            rd_kafka_queue_destroy(self.queue)
-            self.queue = NULL
-        if self.rk != NULL:
+        if q != NULL:
+            rd_kafka_queue_destroy(q)
+        if rk != NULL:
             with nogil:
-                rd_kafka_consumer_close(self.rk)
-                rd_kafka_destroy(self.rk)
-            self.rk = NULL
+                rd_kafka_consumer_close(rk)
+                rd_kafka_destroy(rk)
         if self.slots != NULL:
             for i in range(self.nslots):
                 free(self.slots[i].topic)

@@ -23,17 +23,19 @@ class UnknownTopicError(FastsourceError):
 
 
 class KafkaFetchError(FastsourceError):
-    """librdkafka reported an error while fetching; carries its name and coordinates."""
+    """librdkafka reported an error while fetching; carries its name and coordinates. `retriable`
+    errors (a leader moving, a dropped connection) replace the reader instead of failing the read."""
 
     def __init__(self, message: str, code: int | None = None, name: str | None = None,
                  topic: str | None = None, partition: int | None = None,
-                 offset: int | None = None) -> None:
+                 offset: int | None = None, retriable: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.name = name
         self.topic = topic
         self.partition = partition
         self.offset = offset
+        self.retriable = retriable
 
 
 class OffsetOutOfRangeError(KafkaFetchError):
@@ -56,3 +58,24 @@ class DecodeError(FastsourceError):
 
 class SerializationError(FastsourceError):
     """Serialized state (a split, a checkpoint) is malformed or of an unknown version."""
+
+
+class CheckpointMismatchError(ConfigError):
+    """A checkpoint was taken for another source (cluster or subscription) than the one restoring."""
+
+
+class ReaderFailedError(FastsourceError):
+    """A reader failed again and again: it was replaced more times in a row than allowed."""
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """Whether a reader's error fails the stream. Fatal: every fastsource error (data loss,
+    undecodable records under errors="raise", oversize records, lost brokers past broker_timeout_ms,
+    invalid configuration, authentication) except a retriable fetch error. Not fatal: a retriable
+    fetch error, or an unexpected crash of the fetcher: the reader is replaced and its splits resume
+    after the last record handed out."""
+    if isinstance(exc, KafkaFetchError) and type(exc) is KafkaFetchError:
+        return not exc.retriable
+    if isinstance(exc, (FastsourceError, MemoryError)):
+        return True
+    return not isinstance(exc, Exception)

@@ -1,25 +1,31 @@
 """The user-facing source: `KafkaSource` (configuration) and `SourceStream` (one running read)."""
 from __future__ import annotations
 
+import copy
+import logging
 import os
 import threading
 import time
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from fastsource.io.admin import KafkaAdmin
 from fastsource.runtime.checkpoint import CheckpointStore
-from fastsource.runtime.coordinator import InProcessTransport, SourceCoordinator
-from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
+from fastsource.runtime.coordinator import SourceCoordinator
+from fastsource.runtime.events import ReaderFailedEvent
+from fastsource.runtime.handles import InProcessRuntime, ReaderHandle, ReaderSpec, Runtime
 from fastsource.reader.emitter import KafkaRecordEmitter
-from fastsource.enumerator.kafka_enumerator import KafkaSourceEnumerator, split_owner
-from fastsource.errors import ConfigError
-from fastsource.reader.fetcher import SingleThreadFetcherManager
+from fastsource.enumerator.kafka_enumerator import KafkaSourceEnumerator
+from fastsource.enumerator.ranges import check_positive
+from fastsource.errors import (CheckpointMismatchError, ConfigError, FastsourceError, ReaderFailedError,
+                               is_fatal)
 from fastsource.formats import Binary, FormatLike, as_format
 from fastsource.enumerator.offsets import OffsetsInitializer
-from fastsource.reader.source_reader import InputStatus, KafkaSourceReader
-from fastsource.split import deserialize_split, serialize_split
+from fastsource.reader.source_reader import InputStatus, ReaderOutput, SplitLineage
+from fastsource.split import (KafkaPartitionSplit, KafkaPartitionSplitState, deserialize_split,
+                              serialize_split)
 from fastsource.io.sink import ParquetDatasetSink
 from fastsource.reader.split_reader import BatchLimits, KafkaPartitionSplitReader, consumer_config
 from fastsource.runtime.watermarks import WATERMARK_METADATA_KEY, WatermarkStrategy, WatermarkTracker
@@ -27,6 +33,9 @@ from fastsource.enumerator.subscriber import (KafkaSubscriber, PartitionSetSubsc
                                    TopicPatternSubscriber)
 
 _UNSET: Any = object()
+log = logging.getLogger(__name__)
+
+MAX_REPLACEMENTS_IN_A_ROW = 3
 
 
 def default_parallelism() -> int:
@@ -39,6 +48,12 @@ def default_parallelism() -> int:
     return max(1, min(8, 2 * cores))
 
 
+def default_runtime() -> Runtime:
+    """The runtime of `open(runtime=None)`: readers in this process (tests swap it for one whose
+    transport pickles every message)."""
+    return InProcessRuntime()
+
+
 class KafkaSource:
     """What to read and how: bootstrap servers, a subscription, starting and stopping offsets, formats.
 
@@ -47,6 +62,8 @@ class KafkaSource:
     passed through to every consumer. `batch_limits` shapes fetched batches; `request_timeout_s` bounds
     metadata and offset look-ups; `broker_timeout_ms` is how long readers wait for a lost cluster
     before failing; `watermark_strategy` sets watermarks, idleness and alignment.
+    `max_records_per_split` and `min_splits` (bounded sources only) cut partitions into offset
+    ranges that several readers read in parallel.
     """
 
     def __init__(self, bootstrap_servers: str, topics: Optional[Sequence[str]] = None,
@@ -62,7 +79,9 @@ class KafkaSource:
                  batch_limits: BatchLimits = BatchLimits(),
                  request_timeout_s: float = 15.0,
                  broker_timeout_ms: int = 60000,
-                 watermark_strategy: WatermarkStrategy = WatermarkStrategy()) -> None:
+                 watermark_strategy: WatermarkStrategy = WatermarkStrategy(),
+                 max_records_per_split: Optional[int] = None,
+                 min_splits: Optional[int] = None) -> None:
         if not isinstance(bootstrap_servers, str) or not bootstrap_servers.strip():
             raise ConfigError(f"bootstrap_servers must be a non-empty 'host:port[,...]' string, got "
                               f"{bootstrap_servers!r}")
@@ -82,6 +101,11 @@ class KafkaSource:
                               f"{stopping_offsets!r}")
         if stopping_offsets is not None and stopping_offsets.kind == "committed" and not group_id:
             raise ConfigError("stopping_offsets=committed() needs a group_id")
+        check_positive("max_records_per_split", max_records_per_split)
+        check_positive("min_splits", min_splits)
+        if stopping_offsets is None and (max_records_per_split is not None or min_splits is not None):
+            raise ConfigError("max_records_per_split and min_splits cut bounded partitions into "
+                              "offset ranges: they need stopping_offsets")
         self.bootstrap_servers = bootstrap_servers
         self.topics = list(topics) if topics is not None else None
         self.topic_pattern = topic_pattern
@@ -98,6 +122,8 @@ class KafkaSource:
         self.request_timeout_s = request_timeout_s
         self.broker_timeout_ms = broker_timeout_ms
         self.watermark_strategy = watermark_strategy
+        self.max_records_per_split = max_records_per_split
+        self.min_splits = min_splits
         self._subscriber()  # validates the subscription arguments now
 
     @property
@@ -122,61 +148,124 @@ class KafkaSource:
         """The librdkafka properties each reader's consumer is created with."""
         return consumer_config(self.bootstrap_servers, self.group_id, self.properties)
 
-    def open(self, parallelism: int = 1,
-             checkpoint_dir: Optional[str | os.PathLike] = None) -> "SourceStream":
+    def reader_spec(self) -> ReaderSpec:
+        """What a runtime needs to build this source's readers, as plain data."""
+        return ReaderSpec(self.consumer_config(), self.include_headers, self.batch_limits,
+                          self.broker_timeout_ms, self.key_format, self.value_format,
+                          self.group_id is not None, self.watermark_strategy)
+
+    def subscription(self) -> dict[str, Any]:
+        """The subscription as stored in checkpoints: topics, a pattern or a partition set."""
+        if self.topics is not None:
+            return {"topics": sorted(self.topics)}
+        if self.topic_pattern is not None:
+            return {"topic_pattern": self.topic_pattern}
+        return {"partitions": sorted([t, p] for t, p in self.partitions or [])}
+
+    def open(self, parallelism: int = 1, checkpoint_dir: Optional[str | os.PathLike] = None,
+             runtime: Optional[Runtime] = None) -> "SourceStream":
         """Start reading with `parallelism` readers; restores from `checkpoint_dir` if it holds a
-        checkpoint. Use as a context manager so that every thread and consumer is released."""
-        return SourceStream(self, parallelism, checkpoint_dir)
+        checkpoint. `runtime` creates the readers and their transport (default: in this process,
+        `InProcessRuntime()`). Use as a context manager so that every thread and consumer is
+        released."""
+        return SourceStream(self, parallelism, checkpoint_dir, runtime)
 
     def read_all(self, parallelism: Optional[int] = None) -> pa.Table:
         """Read a bounded source to its stopping offsets into one table, with `parallelism` readers
-        (default: `default_parallelism()`). Rows of one partition keep their order."""
+        (default: `default_parallelism()`), cutting partitions into at least `parallelism` offset
+        ranges unless `min_splits` is set, so every reader has work. Each partition's rows come in
+        offset order."""
         if not self.bounded:
             raise ConfigError("read_all() needs a bounded source: set stopping_offsets")
         if parallelism is None:
             parallelism = default_parallelism()
-        with self.open(parallelism=parallelism) as stream:
-            return pa.Table.from_batches(list(stream), schema=stream.schema)
+        source = self
+        if self.min_splits is None:
+            source = copy.copy(self)
+            source.min_splits = parallelism
+        with source.open(parallelism=parallelism) as stream:
+            pieces: list[tuple[tuple[str, int, int], int, pa.RecordBatch]] = []
+            for batch, lineage in stream._batches_with_lineage():
+                pieces.extend(_by_partition(batch, lineage, len(pieces)))
+            pieces.sort(key=lambda piece: piece[:2])
+            return pa.Table.from_batches([b for _, _, b in pieces], schema=stream.schema)
+
+
+def _by_partition(batch: pa.RecordBatch, lineage: tuple[SplitLineage, ...],
+                  seq: int) -> list[tuple[tuple[str, int, int], int, pa.RecordBatch]]:
+    """A batch as pieces of one partition each, keyed by where they start, so that sorting the
+    pieces of all batches puts every partition's rows in offset order."""
+    if len({entry.split.topic_partition for entry in lineage}) <= 1:
+        first = min(((e.split.topic, e.split.partition, e.first_offset) for e in lineage),
+                    default=("", -1, -1))
+        return [(first, seq, batch)]
+    topics = batch.column(0).cast(pa.string())
+    pieces = []
+    for entry in lineage:
+        mask = pc.and_(pc.equal(topics, entry.split.topic),
+                       pc.equal(batch.column(1), pa.scalar(entry.split.partition, pa.int32())))
+        piece = batch.filter(mask)
+        if piece.num_rows:
+            pieces.append(((entry.split.topic, entry.split.partition, entry.first_offset), seq, piece))
+    return pieces
 
 
 class SourceStream:
-    """A running read: the coordinator, the enumerator and `parallelism` readers in this process.
+    """A running read: the coordinator and the enumerator in this process, `parallelism` readers
+    wherever the runtime puts them, driven through handles.
 
-    Iterating yields `pyarrow.RecordBatch`es; `checkpoint()` between batches makes a durable snapshot
-    covering exactly the batches already yielded.
+    Iterating yields `pyarrow.RecordBatch`es. Split positions advance here, when a batch is handed
+    out (each batch carries its lineage), so `checkpoint()` between batches makes a durable snapshot
+    covering exactly the batches already yielded, and a failed reader is replaced with its splits
+    resuming right after the last record handed out.
     """
 
     def __init__(self, source: KafkaSource, parallelism: int,
-                 checkpoint_dir: Optional[str | os.PathLike]) -> None:
-        if not isinstance(parallelism, int) or parallelism < 1:
+                 checkpoint_dir: Optional[str | os.PathLike],
+                 runtime: Optional[Runtime] = None) -> None:
+        if not isinstance(parallelism, int) or isinstance(parallelism, bool) or parallelism < 1:
             raise ConfigError(f"parallelism must be a positive integer, not {parallelism!r}")
         self.source = source
         self.parallelism = parallelism
         self._available = threading.Event()
         self._failure: Optional[BaseException] = None
         self._closed = False
+        self.readers: list[ReaderHandle] = []
+        self._sinks: list[ParquetDatasetSink] = []
+        self._runtime: Runtime = runtime if runtime is not None else default_runtime()
+        self._admin = source.admin()
         self._store = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
         restored = self._store.latest() if self._store is not None else None
         self.restored_checkpoint_id = restored["checkpoint_id"] if restored else None
-        self._transport = InProcessTransport(notify=self._available.set)
-        self._admin = source.admin()
-        self._coordinator = SourceCoordinator(self._transport, parallelism, self._on_failure)
-        self.readers = [self._make_reader(i) for i in range(parallelism)]
-        self._peeked: Optional[pa.RecordBatch] = None
-        self._sinks: list[ParquetDatasetSink] = []
+        self._identity = self._source_identity() if self._store is not None else None
+        if restored is not None:
+            self._check_identity(restored)
+        self._transport = self._runtime.create_transport()
+        self._coordinator = SourceCoordinator(self._transport, parallelism, self._on_failure,
+                                              source.watermark_strategy.alignment_max_drift_ms)
+        self._spec = source.reader_spec()
+        raw_schema = KafkaPartitionSplitReader.raw_schema(source.include_headers)
+        self._formats = KafkaRecordEmitter(raw_schema, source.key_format, source.value_format)
+        self._peeked: Optional[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]] = None
         self._ended: set[int] = set()
         self._next_reader = 0
+        self._positions: dict[str, KafkaPartitionSplitState] = {}
+        self._finished: set[str] = set()
+        self._replaced_in_a_row: dict[int, int] = {}
+        self._dead_letters: list[pa.RecordBatch] = []
+        self._committed: dict[tuple[str, int], int] = {}
+        self._final_commit_done = False
         self._watermarks = WatermarkTracker(source.watermark_strategy)
         self._started_at = time.monotonic()
         try:
             enumerator = KafkaSourceEnumerator(
                 source._subscriber(), self._admin, self._coordinator, source.starting_offsets,
                 source.stopping_offsets, source.group_id, source.partition_discovery_interval_ms,
-                state=restored["enumerator"] if restored else None)
-            if restored:
-                for data in restored["splits"]:
-                    split = deserialize_split(data)
-                    self.readers[split_owner(split.topic, split.partition, parallelism)].add_splits([split])
+                state=restored["enumerator"] if restored else None,
+                max_records_per_split=source.max_records_per_split, min_splits=source.min_splits,
+                restored_splits=[deserialize_split(d) for d in restored["splits"]] if restored else None)
+            self.readers = [self._runtime.create_reader(i, self._spec, self._transport, self._available)
+                            for i in range(parallelism)]
             self._coordinator.start(enumerator)
             for reader in self.readers:
                 reader.start()
@@ -184,20 +273,33 @@ class SourceStream:
             self.close()
             raise
 
-    def _make_reader(self, reader_id: int) -> KafkaSourceReader:
-        source = self.source
-        config = source.consumer_config()
-        elements = FutureCompletingBlockingQueue(capacity=2, available=self._available)
+    # ------------------------------------------------------------------ checkpoint identity
 
-        def split_reader() -> KafkaPartitionSplitReader:
-            return KafkaPartitionSplitReader(config, source.include_headers, source.batch_limits,
-                                             source.broker_timeout_ms)
+    def _source_identity(self) -> dict[str, Any]:
+        """What a checkpoint belongs to: the cluster (its id, else the bootstrap string) and the
+        subscription."""
+        return {"cluster_id": self._admin.cluster_id(), "bootstrap": self.source.bootstrap_servers,
+                "subscription": self.source.subscription()}
 
-        raw_schema = KafkaPartitionSplitReader.raw_schema(source.include_headers)
-        emitter = KafkaRecordEmitter(raw_schema, source.key_format, source.value_format)
-        manager = SingleThreadFetcherManager(elements, split_reader)
-        return KafkaSourceReader(reader_id, self._transport, manager, emitter,
-                                 commit_offsets=source.group_id is not None)
+    def _check_identity(self, restored: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another cluster or subscription (older checkpoints carry none)."""
+        theirs = restored.get("source")
+        if theirs is None:
+            return
+        ours = self._identity or {}
+        if theirs.get("subscription") != ours.get("subscription"):
+            raise CheckpointMismatchError(
+                f"checkpoint {restored['checkpoint_id']} in {self._store.directory} was taken for "
+                f"subscription {theirs.get('subscription')}, not {ours.get('subscription')}: use "
+                "another checkpoint directory for another subscription")
+        same_id = theirs.get("cluster_id") and ours.get("cluster_id")
+        if (theirs.get("cluster_id") != ours.get("cluster_id")) if same_id else \
+                (theirs.get("bootstrap") != ours.get("bootstrap")):
+            raise CheckpointMismatchError(
+                f"checkpoint {restored['checkpoint_id']} in {self._store.directory} was taken on "
+                f"cluster {theirs.get('cluster_id') or theirs.get('bootstrap')}, not "
+                f"{ours.get('cluster_id') or ours.get('bootstrap')}: use another checkpoint "
+                "directory for another cluster")
 
     def _on_failure(self, exc: BaseException) -> None:
         self._failure = exc
@@ -213,14 +315,14 @@ class SourceStream:
     def schema(self) -> pa.Schema:
         """The batches' schema. Known up front unless a format infers its type from the data (e.g.
         `Json()` without a schema); then the first batch is fetched to learn it."""
-        schema = self.readers[0].emitter.schema
+        schema = self._formats.schema
         if schema is not None:
             return schema
         if self._peeked is None:
             self._peeked = self._poll(None)
         if self._peeked is not None:
-            return self._peeked.schema
-        return self.readers[0].emitter.raw_schema
+            return self._peeked[0].schema
+        return self._formats.raw_schema
 
     @property
     def ended(self) -> bool:
@@ -239,60 +341,120 @@ class SourceStream:
     def poll(self, timeout: Optional[float] = None) -> Optional[pa.RecordBatch]:
         """The next batch, waiting at most `timeout` seconds (None: until one comes or the input
         ends). None when nothing came in time or the input ended (see `ended`)."""
+        polled = self._next_polled(timeout)
+        return polled[0] if polled is not None else None
+
+    def _batches_with_lineage(self) -> Iterator[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]]:
+        """Every batch to the end, with its lineage (for read_all's ordering)."""
+        while (polled := self._next_polled(None)) is not None:
+            yield polled
+
+    def _next_polled(self, timeout: Optional[float]) -> Optional[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]]:
         if self._peeked is not None:
-            batch, self._peeked = self._peeked, None
-            return batch
+            polled, self._peeked = self._peeked, None
+            return polled
         return self._poll(timeout)
 
-    def _poll(self, timeout: Optional[float]) -> Optional[pa.RecordBatch]:
+    def _poll(self, timeout: Optional[float]) -> Optional[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed and len(self._ended) < self.parallelism:
             if self._failure is not None:
                 raise self._failure
             self._available.clear()
-            batch = self._poll_readers()
-            self._advance_watermark()
-            if batch is not None:
+            polled = self._poll_readers()
+            self._watermarks.update(self._positions.values())
+            if polled is not None:
+                batch, lineage = polled
                 if self._watermarks.strategy.emit_in_metadata and self.watermark() is not None:
                     metadata = dict(batch.schema.metadata or {})
                     metadata[WATERMARK_METADATA_KEY] = str(self.watermark()).encode()
                     batch = batch.replace_schema_metadata(metadata)
-                return batch
+                return batch, lineage
+            if len(self._ended) == self.parallelism:
+                break
             wait = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
             if wait <= 0:
                 return None
             self._available.wait(wait)
+        if not self._closed and len(self._ended) == self.parallelism:
+            self._commit_final()
         return None
 
-    def _poll_readers(self) -> Optional[pa.RecordBatch]:
+    def _poll_readers(self) -> Optional[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]]:
         """One round over the readers, starting after the one that gave the last batch."""
         for _ in range(self.parallelism):
             i = self._next_reader
             self._next_reader = (i + 1) % self.parallelism
             if i in self._ended:
                 continue
-            status, batch = self.readers[i].poll_next()
-            if status is InputStatus.END_OF_INPUT:
+            try:
+                output = self.readers[i].poll()
+            except Exception as exc:
+                self._replace(i, exc)
+                continue
+            if output.status is InputStatus.END_OF_INPUT:
                 self._ended.add(i)
-            elif batch is not None:
-                return batch
+                continue
+            batch = self._hand_over(i, output)
+            if batch is not None:
+                return batch, output.lineage
         return None
 
-    def _advance_watermark(self) -> None:
-        states = [state for reader in self.readers for state in reader.states.values()]
-        self._watermarks.update(states)
-        pause, resume = self._watermarks.alignment(states)
-        if not pause and not resume:
-            return
-        for reader in self.readers:
-            mine_pause = [s for s in pause if s in reader.states]
-            mine_resume = [s for s in resume if s in reader.states]
-            for split_id in mine_pause:
-                reader.states[split_id].paused = True
-            for split_id in mine_resume:
-                reader.states[split_id].paused = False
-            if mine_pause or mine_resume:
-                reader.pause_or_resume_splits(mine_pause, mine_resume)
+    def _hand_over(self, reader_id: int, output: ReaderOutput) -> Optional[pa.RecordBatch]:
+        """Advance the positions of the batch's splits (they are now handed out)."""
+        for split in output.added:
+            if split.split_id not in self._positions:
+                self._positions[split.split_id] = KafkaPartitionSplitState(split)
+        for entry in output.lineage:
+            state = self._positions.get(entry.split_id)
+            if state is None:
+                state = self._positions[entry.split_id] = KafkaPartitionSplitState(
+                    entry.split.with_starting_offset(entry.first_offset))
+            elif state.current_offset != entry.first_offset:
+                raise FastsourceError(
+                    f"internal error: reader {reader_id} returned {entry.split_id} from offset "
+                    f"{entry.first_offset}, but {state.current_offset} is next to hand out")
+            state.advance(entry.next_offset, entry.max_timestamp, entry.records, entry.bytes)
+        if output.finished:
+            self._finished.update(output.finished)
+            for split_id in output.finished:
+                self._positions.pop(split_id, None)
+            self._coordinator.splits_finished(list(output.finished))
+        if output.lineage:
+            self._replaced_in_a_row.pop(reader_id, None)
+        return output.batch
+
+    # ------------------------------------------------------------------ failover
+
+    def _replace(self, reader_id: int, exc: Exception) -> None:
+        """A reader failed. Fatal errors fail the stream; otherwise the reader is closed (batches in
+        flight from it are dropped), its splits go back to the enumerator at their hand-over
+        positions, and a new reader with the same id takes them: nothing lost or repeated, no
+        rollback. A reader replaced more than MAX_REPLACEMENTS_IN_A_ROW times without handing out
+        a record fails the stream."""
+        if is_fatal(exc):
+            raise exc
+        count = self._replaced_in_a_row.get(reader_id, 0) + 1
+        if count > MAX_REPLACEMENTS_IN_A_ROW:
+            raise ReaderFailedError(f"reader {reader_id} failed {count} times in a row without "
+                                    f"handing out a record; last error: {exc}") from exc
+        self._replaced_in_a_row[reader_id] = count
+        log.warning("reader %d failed (%s: %s); replacing it (attempt %d of %d), its splits resume "
+                    "after the last record handed out", reader_id, type(exc).__name__, exc, count,
+                    MAX_REPLACEMENTS_IN_A_ROW)
+        old = self.readers[reader_id]
+        try:
+            self._dead_letters.extend(old.dead_letters())
+        finally:
+            old.close()
+        positions = {split_id: state.current_offset for split_id, state in self._positions.items()}
+        self._coordinator.reader_failed(ReaderFailedEvent(reader_id, positions)).result(60)
+        self._ended.discard(reader_id)
+        self.readers[reader_id] = self._runtime.create_reader(reader_id, self._spec, self._transport,
+                                                              self._available)
+        self.readers[reader_id].start()
+
+    # ------------------------------------------------------------------ watermarks, dead letters
 
     def watermark(self) -> Optional[int]:
         """The stream's current watermark in epoch ms, or None before there is one."""
@@ -301,35 +463,72 @@ class SourceStream:
     def dead_letters(self) -> pa.Table:
         """Records diverted by a format with `errors="dead_letter"` since the last call: raw key and
         value, their coordinates, and the reason in `error`."""
-        batches = [b for reader in self.readers for b in reader.emitter.dead_letters]
+        batches, self._dead_letters = self._dead_letters, []
         for reader in self.readers:
-            reader.emitter.dead_letters.clear()
-        return pa.Table.from_batches(batches, schema=self.readers[0].emitter.dead_letter_schema)
+            batches.extend(reader.dead_letters())
+        return pa.Table.from_batches(batches, schema=self._formats.dead_letter_schema)
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
         """The Arrow PyCapsule stream protocol: pyarrow, polars, duckdb read the stream directly."""
         reader = pa.RecordBatchReader.from_batches(self.schema, self)
         return reader.__arrow_c_stream__(requested_schema)
 
+    # ------------------------------------------------------------------ checkpoints and commits
+
+    def _snapshot(self, checkpoint_id: int) -> tuple[dict[str, Any], list[KafkaPartitionSplit]]:
+        """The enumerator's state and every unfinished assigned split at its hand-over position."""
+        enumerator_state, assigned = self._coordinator.snapshot(checkpoint_id).result(timeout=60)
+        splits = []
+        for split in assigned:
+            if split.split_id in self._finished:
+                continue
+            state = self._positions.get(split.split_id)
+            splits.append(split.with_starting_offset(state.current_offset) if state else split)
+        return enumerator_state, splits
+
     def checkpoint(self) -> int:
-        """Snapshot the enumerator and every reader; durable when this returns. Needs checkpoint_dir."""
+        """Snapshot the enumerator and the hand-over positions; durable when this returns. Needs
+        checkpoint_dir. Offsets go to the consumer group (with group_id) once it is durable."""
         if self._store is None:
             raise ConfigError("checkpoint() needs the stream to be opened with a checkpoint_dir")
+        if self._failure is not None:
+            raise self._failure
         checkpoint_id = self._store.next_id()
-        enumerator_state = self._coordinator.snapshot_enumerator(checkpoint_id).result(timeout=60)
-        splits = [split for reader in self.readers for split in reader.snapshot_state(checkpoint_id)]
+        enumerator_state, splits = self._snapshot(checkpoint_id)
+        readers = [reader.snapshot(checkpoint_id) for reader in self.readers]
         for sink in self._sinks:
             sink.pre_commit(checkpoint_id)
         self._store.write(checkpoint_id, {
+            "source": self._identity,
             "parallelism": self.parallelism,
             "enumerator": enumerator_state,
             "splits": [serialize_split(s) for s in splits],
+            "readers": readers,
         })
         for sink in self._sinks:
             sink.commit(checkpoint_id)
-        for reader in self.readers:
-            reader.notify_checkpoint_complete(checkpoint_id)
+        self._commit(checkpoint_id, _group_offsets(enumerator_state, splits))
         return checkpoint_id
+
+    def _commit(self, checkpoint_id: int, offsets: list[tuple[str, int, int]],
+                flush: bool = False) -> None:
+        """Send `offsets` to the group through the first reader that has a consumer."""
+        if self.source.group_id is None or not offsets:
+            return
+        for reader in self.readers:
+            if reader.notify_checkpoint_complete(checkpoint_id, offsets, flush):
+                self._committed.update({(t, p): o for t, p, o in offsets})
+                return
+        log.debug("no reader had a consumer to commit offsets of checkpoint %d with", checkpoint_id)
+
+    def _commit_final(self) -> None:
+        """At the end of a bounded read, the group gets every partition's end, flushed before the
+        readers close (Flink commits finished splits' offsets too)."""
+        if self._final_commit_done or self.source.group_id is None:
+            return
+        self._final_commit_done = True
+        enumerator_state, splits = self._snapshot(0)
+        self._commit(0, _group_offsets(enumerator_state, splits), flush=True)
 
     def attach(self, sink: ParquetDatasetSink) -> ParquetDatasetSink:
         """Tie a two-phase sink to this stream's checkpoints: it is recovered to the restored
@@ -343,43 +542,63 @@ class SourceStream:
     def metrics(self) -> dict[str, Any]:
         """Counters of the whole stream and, per unfinished split, its position and lag.
 
-        `pending_records` is the partition's high watermark, as last seen by the consumer, minus the
-        next offset to emit (None before the consumer has seen one); `committed_offset` is the offset
-        last sent to the consumer group (with `group_id`), whose outcome the commit counters give.
+        `current_offset` is the next offset to hand out; `pending_records` is the partition's high
+        watermark, as last seen by the reader's consumer, minus it (None while unknown);
+        `committed_offset` is the offset last sent to the consumer group (with `group_id`), whose
+        outcome the commit counters give.
         """
+        readers = [reader.metrics() for reader in self.readers]
         splits: dict[str, dict[str, Any]] = {}
-        for reader in self.readers:
-            states = list(reader.states.values())
-            highs = reader.high_watermarks([s.split.topic_partition for s in states])
-            for state, high in zip(states, highs):
-                splits[state.split_id] = {
-                    "reader": reader.reader_id, "current_offset": state.current_offset,
-                    "committed_offset": reader.committed_offsets.get(state.split_id),
-                    "high_watermark": high if high >= 0 else None,
-                    "pending_records": max(0, high - state.current_offset) if high >= 0 else None,
-                    "records": state.records, "bytes": state.bytes,
-                    "max_timestamp": state.max_timestamp, "paused": state.paused,
-                    "idle": self._watermarks.is_idle(state)}
-        stats = [reader.client_stats() for reader in self.readers]
-        return {"records": sum(r.records_emitted for r in self.readers),
-                "bytes": sum(r.bytes_emitted for r in self.readers),
+        for info in readers:
+            for split_id, split in info["splits"].items():
+                state = self._positions.get(split_id)
+                tp = (split["topic"], split["partition"])
+                current = state.current_offset if state is not None else split["starting_offset"]
+                high = split["high_watermark"]
+                splits[split_id] = {
+                    "reader": info["reader_id"], "current_offset": current,
+                    "committed_offset": self._committed.get(tp),
+                    "high_watermark": high,
+                    "pending_records": max(0, high - current) if high is not None else None,
+                    "records": state.records if state else 0, "bytes": state.bytes if state else 0,
+                    "max_timestamp": state.max_timestamp if state else None,
+                    "paused": split["paused"],
+                    "idle": self._watermarks.is_idle(state) if state else False}
+        return {"records": sum(r["records"] for r in readers),
+                "bytes": sum(r["bytes"] for r in readers),
                 "elapsed_s": time.monotonic() - self._started_at,
-                "fetch_time_s": sum(r.fetch_time_s for r in self.readers),
-                "emit_time_s": sum(r.emit_time_s for r in self.readers),
-                "commits_succeeded": sum(s.get("commits_succeeded", 0) for s in stats),
-                "commits_failed": sum(s.get("commits_failed", 0) for s in stats)
-                + sum(r.commits_failed_to_send for r in self.readers),
+                "fetch_time_s": sum(r["fetch_time_s"] for r in readers),
+                "emit_time_s": sum(r["emit_time_s"] for r in readers),
+                "commits_succeeded": sum(r["commits_succeeded"] for r in readers),
+                "commits_failed": sum(r["commits_failed"] for r in readers),
                 "watermark": self.watermark(),
                 "pending_records": sum(v["pending_records"] or 0 for v in splits.values()),
                 "splits": splits}
 
     def close(self) -> None:
-        """Stop every fetcher and the coordinator; leaves no thread behind. Idempotent."""
+        """Stop every reader and the coordinator; leaves no thread behind. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        for sink in getattr(self, "_sinks", []):
+        for sink in self._sinks:
             sink.close()
-        for reader in getattr(self, "readers", []):
+        for reader in self.readers:
             reader.close()
-        self._coordinator.close()
+        if hasattr(self, "_coordinator"):
+            self._coordinator.close()
+        self._runtime.close()
+
+
+def _group_offsets(enumerator_state: dict[str, Any],
+                   assigned: list[KafkaPartitionSplit]) -> list[tuple[str, int, int]]:
+    """The offset to commit per partition: the end of its completed, contiguous prefix, i.e. the
+    lowest position of its unfinished splits (assigned or pending), or its end once all finished."""
+    lowest: dict[tuple[str, int], int] = {}
+    pending = [deserialize_split(d) for d in enumerator_state.get("pending_splits", [])]
+    for split in assigned + pending:
+        tp = split.topic_partition
+        lowest[tp] = min(lowest.get(tp, split.starting_offset), split.starting_offset)
+    for topic, partition, end in enumerator_state.get("partition_ends", []):
+        if end is not None:
+            lowest.setdefault((topic, partition), end)
+    return [(t, p, o) for (t, p), o in sorted(lowest.items()) if o >= 0]

@@ -8,7 +8,7 @@ from typing import Any
 from fastsource.errors import SerializationError
 
 NO_STOPPING_OFFSET = None
-SERIALIZER_VERSION = 1
+SERIALIZER_VERSION = 2
 
 
 @dataclass(frozen=True, order=True)
@@ -16,18 +16,30 @@ class KafkaPartitionSplit:
     """A partition of a topic to read from `starting_offset` up to `stopping_offset` (exclusive).
 
     Offsets are concrete numbers: markers such as "earliest" are resolved by the enumerator before a
-    split is created. `stopping_offset=None` means unbounded.
+    split is created. `stopping_offset=None` means unbounded. The id is stored, not derived, so it
+    never changes as the split advances: `topic-partition` for a whole partition,
+    `topic-partition@start-stop` for an offset range of a bounded partition (`range_split`).
     """
 
     topic: str
     partition: int
     starting_offset: int
     stopping_offset: int | None = NO_STOPPING_OFFSET
+    split_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.split_id:
+            object.__setattr__(self, "split_id", f"{self.topic}-{self.partition}")
+
+    @classmethod
+    def range_split(cls, topic: str, partition: int, start: int, stop: int) -> "KafkaPartitionSplit":
+        """The offsets `[start, stop)` of a partition as a split of their own."""
+        return cls(topic, partition, start, stop, f"{topic}-{partition}@{start}-{stop}")
 
     @property
-    def split_id(self) -> str:
-        """`topic-partition`: unique per source, stable across restarts."""
-        return f"{self.topic}-{self.partition}"
+    def is_range(self) -> bool:
+        """Whether the split is an offset range rather than a whole partition."""
+        return "@" in self.split_id
 
     @property
     def topic_partition(self) -> tuple[str, int]:
@@ -40,8 +52,14 @@ class KafkaPartitionSplit:
         return self.stopping_offset is not None
 
     def with_starting_offset(self, offset: int) -> "KafkaPartitionSplit":
-        """The same split resuming at `offset`."""
-        return KafkaPartitionSplit(self.topic, self.partition, offset, self.stopping_offset)
+        """The same split (same id) resuming at `offset`."""
+        return KafkaPartitionSplit(self.topic, self.partition, offset, self.stopping_offset,
+                                   self.split_id)
+
+    def with_stopping_offset(self, offset: int | None) -> "KafkaPartitionSplit":
+        """The same split (same id) ending at `offset` (None: unbounded)."""
+        return KafkaPartitionSplit(self.topic, self.partition, self.starting_offset, offset,
+                                   self.split_id)
 
 
 @dataclass
@@ -84,20 +102,24 @@ class KafkaPartitionSplitState:
 
 
 def serialize_split(split: KafkaPartitionSplit) -> dict[str, Any]:
-    """A versioned, JSON-ready form of a split."""
-    return {"version": SERIALIZER_VERSION, "topic": split.topic, "partition": split.partition,
-            "starting_offset": split.starting_offset, "stopping_offset": split.stopping_offset}
+    """A versioned, JSON-ready form of a split (version 2: the id is stored)."""
+    return {"version": SERIALIZER_VERSION, "id": split.split_id, "topic": split.topic,
+            "partition": split.partition, "starting_offset": split.starting_offset,
+            "stopping_offset": split.stopping_offset}
 
 
 def deserialize_split(data: dict[str, Any]) -> KafkaPartitionSplit:
-    """Inverse of `serialize_split`; rejects unknown versions and malformed fields."""
+    """Inverse of `serialize_split`; reads every version so far (version 1 had no id: whole
+    partitions) and rejects unknown versions and malformed fields."""
     version = data.get("version") if isinstance(data, dict) else None
-    if version != SERIALIZER_VERSION:
+    if version not in (1, SERIALIZER_VERSION):
         raise SerializationError(f"unknown split serializer version {version!r} "
-                                 f"(this fastsource reads version {SERIALIZER_VERSION})")
+                                 f"(this fastsource reads versions 1 to {SERIALIZER_VERSION})")
     try:
         stop = data["stopping_offset"]
+        split_id = str(data["id"]) if version >= 2 else ""
         return KafkaPartitionSplit(str(data["topic"]), int(data["partition"]),
-                                   int(data["starting_offset"]), None if stop is None else int(stop))
+                                   int(data["starting_offset"]), None if stop is None else int(stop),
+                                   split_id)
     except (KeyError, TypeError, ValueError) as exc:
         raise SerializationError(f"malformed serialized split {data!r}: {exc}") from exc

@@ -85,3 +85,15 @@ def producer(bootstrap):
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "message.max.bytes": 4 << 20})
     yield p
     p.flush(30)
+
+
+@pytest.fixture(params=["in-process", "pickling"])
+def any_transport(request, monkeypatch):
+    """Run the test over the in-process transport and over one that pickles and unpickles every
+    message between the coordinator and the readers (as a transport between processes would)."""
+    from fastsource.runtime.handles import InProcessRuntime
+    from fastsource.runtime.transport import InProcessTransport, PicklingTransport
+
+    factory = PicklingTransport if request.param == "pickling" else InProcessTransport
+    monkeypatch.setattr("fastsource.source.default_runtime", lambda: InProcessRuntime(factory))
+    return request.param

@@ -2,19 +2,19 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
 from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
 from fastsource.errors import SerializationError
 from fastsource.runtime.events import SplitsRemovedEvent
 from fastsource.enumerator.offsets import OffsetsInitializer
+from fastsource.enumerator.ranges import OffsetRange, plan_ranges
 from fastsource.split import KafkaPartitionSplit, deserialize_split, serialize_split
 from fastsource.enumerator.subscriber import KafkaSubscriber
 
 log = logging.getLogger(__name__)
 
-ENUMERATOR_STATE_VERSION = 1
+ENUMERATOR_STATE_VERSION = 2
 
 
 class SplitEnumeratorContext(Protocol):
@@ -52,28 +52,39 @@ def split_owner(topic: str, partition: int, num_readers: int) -> int:
     return (start + partition) % num_readers
 
 
-@dataclass
-class PartitionChange:
-    """The outcome of one discovery: splits for new partitions, and partitions that disappeared."""
-    new_splits: list[KafkaPartitionSplit] = field(default_factory=list)
-    removed: set[TopicPartitionKey] = field(default_factory=set)
+def assign_owners(splits: list[KafkaPartitionSplit], num_readers: int) -> dict[int, list[KafkaPartitionSplit]]:
+    """Readers for `splits`: a partition's first split goes to its `split_owner`, the next ranges of
+    that partition to the following readers, so the ranges of one partition read in parallel."""
+    by_partition: dict[TopicPartitionKey, list[KafkaPartitionSplit]] = {}
+    for split in splits:
+        by_partition.setdefault(split.topic_partition, []).append(split)
+    owners: dict[int, list[KafkaPartitionSplit]] = {}
+    for (topic, partition), group in sorted(by_partition.items()):
+        first = split_owner(topic, partition, num_readers)
+        for k, split in enumerate(sorted(group, key=lambda s: s.starting_offset)):
+            owners.setdefault((first + k) % num_readers, []).append(split)
+    return owners
 
 
 class KafkaSourceEnumerator:
-    """Discovers partitions, turns them into splits with concrete offsets, and assigns each split to
-    its owner reader once that reader has registered.
+    """Discovers partitions, turns them into splits with concrete offsets (offset ranges when
+    `max_records_per_split` or `min_splits` is given, bounded sources only), and assigns each split
+    to its owner reader once that reader has registered.
 
     Initial discovery uses the starting initializer; partitions found later start at their earliest
     offset (they may have received records before they were discovered). A bounded source signals
-    `NoMoreSplits` to every reader once all splits are assigned. Runs on the coordinator thread; only
-    the discovery callable runs elsewhere.
+    `NoMoreSplits` to every reader once all splits are assigned. Every method runs on the coordinator
+    thread, which owns all of the enumerator's state; the callables given to `call_async` do I/O only
+    (list partitions, resolve offsets) and return their answers to a handler on that thread.
     """
 
     def __init__(self, subscriber: KafkaSubscriber, admin: KafkaAdmin, context: SplitEnumeratorContext,
                  starting_offsets: OffsetsInitializer, stopping_offsets: Optional[OffsetsInitializer],
                  group_id: Optional[str] = None, discovery_interval_ms: Optional[int] = None,
                  state: Optional[dict[str, Any]] = None,
-                 deletion_check_interval_ms: int = 5000) -> None:
+                 deletion_check_interval_ms: int = 5000,
+                 max_records_per_split: Optional[int] = None, min_splits: Optional[int] = None,
+                 restored_splits: Optional[list[KafkaPartitionSplit]] = None) -> None:
         self._subscriber = subscriber
         self._admin = admin
         self._context = context
@@ -84,12 +95,18 @@ class KafkaSourceEnumerator:
         self._discovery_interval_ms = (discovery_interval_ms if not bounded and discovery_interval_ms
                                        and discovery_interval_ms > 0 else 0)
         self._deletion_check_interval_ms = deletion_check_interval_ms
+        self._max_records_per_split = max_records_per_split
+        self._min_splits = min_splits
         self._known: set[TopicPartitionKey] = set()
+        self._resolving: set[TopicPartitionKey] = set()
+        self._ends: dict[TopicPartitionKey, Optional[int]] = {}
         self._pending: dict[int, list[KafkaPartitionSplit]] = {}
         self._initial_discovery_done = False
         self._no_more_splits_sent: set[int] = set()
+        self._restored: list[KafkaPartitionSplit] = []
+        self._awaiting_ends = False
         if state is not None:
-            self._restore(state)
+            self._restore(state, list(restored_splits or []))
 
     @property
     def bounded(self) -> bool:
@@ -100,58 +117,146 @@ class KafkaSourceEnumerator:
     def start(self) -> None:
         """Schedule discovery: every `discovery_interval_ms` for an unbounded source with discovery;
         otherwise once, followed every `deletion_check_interval_ms` by a check that only looks for
-        deleted partitions (whose splits would otherwise wait forever for records)."""
+        deleted partitions (whose splits would otherwise wait forever for records). A restored
+        source first re-resolves where its partitions end (see `_reresolve_ends`)."""
+        if self._initial_discovery_done:
+            self._awaiting_ends = True
+            known = sorted(self._known)
+            self._context.call_async(lambda: self._resolve_stops(known), self._reresolve_ends)
         period = self._discovery_interval_ms or self._deletion_check_interval_ms
-        self._context.call_async(self._discover, self._handle_change, 0, period)
+        self._context.call_async(self._list_partitions, self._handle_partitions, 0, period)
 
     def close(self) -> None:
         """Nothing to release: the admin client is closed with the coordinator."""
 
-    # ------------------------------------------------------------------ discovery (off-thread)
+    # ------------------------------------------------------------------ discovery
 
-    def _discover(self) -> PartitionChange:
-        first = not self._initial_discovery_done
-        current = self._subscriber.partitions(self._admin, strict=first)
-        new = sorted(current - self._known) if first or self._discovery_interval_ms else []
-        change = PartitionChange(removed=self._known - current)
-        if not new:
-            return change
-        starting = self._starting if first else OffsetsInitializer.earliest()
-        starts = starting.resolve(self._admin, new, self._group_id)
-        stops = (self._stopping.resolve(self._admin, new, self._group_id, stopping=True)
-                 if self._stopping else {})
-        change.new_splits = [KafkaPartitionSplit(t, p, starts[(t, p)], stops.get((t, p)))
-                             for t, p in new]
-        return change
+    def _list_partitions(self) -> set[TopicPartitionKey]:
+        """I/O only (off the coordinator thread): the subscription's current partitions. Strict
+        (a missing topic is an error) until the first discovery succeeded."""
+        return self._subscriber.partitions(self._admin, strict=not self._initial_discovery_done)
 
-    def _handle_change(self, change: Optional[PartitionChange], error: Optional[BaseException]) -> None:
+    def _resolve_stops(self, partitions: list[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
+        """I/O only: the stopping offsets of `partitions` as they resolve now."""
+        if self._stopping is None:
+            return {}
+        return self._stopping.resolve(self._admin, partitions, self._group_id, stopping=True)
+
+    def _handle_partitions(self, current: Optional[set[TopicPartitionKey]],
+                           error: Optional[BaseException]) -> None:
+        """On the coordinator thread: the difference with the known partitions, and a request to
+        resolve the offsets of new ones."""
         if error is not None:
             raise error
-        assert change is not None
+        assert current is not None
+        removed = self._known - current
+        if removed:
+            self._handle_removed(removed)
+        first = not self._initial_discovery_done
+        if first and self._resolving:
+            return  # the first discovery's offsets are still being resolved
+        new = sorted(current - self._known - self._resolving) if first or self._discovery_interval_ms else []
+        if not new:
+            self._initial_discovery_done = True
+            self._assign_pending()
+            return
+        self._resolving.update(new)
+        starting = self._starting if first else OffsetsInitializer.earliest()
+
+        def resolve() -> tuple[dict[TopicPartitionKey, int], dict[TopicPartitionKey, int]]:
+            return (starting.resolve(self._admin, new, self._group_id), self._resolve_stops(new))
+
+        self._context.call_async(resolve, lambda result, err: self._handle_offsets(new, result, err))
+
+    def _handle_offsets(self, partitions: list[TopicPartitionKey],
+                        result: Optional[tuple[dict[TopicPartitionKey, int], dict[TopicPartitionKey, int]]],
+                        error: Optional[BaseException]) -> None:
+        """On the coordinator thread: splits for the new partitions whose offsets were resolved."""
+        self._resolving.difference_update(partitions)
+        if error is not None:
+            raise error
+        assert result is not None
+        starts, stops = result
+        partitions = [tp for tp in partitions if tp not in self._known]
         self._initial_discovery_done = True
-        if change.removed:
-            self._handle_removed(change.removed)
-        for split in change.new_splits:
-            self._known.add(split.topic_partition)
-            self._pending.setdefault(self._owner(split), []).append(split)
-        if change.new_splits:
-            log.info("discovered %d new partition(s)", len(change.new_splits))
-        self._assign_pending()
+        splits = []
+        for tp in partitions:
+            self._known.add(tp)
+            self._ends[tp] = stops.get(tp)
+            splits.extend(self._plan(tp, starts[tp], stops.get(tp)))
+        if partitions:
+            log.info("discovered %d new partition(s)", len(partitions))
+        self._add_pending(splits)
+
+    def _plan(self, tp: TopicPartitionKey, start: int, stop: Optional[int]) -> list[KafkaPartitionSplit]:
+        """The splits of `[start, stop)` of one partition: offset ranges when configured (bounded)."""
+        topic, partition = tp
+        if stop is None or (self._max_records_per_split is None and self._min_splits is None):
+            return [KafkaPartitionSplit(topic, partition, start, stop)]
+        ranges = plan_ranges([OffsetRange(topic, partition, start, stop)], self._max_records_per_split,
+                             self._min_splits)
+        return [KafkaPartitionSplit.range_split(r.topic, r.partition, r.start, r.stop) for r in ranges]
 
     def _handle_removed(self, removed: set[TopicPartitionKey]) -> None:
         self._known -= removed
+        for tp in removed:
+            self._ends.pop(tp, None)
         for reader, splits in list(self._pending.items()):
             self._pending[reader] = [s for s in splits if s.topic_partition not in removed]
         names = ", ".join(f"{t}[{p}]" for t, p in sorted(removed))
         log.warning("partition(s) deleted from Kafka, their splits end: %s", names)
-        ids = tuple(f"{t}-{p}" for t, p in sorted(removed))
+        removed_ids = tuple(sorted(removed))
         for reader in self._context.registered_readers():
-            self._context.send_event_to_reader(reader, SplitsRemovedEvent(ids))
+            self._context.send_event_to_reader(reader, SplitsRemovedEvent(removed_ids))
+
+    # ------------------------------------------------------------------ restore: where partitions end
+
+    def _reresolve_ends(self, stops: Optional[dict[TopicPartitionKey, int]],
+                        error: Optional[BaseException]) -> None:
+        """A restored read goes up to the stopping point resolved now. Splits that ended a partition
+        (at its recorded end, or unbounded) take the new end; explicit offsets stay; a partition
+        whose splits all finished gets a new split from its recorded end to the new one when that is
+        further; an unbounded source continues bounded splits past their end."""
+        if error is not None:
+            raise error
+        restored, self._restored = self._restored, []
+        self._awaiting_ends = False
+        stops = stops or {}
+        explicit = self._stopping is not None and self._stopping.kind == "offsets"
+        splits, reaching_end = [], set()
+        for split in restored:
+            tp = split.topic_partition
+            at_end = split.stopping_offset is None or split.stopping_offset == self._ends.get(tp)
+            if at_end and not explicit and tp in self._known:
+                reaching_end.add(tp)
+                new_stop = stops.get(tp) if self.bounded else None
+                if new_stop is not None and split.stopping_offset is not None \
+                        and new_stop < split.stopping_offset:
+                    new_stop = split.stopping_offset
+                split = split.with_stopping_offset(new_stop)
+            splits.append(split)
+        if not explicit:
+            for tp in sorted(self._known - reaching_end):
+                old_end = self._ends.get(tp)
+                new_end = stops.get(tp) if self.bounded else None
+                if old_end is None or (new_end is not None and new_end <= old_end):
+                    continue
+                if new_end is None:
+                    splits.append(KafkaPartitionSplit(tp[0], tp[1], old_end, None))
+                else:
+                    splits.extend(self._plan(tp, old_end, new_end))
+            for tp in self._known:
+                new_end = stops.get(tp) if self.bounded else None
+                old_end = self._ends.get(tp)
+                self._ends[tp] = new_end if new_end is None or old_end is None else max(new_end, old_end)
+        self._add_pending(splits)
 
     # ------------------------------------------------------------------ assignment
 
-    def _owner(self, split: KafkaPartitionSplit) -> int:
-        return split_owner(split.topic, split.partition, self._context.current_parallelism())
+    def _add_pending(self, splits: list[KafkaPartitionSplit]) -> None:
+        for reader, owned in assign_owners(splits, self._context.current_parallelism()).items():
+            self._pending.setdefault(reader, []).extend(owned)
+        self._assign_pending()
 
     def _assign_pending(self) -> None:
         registered = self._context.registered_readers()
@@ -160,7 +265,8 @@ class KafkaSourceEnumerator:
             self._context.assign_splits(assignment)
             for reader in assignment:
                 del self._pending[reader]
-        if self.bounded and self._initial_discovery_done:
+        if self.bounded and self._initial_discovery_done and not self._resolving \
+                and not self._awaiting_ends:
             for reader in registered:
                 if not self._pending.get(reader) and reader not in self._no_more_splits_sent:
                     self._no_more_splits_sent.add(reader)
@@ -177,29 +283,47 @@ class KafkaSourceEnumerator:
         log.debug("enumerator ignores source event %r from reader %d", event, reader_id)
 
     def add_splits_back(self, splits: list[KafkaPartitionSplit], reader_id: int) -> None:
-        """Splits of a failed reader return to the pending set and go out again at once if their
-        owner (re)registered."""
+        """Splits of a failed reader return to the pending set and go out again at once to their
+        owner once it (re)registered."""
         self._no_more_splits_sent.discard(reader_id)
         for split in splits:
-            self._pending.setdefault(self._owner(split), []).append(split)
+            self._pending.setdefault(reader_id, []).append(split)
         self._assign_pending()
 
     # ------------------------------------------------------------------ checkpoints
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
-        """Known partitions and splits not yet assigned; assigned splits live in reader state."""
+        """Known partitions, where each ends, and splits not yet assigned; assigned splits are
+        checkpointed at their hand-over positions by the stream."""
+        pending = [s for splits in self._pending.values() for s in splits] + self._restored
         return {
             "version": ENUMERATOR_STATE_VERSION,
             "known_partitions": sorted([t, p] for t, p in self._known),
-            "pending_splits": [serialize_split(s) for splits in self._pending.values() for s in splits],
+            "partition_ends": sorted([t, p, e] for (t, p), e in self._ends.items()),
+            "pending_splits": [serialize_split(s) for s in pending],
             "initial_discovery_done": self._initial_discovery_done,
         }
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        if state.get("version") != ENUMERATOR_STATE_VERSION:
-            raise SerializationError(f"unknown enumerator state version {state.get('version')!r}")
-        self._known = {(str(t), int(p)) for t, p in state["known_partitions"]}
-        self._initial_discovery_done = bool(state["initial_discovery_done"])
-        for data in state["pending_splits"]:
-            split = deserialize_split(data)
-            self._pending.setdefault(self._owner(split), []).append(split)
+    def _restore(self, state: dict[str, Any], assigned: list[KafkaPartitionSplit]) -> None:
+        """Take a snapshot back (versions 1 and 2). Its pending splits and the splits that readers
+        held (`assigned`) all go through assignment again, so any parallelism can restore."""
+        version = state.get("version")
+        if version not in (1, ENUMERATOR_STATE_VERSION):
+            raise SerializationError(f"unknown enumerator state version {version!r}")
+        try:
+            self._known = {(str(t), int(p)) for t, p in state["known_partitions"]}
+            self._ends = {(str(t), int(p)): (None if e is None else int(e))
+                          for t, p, e in state.get("partition_ends", [])}
+            self._initial_discovery_done = bool(state["initial_discovery_done"])
+            pending = [deserialize_split(data) for data in state["pending_splits"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SerializationError(f"malformed enumerator state: {exc}") from exc
+        if version == 1:
+            for split in pending + assigned:
+                self._ends.setdefault(split.topic_partition, split.stopping_offset)
+        if not self._initial_discovery_done:
+            # the first discovery never completed: partitions are planned afresh
+            self._known = set()
+            self._ends = {}
+            return
+        self._restored = pending + assigned

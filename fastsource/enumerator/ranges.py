@@ -40,7 +40,7 @@ def _equal_pieces(rng: OffsetRange, parts: int) -> list[OffsetRange]:
     return pieces
 
 
-def _check(name: str, value: Optional[int]) -> None:
+def check_positive(name: str, value: Optional[int]) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
         raise ConfigError(f"{name} must be a positive integer or None, not {value!r}")
 
@@ -52,8 +52,8 @@ def plan_ranges(partitions: Iterable[OffsetRange], max_records_per_split: Option
     A partition with nothing to read (`start >= stop`) stays one range: its split finishes at once.
     The result is sorted by topic, partition and start offset.
     """
-    _check("max_records_per_split", max_records_per_split)
-    _check("min_splits", min_splits)
+    check_positive("max_records_per_split", max_records_per_split)
+    check_positive("min_splits", min_splits)
     ranges: list[OffsetRange] = []
     for rng in partitions:
         if rng.size <= 0 or max_records_per_split is None or rng.size <= max_records_per_split:

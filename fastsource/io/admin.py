@@ -6,7 +6,7 @@ which runs on the same librdkafka as the compiled fetch path.
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable, Iterator, Mapping, TypeVar, Union
+from typing import Callable, Iterable, Iterator, Mapping, Optional, TypeVar, Union
 
 from confluent_kafka import (ConsumerGroupTopicPartitions, IsolationLevel, KafkaError,
                              KafkaException, TopicPartition)
@@ -63,6 +63,14 @@ class KafkaAdmin:
     def _unreachable(self, exc: Exception) -> BrokerUnavailableError:
         return BrokerUnavailableError(f"no Kafka broker answered at {self.bootstrap_servers} within "
                                       f"{self.timeout_s:g} s ({exc})")
+
+    def cluster_id(self) -> Optional[str]:
+        """The cluster's id from its metadata (None when the broker does not say): what a
+        checkpoint records to know which cluster it belongs to."""
+        try:
+            return self._client.list_topics(timeout=self.timeout_s).cluster_id or None
+        except KafkaException as exc:
+            raise self._unreachable(exc) from exc
 
     def topics(self, wanted: Callable[[str], bool] = lambda name: True) -> dict[str, int]:
         """Every topic (internal ones excluded) with its partition count.

@@ -5,7 +5,8 @@ import collections
 import logging
 import threading
 import time
-from typing import Callable, Iterable, Optional
+from concurrent.futures import Future
+from typing import Any, Callable, Iterable, Optional
 
 from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
 from fastsource.split import KafkaPartitionSplit
@@ -54,6 +55,22 @@ class PauseResumeSplitsTask(SplitFetcherTask):
         return True
 
 
+class CallTask(SplitFetcherTask):
+    """Run a function of the split reader on the fetcher thread, which owns the consumer (commits,
+    high-watermark and stats queries); its outcome goes to a future, and never stops the fetcher."""
+
+    def __init__(self, fetcher: "SplitFetcher", fn: Callable[[Any], Any]) -> None:
+        self.fetcher, self.fn = fetcher, fn
+        self.future: Future = Future()
+
+    def run(self) -> bool:
+        try:
+            self.future.set_result(self.fn(self.fetcher.split_reader))
+        except Exception as exc:
+            self.future.set_exception(exc)
+        return True
+
+
 class FetchTask(SplitFetcherTask):
     """Fetch one batch and hand it to the elements queue. A batch whose hand-over was interrupted is
     kept and handed over on the next run: nothing fetched is ever dropped."""
@@ -70,6 +87,7 @@ class FetchTask(SplitFetcherTask):
                 records = fetcher.split_reader.fetch()
             finally:
                 fetcher.fetch_time_s += time.perf_counter() - started
+            fetcher.observed = fetcher.split_reader.observe()
             fetcher.assigned.difference_update(records.finished_splits)
             if records.is_empty():
                 return True
@@ -95,6 +113,9 @@ class SplitFetcher:
         self.split_reader = split_reader
         self.assigned: set[str] = set()
         self.fetch_time_s = 0.0
+        # what the consumer last saw (high watermarks, commit counters), taken on this thread after
+        # each fetch (no request: local look-ups), so that metrics never touch the consumer
+        self.observed: Optional[dict[str, Any]] = None
         self._on_error = on_error
         self._tasks: collections.deque[SplitFetcherTask] = collections.deque()
         self._lock = threading.Condition()
@@ -128,6 +149,17 @@ class SplitFetcher:
         if current is not None:
             current.wake_up()
 
+    def call(self, fn: Callable[[Any], Any]) -> Optional[Future]:
+        """Queue `fn(split_reader)` for the fetcher thread; None when the thread no longer runs."""
+        task = CallTask(self, fn)
+        with self._lock:
+            if not self._running or not self._thread.is_alive():
+                return None
+            self._tasks.append(task)
+            self._lock.notify_all()
+        self.wake_up()
+        return task.future
+
     def _next_task(self) -> Optional[SplitFetcherTask]:
         with self._lock:
             while self._running:
@@ -153,6 +185,12 @@ class SplitFetcher:
             log.debug("fetcher %d failed", self.fetcher_id, exc_info=True)
             self._on_error(exc)
         finally:
+            with self._lock:
+                self._running = False
+                orphans, self._tasks = list(self._tasks), collections.deque()
+            for task in orphans:
+                if isinstance(task, CallTask):
+                    task.future.cancel()
             self.split_reader.close()
 
     def shutdown(self, timeout: float = 30.0) -> None:
@@ -203,12 +241,18 @@ class SingleThreadFetcherManager:
         if self._error is not None:
             raise self._error
 
-    def split_reader(self) -> Optional[KafkaPartitionSplitReader]:
-        """The fetcher's split reader while it is usable (None before the first splits or after a
-        failure, when the fetcher thread has closed it)."""
+    def call(self, fn: Callable[[Any], Any]) -> Optional[Future]:
+        """Run `fn(split_reader)` on the fetcher thread, the consumer's only user; None ("unknown")
+        when no fetcher runs (before the first splits, or after a failure)."""
         if self._fetcher is None or self._error is not None:
             return None
-        return self._fetcher.split_reader
+        return self._fetcher.call(fn)
+
+    def observed(self) -> Optional[dict[str, Any]]:
+        """What the fetcher thread last observed of its consumer (None: unknown, e.g. no fetcher)."""
+        if self._fetcher is None or self._error is not None:
+            return None
+        return self._fetcher.observed
 
     @property
     def fetch_time_s(self) -> float:

@@ -4,16 +4,20 @@ from __future__ import annotations
 import enum
 import logging
 import queue
+import threading
 import time
-from typing import Any, Callable, Iterable, Optional
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
 
 import pyarrow as pa
 
-from fastsource.runtime.coordinator import InProcessTransport
 from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
 from fastsource.reader.emitter import KafkaRecordEmitter
-from fastsource.runtime.events import (AddSplitEvent, CheckpointBarrier, NoMoreSplitsEvent,
-                               ReaderRegistrationEvent, SourceEventWrapper, SplitsRemovedEvent)
+from fastsource.runtime.events import (AddSplitEvent, NoMoreSplitsEvent, ReaderRegistrationEvent,
+                                       ReportedWatermarkEvent, SourceEventWrapper, SplitsRemovedEvent,
+                                       WatermarkAlignmentEvent)
+from fastsource.runtime.transport import Transport
+from fastsource.runtime.watermarks import WatermarkStrategy, WatermarkTracker
 from fastsource.reader.fetcher import SingleThreadFetcherManager
 from fastsource.split import KafkaPartitionSplit, KafkaPartitionSplitState
 
@@ -26,31 +30,77 @@ class InputStatus(enum.Enum):
     END_OF_INPUT = "end_of_input"
 
 
+@dataclass(frozen=True)
+class SplitLineage:
+    """Where a batch's records of one split come from: the split's position before the batch
+    (`first_offset`) and after it (`next_offset`), its largest timestamp (-1: none), records, bytes."""
+    split: KafkaPartitionSplit
+    first_offset: int
+    next_offset: int
+    max_timestamp: int
+    records: int
+    bytes: int
+
+    @property
+    def split_id(self) -> str:
+        return self.split.split_id
+
+
+@dataclass(frozen=True)
+class ReaderOutput:
+    """One answer of a reader's poll: a batch (None when every record went to dead letters or only
+    splits changed), its lineage, the splits whose last record is in it or before it, and the splits
+    the reader took on since its last answer (as assigned)."""
+    status: InputStatus
+    batch: Optional[pa.RecordBatch] = None
+    lineage: tuple[SplitLineage, ...] = ()
+    finished: tuple[str, ...] = ()
+    added: tuple[KafkaPartitionSplit, ...] = ()
+
+
+NOTHING = ReaderOutput(InputStatus.NOTHING_AVAILABLE)
+END = ReaderOutput(InputStatus.END_OF_INPUT)
+
+
 class SourceReaderBase:
     """Reads the splits it is given through its fetcher manager and hands batches out one by one.
 
-    `poll_next()` never blocks: it returns a batch, NOTHING_AVAILABLE (wait on `available`), or
-    END_OF_INPUT once the enumerator has said no more splits will come and every split finished.
-    All methods run on the one thread that consumes the reader's output.
+    `poll_next()` never blocks: it returns a batch with its lineage, NOTHING_AVAILABLE (wait on
+    `available`), or END_OF_INPUT once the enumerator has said no more splits will come and every
+    split finished. It talks to the coordinator only through the transport, whose messages for it
+    wait in its own inbox. All methods run on the one thread that consumes the reader's output.
     """
 
-    def __init__(self, reader_id: int, transport: InProcessTransport,
-                 fetcher_manager: SingleThreadFetcherManager, emitter: KafkaRecordEmitter) -> None:
+    def __init__(self, reader_id: int, transport: Transport,
+                 fetcher_manager: SingleThreadFetcherManager, emitter: KafkaRecordEmitter,
+                 watermark_strategy: WatermarkStrategy = WatermarkStrategy()) -> None:
         self.reader_id = reader_id
         self._transport = transport
-        self._inbox: "queue.Queue[Any]" = transport.reader_inbox(reader_id)
+        self._inbox: "queue.Queue[Any]" = queue.Queue()
         self._fetcher_manager = fetcher_manager
         self._queue: FutureCompletingBlockingQueue = fetcher_manager.elements_queue
         self.emitter = emitter
         self.states: dict[str, KafkaPartitionSplitState] = {}
         self._no_more_splits = False
+        self._ended_splits: list[str] = []
+        self._added: list[KafkaPartitionSplit] = []
         self.finished_split_ids: list[str] = []
         self.records_emitted = 0
         self.bytes_emitted = 0
         self.emit_time_s = 0.0
+        self._watermarks = WatermarkTracker(watermark_strategy)
+        self._report_watermarks = watermark_strategy.alignment_max_drift_ms is not None
+        self._reported: Optional[tuple[Optional[int], bool]] = None
+        self._max_watermark: Optional[int] = None
+        transport.bind_reader(reader_id, self._deliver)
+
+    def _deliver(self, event: Any) -> None:
+        """The transport's delivery into this reader's inbox (any thread)."""
+        self._inbox.put(event)
+        self._queue.wake_up_puller()
 
     @property
-    def available(self):
+    def available(self) -> threading.Event:
         """An event set whenever this reader may have something to return."""
         return self._queue.available
 
@@ -59,14 +109,19 @@ class SourceReaderBase:
         a consumer created earlier can wait up to a second for the assigned topics' metadata."""
         self._transport.send_to_coordinator(ReaderRegistrationEvent(self.reader_id))
 
-    def poll_next(self) -> tuple[InputStatus, Optional[pa.RecordBatch]]:
+    def poll_next(self) -> ReaderOutput:
         """The next batch. A fetcher's error is raised only once the batches it fetched before
         failing have been returned, so nothing read before an error is lost."""
         self._drain_inbox()
+        added, self._added = tuple(self._added), []
         while True:
             records = self._queue.poll()
             if records is None:
                 break
+            lineage = tuple(SplitLineage(self.states[split_id].split, self.states[split_id].current_offset,
+                                         next_offset, max_ts, count, nbytes)
+                            for split_id, next_offset, max_ts, count, nbytes in records.progress
+                            if split_id in self.states)
             started = time.perf_counter()
             batch = self.emitter.emit(records, self.states)
             self.emit_time_s += time.perf_counter() - started
@@ -75,33 +130,39 @@ class SourceReaderBase:
                 self.bytes_emitted += nbytes
             for split_id in records.finished_splits:
                 self._on_split_finished(split_id)
-            if batch is not None and batch.num_rows:
-                return InputStatus.MORE_AVAILABLE, batch
+            finished, self._ended_splits = tuple(self._ended_splits), []
+            self._after_progress()
+            if lineage or finished or added or (batch is not None and batch.num_rows):
+                return ReaderOutput(InputStatus.MORE_AVAILABLE,
+                                    batch if batch is not None and batch.num_rows else None,
+                                    lineage, finished, added)
         self._fetcher_manager.check_errors()
+        if self._ended_splits or added:
+            finished, self._ended_splits = tuple(self._ended_splits), []
+            self._after_progress()
+            return ReaderOutput(InputStatus.MORE_AVAILABLE, finished=finished, added=added)
+        self._after_progress()
         if self._no_more_splits and not self.states and self._inbox.empty():
-            return InputStatus.END_OF_INPUT, None
-        return InputStatus.NOTHING_AVAILABLE, None
+            return END
+        return NOTHING
 
     def is_available(self) -> bool:
         return not self._queue.is_empty() or not self._inbox.empty()
 
-    def _drain_inbox(self, barrier: Optional[int] = None, timeout: float = 60.0) -> None:
-        """Handle the coordinator's events; with `barrier`, exactly those before that checkpoint's
-        barrier (waiting for it), leaving later ones queued."""
+    def _drain_inbox(self) -> None:
+        """Handle the coordinator's messages that arrived so far."""
         while True:
             try:
-                event = self._inbox.get(timeout=timeout) if barrier is not None else self._inbox.get_nowait()
+                event = self._inbox.get_nowait()
             except queue.Empty:
-                if barrier is not None:
-                    raise TimeoutError(f"reader {self.reader_id} got no barrier for checkpoint {barrier}")
                 return
-            if isinstance(event, CheckpointBarrier):
-                if event.checkpoint_id == barrier:
-                    return
-            elif isinstance(event, AddSplitEvent):
+            if isinstance(event, AddSplitEvent):
                 self.add_splits(list(event.splits))
             elif isinstance(event, NoMoreSplitsEvent):
                 self.notify_no_more_splits()
+            elif isinstance(event, WatermarkAlignmentEvent):
+                self._max_watermark = event.max_watermark
+                self._align()
             elif isinstance(event, SourceEventWrapper):
                 self.handle_source_events(event.event)
             else:
@@ -110,6 +171,7 @@ class SourceReaderBase:
     def add_splits(self, splits: list[KafkaPartitionSplit]) -> None:
         for split in splits:
             self.states[split.split_id] = KafkaPartitionSplitState(split)
+        self._added.extend(splits)
         self._fetcher_manager.add_splits(splits)
 
     def notify_no_more_splits(self) -> None:
@@ -124,56 +186,96 @@ class SourceReaderBase:
     def pause_or_resume_splits(self, pause: Iterable[str], resume: Iterable[str]) -> None:
         self._fetcher_manager.pause_or_resume_splits(pause, resume)
 
+    # ------------------------------------------------------------------ watermarks and alignment
+
+    def _after_progress(self) -> None:
+        """Report this reader's watermark when it changed, and apply the last alignment decision."""
+        if not self._report_watermarks:
+            return
+        active = [s for s in self.states.values()]
+        mark = self._watermarks.update(active) if active else self._watermarks.watermark
+        report = (mark, bool(active))
+        if report != self._reported:
+            self._reported = report
+            self._transport.send_to_coordinator(ReportedWatermarkEvent(self.reader_id, mark, bool(active)))
+        self._align()
+
+    def _align(self) -> None:
+        """Pause the splits whose watermark is above the coordinator's allowed maximum, resume the
+        others (Flink's per-split alignment)."""
+        pause, resume = [], []
+        for state in self.states.values():
+            mark = self._watermarks.split_watermark(state)
+            ahead = (self._max_watermark is not None and mark is not None
+                     and mark > self._max_watermark)
+            if ahead and not state.paused:
+                pause.append(state.split_id)
+            elif state.paused and not ahead:
+                resume.append(state.split_id)
+        for split_id in pause:
+            self.states[split_id].paused = True
+        for split_id in resume:
+            self.states[split_id].paused = False
+        if pause or resume:
+            self.pause_or_resume_splits(pause, resume)
+
+    # ------------------------------------------------------------------ fetcher-thread queries
+
     @property
     def fetch_time_s(self) -> float:
         """Seconds the fetcher spent in fetch calls (GIL released for most of it)."""
         return self._fetcher_manager.fetch_time_s
 
     def high_watermarks(self, partitions: list[tuple[str, int]]) -> list[int]:
-        """High watermarks last seen by this reader's consumer (-1: not seen)."""
-        split_reader = self._fetcher_manager.split_reader()
-        if split_reader is None:
-            return [-1] * len(partitions)
-        return split_reader.high_watermarks(partitions)
+        """High watermarks last seen by this reader's consumer (-1: unknown), as observed by the
+        fetcher thread that owns the consumer."""
+        observed = (self._fetcher_manager.observed() or {}).get("high_watermarks", {})
+        return [observed.get(tp, -1) for tp in partitions]
 
     def client_stats(self) -> dict:
-        split_reader = self._fetcher_manager.split_reader()
-        return split_reader.stats() if split_reader is not None else {}
+        """The consumer's commit counters as the fetcher thread last observed them ({}: unknown)."""
+        return (self._fetcher_manager.observed() or {}).get("stats", {})
 
     def _on_split_finished(self, split_id: str) -> None:
-        self.states.pop(split_id, None)
-        self.finished_split_ids.append(split_id)
+        if self.states.pop(split_id, None) is not None:
+            self.finished_split_ids.append(split_id)
+            self._ended_splits.append(split_id)
 
-    def snapshot_state(self, checkpoint_id: int) -> list[KafkaPartitionSplit]:
-        """The unfinished splits, each resuming right after the last record handed out. Needs the
-        checkpoint's barrier in the inbox (the coordinator sends it with the enumerator snapshot)."""
-        self._drain_inbox(barrier=checkpoint_id)
-        return [state.to_split() for state in self.states.values()]
+    def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
+        """The reader's own view of its splits (its positions may run ahead of the stream's hand-over
+        positions, which are what a checkpoint stores)."""
+        return {"reader_id": self.reader_id,
+                "splits": {split_id: state.current_offset for split_id, state in self.states.items()}}
 
-    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        """Called once the checkpoint is durable."""
+    def notify_checkpoint_complete(self, checkpoint_id: int,
+                                   offsets: Optional[list[tuple[str, int, int]]] = None) -> bool:
+        """Called once the checkpoint is durable; False when there was nothing to do it with."""
+        return False
 
     def close(self) -> None:
+        self._transport.unbind_reader(self.reader_id)
         self._fetcher_manager.close()
 
 
 class KafkaSourceReader(SourceReaderBase):
-    """The Kafka reader: ends splits of deleted partitions, and commits each completed checkpoint's
-    offsets to the consumer group (asynchronously; failures are counted, never fatal, never used for
+    """The Kafka reader: ends splits of deleted partitions, and commits offsets to the consumer group
+    on the fetcher thread that owns its consumer (asynchronously on checkpoint completion, at once
+    and synchronously for a final commit; failures are counted, never fatal, never used for
     recovery)."""
 
-    def __init__(self, reader_id: int, transport: InProcessTransport,
+    def __init__(self, reader_id: int, transport: Transport,
                  fetcher_manager: SingleThreadFetcherManager, emitter: KafkaRecordEmitter,
-                 commit_offsets: bool) -> None:
-        super().__init__(reader_id, transport, fetcher_manager, emitter)
+                 commit_offsets: bool,
+                 watermark_strategy: WatermarkStrategy = WatermarkStrategy()) -> None:
+        super().__init__(reader_id, transport, fetcher_manager, emitter, watermark_strategy)
         self._commit_offsets = commit_offsets
-        self._offsets_to_commit: dict[int, list[tuple[str, int, int]]] = {}
-        self.committed_offsets: dict[str, int] = {}
+        self.committed_offsets: dict[tuple[str, int], int] = {}
         self.commits_failed_to_send = 0
 
     def handle_source_events(self, event: Any) -> None:
         if isinstance(event, SplitsRemovedEvent):
-            gone = [s for s in event.split_ids if s in self.states]
+            removed = set(map(tuple, event.partitions))
+            gone = [sid for sid, s in self.states.items() if s.split.topic_partition in removed]
             if gone:
                 log.warning("reader %d ends split(s) of deleted partitions: %s", self.reader_id,
                             ", ".join(gone))
@@ -183,24 +285,28 @@ class KafkaSourceReader(SourceReaderBase):
         else:
             super().handle_source_events(event)
 
-    def snapshot_state(self, checkpoint_id: int) -> list[KafkaPartitionSplit]:
-        splits = super().snapshot_state(checkpoint_id)
-        if self._commit_offsets:
-            self._offsets_to_commit[checkpoint_id] = [(s.topic, s.partition, s.starting_offset)
-                                                      for s in splits]
-        return splits
+    def notify_checkpoint_complete(self, checkpoint_id: int,
+                                   offsets: Optional[list[tuple[str, int, int]]] = None,
+                                   flush: bool = False) -> bool:
+        """Commit `(topic, partition, next_offset)` through the fetcher thread; with `flush`, wait
+        until the group has them. False when this reader has no consumer to commit with."""
+        if not self._commit_offsets or not offsets:
+            return True
+        future = self._fetcher_manager.call(lambda r: r.commit(offsets, not flush))
+        if future is None:
+            return False
+        future.add_done_callback(lambda f: self._commit_sent(f, checkpoint_id))
+        if flush:
+            try:
+                future.result(30.0)
+            except Exception:
+                pass  # counted by _commit_sent
+        self.committed_offsets.update({(t, p): o for t, p, o in offsets})
+        return True
 
-    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        offsets = self._offsets_to_commit.pop(checkpoint_id, None)
-        for older in [c for c in self._offsets_to_commit if c < checkpoint_id]:
-            del self._offsets_to_commit[older]
-        split_reader = self._fetcher_manager.split_reader()
-        if not offsets or split_reader is None:
-            return
-        try:
-            split_reader.commit(offsets)
-            self.committed_offsets.update({f"{t}-{p}": o for t, p, o in offsets})
-        except Exception as exc:
+    def _commit_sent(self, future: Any, checkpoint_id: int) -> None:
+        error = None if future.cancelled() else future.exception()
+        if future.cancelled() or error is not None:
             self.commits_failed_to_send += 1
             log.warning("reader %d could not commit offsets of checkpoint %d: %s", self.reader_id,
-                        checkpoint_id, exc)
+                        checkpoint_id, error or "the fetcher stopped")

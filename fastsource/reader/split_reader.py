@@ -1,17 +1,19 @@
 """The Kafka split reader: one compiled librdkafka consumer fetching every split of one reader."""
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Optional
+from typing import Iterable, Iterator, Mapping, Optional
 
 import pyarrow as pa
 
 from fastsource import _core
 from fastsource.io.admin import CONNECT_DEFAULTS
-from fastsource.errors import (BrokerUnavailableError, ConfigError, KafkaFetchError,
-                               OffsetOutOfRangeError, RecordTooLargeError)
+from fastsource.errors import (BrokerUnavailableError, ConfigError, FastsourceError,
+                               KafkaFetchError, OffsetOutOfRangeError, RecordTooLargeError)
 from fastsource.split import KafkaPartitionSplit
 
 log = logging.getLogger(__name__)
@@ -19,6 +21,38 @@ log = logging.getLogger(__name__)
 ERR_OFFSET_OUT_OF_RANGE = (1, -140)       # OFFSET_OUT_OF_RANGE, _AUTO_OFFSET_RESET
 ERR_MSG_SIZE_TOO_LARGE = 10
 ERR_ALL_BROKERS_DOWN = -187
+# Errors librdkafka or the broker report for conditions that pass (a leader moving, a dropped
+# connection, a timeout): a reader failing with one of them is replaced, not the stream failed.
+RETRIABLE_CODES = frozenset({-195, -192, -185, -184, 5, 6, 7, 13, 14, 15, 74, 75})
+
+
+def map_core_error(exc: Exception, bootstrap: str) -> FastsourceError:
+    """The one place where the compiled core's errors become fastsource errors, named by what and
+    where: data loss, oversize records, lost brokers, invalid properties, other fetch errors."""
+    if isinstance(exc, FastsourceError):
+        return exc
+    if isinstance(exc, ValueError):
+        return ConfigError(str(exc))
+    if not isinstance(exc, _core.FetchError):
+        return KafkaFetchError(f"the consumer of {bootstrap} failed: {exc}")
+    coordinates = dict(code=exc.code, name=exc.name, topic=exc.topic, partition=exc.partition,
+                       offset=exc.offset)
+    if exc.code in ERR_OFFSET_OUT_OF_RANGE:
+        return OffsetOutOfRangeError(
+            f"data loss: offset {exc.offset} of {exc.topic}[{exc.partition}] is out of range "
+            f"(deleted by retention, or past the end) ({exc.name}: {exc.reason}); set the "
+            "Kafka property auto.offset.reset=earliest|latest to skip to a valid offset instead",
+            **coordinates)
+    if exc.code == ERR_MSG_SIZE_TOO_LARGE:
+        where = (f"of {exc.topic}[{exc.partition}] at offset {exc.offset}" if exc.topic is not None
+                 else "of one of this reader's splits")
+        return RecordTooLargeError(
+            f"a record batch {where} is larger than the fetch limits ({exc.reason}); raise "
+            "receive.message.max.bytes (and fetch.max.bytes) to read it", **coordinates)
+    if exc.code == ERR_ALL_BROKERS_DOWN:
+        return BrokerUnavailableError(f"lost every broker of {bootstrap}: {exc.reason}")
+    return KafkaFetchError(f"fetch from {bootstrap} failed: {exc}",
+                           retriable=exc.code in RETRIABLE_CODES, **coordinates)
 
 
 @dataclass(frozen=True)
@@ -84,16 +118,29 @@ def consumer_config(bootstrap_servers: str, group_id: Optional[str],
 
 
 class KafkaPartitionSplitReader:
-    """Fetches records of its splits as Arrow batches; `wake_up()` interrupts a blocking fetch."""
+    """Fetches records of its splits as Arrow batches; `wake_up()` interrupts a blocking fetch.
+
+    The consumer assigns a partition once, so offset ranges of one partition are read one after
+    another: a range waits here until the previous range of its partition finished. Every error of
+    the core leaves through `map_core_error`.
+    """
 
     def __init__(self, config: Mapping[str, str], include_headers: bool = False,
                  limits: BatchLimits = BatchLimits(), broker_timeout_ms: int = 60000) -> None:
         self._bootstrap = config.get("bootstrap.servers", "?")
         self._limits = limits
-        try:
+        self._reading: dict[tuple[str, int], str] = {}
+        self._waiting: dict[tuple[str, int], collections.deque[KafkaPartitionSplit]] = {}
+        self._partition_of: dict[str, tuple[str, int]] = {}
+        with self._mapped():
             self._consumer = _core.Consumer(dict(config), include_headers, broker_timeout_ms)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
+
+    @contextlib.contextmanager
+    def _mapped(self) -> Iterator[None]:
+        try:
+            yield
+        except (_core.FetchError, ValueError, RuntimeError) as exc:
+            raise map_core_error(exc, self._bootstrap) from exc
 
     @staticmethod
     def raw_schema(include_headers: bool) -> pa.Schema:
@@ -101,54 +148,74 @@ class KafkaPartitionSplitReader:
         return _core.raw_schema(include_headers)
 
     def fetch(self) -> RecordsWithSplitIds:
-        try:
+        with self._mapped():
             batch, progress, finished = self._consumer.fetch(
                 self._limits.max_rows, self._limits.max_bytes, self._limits.max_wait_ms)
-        except _core.FetchError as exc:
-            raise self._translate(exc) from exc
         if self._consumer.gone_splits:
             log.warning("split(s) end because their topic or partition was deleted: %s",
                         ", ".join(self._consumer.gone_splits))
             self._consumer.gone_splits.clear()
+        for split_id in finished:
+            self._next_range(split_id)
         return RecordsWithSplitIds(batch, progress, finished)
 
-    def _translate(self, exc: "_core.FetchError") -> Exception:
-        coordinates = dict(code=exc.code, name=exc.name, topic=exc.topic, partition=exc.partition,
-                           offset=exc.offset)
-        if exc.code in ERR_OFFSET_OUT_OF_RANGE:
-            return OffsetOutOfRangeError(
-                f"data loss: offset {exc.offset} of {exc.topic}[{exc.partition}] is out of range "
-                f"(deleted by retention, or past the end) ({exc.name}: {exc.reason}); set the "
-                "Kafka property auto.offset.reset=earliest|latest to skip to a valid offset instead",
-                **coordinates)
-        if exc.code == ERR_MSG_SIZE_TOO_LARGE:
-            where = (f"of {exc.topic}[{exc.partition}] at offset {exc.offset}" if exc.topic is not None
-                     else "of one of this reader's splits")
-            return RecordTooLargeError(
-                f"a record batch {where} is larger than the fetch limits ({exc.reason}); raise "
-                "receive.message.max.bytes (and fetch.max.bytes) to read it", **coordinates)
-        if exc.code == ERR_ALL_BROKERS_DOWN:
-            return BrokerUnavailableError(f"lost every broker of {self._bootstrap}: {exc.reason}")
-        return KafkaFetchError(f"fetch failed: {exc}", **coordinates)
+    def _next_range(self, split_id: str) -> None:
+        """The split ended: its partition's next waiting range (if any) starts."""
+        tp = self._partition_of.pop(split_id, None)
+        if tp is None or self._reading.get(tp) != split_id:
+            return
+        del self._reading[tp]
+        waiting = self._waiting.get(tp)
+        if waiting:
+            self._start(waiting.popleft())
+            if not waiting:
+                del self._waiting[tp]
 
     def add_splits(self, splits: Iterable[KafkaPartitionSplit]) -> None:
-        for split in splits:
-            stop = -1 if split.stopping_offset is None else split.stopping_offset
+        """Start each split now, or once the range before it in its partition finished."""
+        for split in sorted(splits, key=lambda s: (s.topic_partition, s.starting_offset)):
+            tp = split.topic_partition
+            self._partition_of[split.split_id] = tp
+            if tp in self._reading:
+                self._waiting.setdefault(tp, collections.deque()).append(split)
+            else:
+                self._start(split)
+
+    def _start(self, split: KafkaPartitionSplit) -> None:
+        self._reading[split.topic_partition] = split.split_id
+        stop = -1 if split.stopping_offset is None else split.stopping_offset
+        with self._mapped():
             self._consumer.add_split(split.split_id, split.topic, split.partition,
                                      split.starting_offset, stop)
 
     def remove_splits(self, split_ids: Iterable[str]) -> None:
-        self._consumer.remove_splits(list(split_ids))
+        removed = set(split_ids)
+        for tp, waiting in list(self._waiting.items()):
+            self._waiting[tp] = collections.deque(s for s in waiting if s.split_id not in removed)
+        with self._mapped():
+            self._consumer.remove_splits(list(removed))
+        for split_id in removed:
+            self._next_range(split_id)
 
     def pause_or_resume_splits(self, pause: Iterable[str], resume: Iterable[str]) -> None:
-        self._consumer.pause_or_resume(list(pause), list(resume))
+        with self._mapped():
+            self._consumer.pause_or_resume(list(pause), list(resume))
 
-    def commit(self, offsets: list[tuple[str, int, int]]) -> None:
-        """Asynchronous commit of `(topic, partition, next_offset)`; results show up in `stats()`."""
-        self._consumer.commit(offsets, True)
+    def commit(self, offsets: list[tuple[str, int, int]], asynchronous: bool = True) -> None:
+        """Commit `(topic, partition, next_offset)`; results of asynchronous commits show up in
+        `stats()`."""
+        with self._mapped():
+            self._consumer.commit(offsets, asynchronous)
 
     def stats(self) -> dict:
         return self._consumer.stats()
+
+    def observe(self) -> dict:
+        """The high watermarks of the partitions being read and the commit counters, as the
+        consumer last saw them (no request is sent)."""
+        partitions = list(self._reading)
+        highs = self._consumer.high_watermarks(partitions)
+        return {"high_watermarks": dict(zip(partitions, highs)), "stats": self._consumer.stats()}
 
     def high_watermarks(self, partitions: list[tuple[str, int]]) -> list[int]:
         return self._consumer.high_watermarks(partitions)

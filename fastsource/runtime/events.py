@@ -1,8 +1,9 @@
-"""Events between readers and the coordinator (FLIP-27's operator events), as plain dataclasses."""
+"""Messages between readers and the coordinator (FLIP-27's operator events): plain, picklable
+dataclasses, the only things that cross a transport."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from fastsource.split import KafkaPartitionSplit
 
@@ -18,13 +19,6 @@ class RequestSplitEvent:
     """A reader asks for more work (Kafka's enumerator pushes splits and ignores it)."""
     reader_id: int
     hostname: str | None = None
-
-
-@dataclass(frozen=True)
-class ReaderFailedEvent:
-    """A reader went away; the splits it held since the last checkpoint go back to the enumerator."""
-    reader_id: int
-    splits: tuple[KafkaPartitionSplit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,13 +40,30 @@ class SourceEventWrapper:
 
 
 @dataclass(frozen=True)
-class CheckpointBarrier:
-    """Sent to every reader right after the enumerator's snapshot: a reader's snapshot covers the
-    events before the barrier, so a split is either in the enumerator's state or in a reader's."""
-    checkpoint_id: int
+class SplitsRemovedEvent:
+    """Custom event from the Kafka enumerator: these partitions were deleted; end their splits."""
+    partitions: tuple[tuple[str, int], ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
-class SplitsRemovedEvent:
-    """Custom event from the Kafka enumerator: these partitions were deleted; end their splits."""
-    split_ids: tuple[str, ...] = field(default_factory=tuple)
+class ReportedWatermarkEvent:
+    """A reader's watermark (Flink's ReportedWatermarkEvent): the minimum over its active splits,
+    None while one of them has emitted nothing; `active` is False when it holds no active split."""
+    reader_id: int
+    watermark: Optional[int]
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class WatermarkAlignmentEvent:
+    """The coordinator's alignment decision (Flink's WatermarkAlignmentEvent): splits whose watermark
+    is above `max_watermark` pause until it catches up; None resumes every split."""
+    max_watermark: Optional[int]
+
+
+@dataclass(frozen=True)
+class ReaderFailedEvent:
+    """A reader is gone (driver side, through the coordinator's mailbox): the splits it held go back
+    to the enumerator, each resuming at `positions[split_id]` when given (the hand-over position)."""
+    reader_id: int
+    positions: dict[str, int] = field(default_factory=dict)

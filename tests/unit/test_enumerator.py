@@ -5,7 +5,9 @@ from collections import Counter
 
 import pytest
 
-from fastsource.enumerator.kafka_enumerator import KafkaSourceEnumerator, java_string_hash, split_owner
+from fastsource.enumerator.kafka_enumerator import (KafkaSourceEnumerator, assign_owners, java_string_hash,
+                                                    split_owner)
+from fastsource.split import KafkaPartitionSplit
 from fastsource.errors import UnknownTopicError
 from fastsource.runtime.events import SplitsRemovedEvent
 from fastsource.enumerator.offsets import OffsetsInitializer
@@ -62,12 +64,23 @@ class FakeContext:
         self.calls.append((callable_, handler, period_ms))
 
     def run_calls(self):
-        for callable_, handler, _ in self.calls:
+        """Run every scheduled callable and its handler (calls scheduled meanwhile too); one-shot
+        calls are then dropped, periodic ones stay."""
+        i = 0
+        while i < len(self.calls):
+            callable_, handler, _ = self.calls[i]
             try:
                 result, error = callable_(), None
             except Exception as exc:
                 result, error = None, exc
             handler(result, error)
+            i += 1
+        self.calls = [call for call in self.calls if call[2] > 0]
+
+
+# split_owner's answers, computed once from Java's String.hashCode of the topic names
+OWNERS_EVENTS_3 = [2, 0, 1, 2, 0]
+OWNERS_ORDERS_4 = [3, 0, 1, 2, 3]
 
 
 def make(admin, context, subscriber=None, stopping=OffsetsInitializer.latest(), **kw):
@@ -78,14 +91,74 @@ def make(admin, context, subscriber=None, stopping=OffsetsInitializer.latest(), 
 def test_java_string_hash_matches_java():
     assert java_string_hash("") == 0
     assert java_string_hash("hello") == 99162322
-    assert java_string_hash("events-topic-with-a-long-name") == java_string_hash("events-topic-with-a-long-name")
+    assert java_string_hash("events-topic-with-a-long-name") == -677631397  # "...".hashCode() in Java
     assert java_string_hash("polygenelubricants") == -2147483648
 
 
 def test_owner_is_balanced_and_deterministic():
+    """Balanced, and the same in every process (no dependence on Python's salted str hash): the
+    owners are pinned to known values."""
     owners = Counter(split_owner("events", p, 3) for p in range(30))
     assert owners == Counter({0: 10, 1: 10, 2: 10})
-    assert [split_owner("events", p, 3) for p in range(5)] == [split_owner("events", p, 3) for p in range(5)]
+    assert [split_owner("events", p, 3) for p in range(5)] == OWNERS_EVENTS_3
+    assert [split_owner("orders", p, 4) for p in range(5)] == OWNERS_ORDERS_4
+
+
+def test_ranges_of_one_partition_go_to_different_readers():
+    splits = [KafkaPartitionSplit.range_split("a", 0, start, start + 10) for start in (0, 10, 20)]
+    owners = assign_owners(splits, 3)
+    assert sorted(len(v) for v in owners.values()) == [1, 1, 1]
+    first = split_owner("a", 0, 3)
+    assert owners[first] == [splits[0]] and owners[(first + 1) % 3] == [splits[1]]
+
+
+def test_bounded_partitions_are_cut_into_ranges():
+    context = FakeContext(parallelism=2)
+    enumerator = make(FakeAdmin({"a": 1}), context, min_splits=4)
+    enumerator.start()
+    context.readers.update({0, 1})
+    context.run_calls()
+    splits = sorted(s for r in context.assigned.values() for s in r)
+    assert [s.split_id for s in sorted(splits, key=lambda s: s.starting_offset)] == \
+        ["a-0@0-25", "a-0@25-50", "a-0@50-75", "a-0@75-100"]
+    assert {len(v) for v in context.assigned.values()} == {2}
+
+
+def test_restore_reresolves_the_end_of_finished_partitions():
+    """A bounded read restored after it finished goes on to the partition's new end: exactly the
+    records that arrived since."""
+    context = FakeContext(parallelism=1)
+    admin = FakeAdmin({"a": 1})
+    enumerator = make(admin, context)
+    enumerator.start()
+    context.readers.add(0)
+    context.run_calls()
+    state = enumerator.snapshot_state(1)  # a-0 [0, 100) assigned, then finished: not in any state
+    admin.latest = 130
+    restored_context = FakeContext(parallelism=1)
+    restored = make(admin, restored_context, state=state, restored_splits=[])
+    restored_context.readers.add(0)
+    restored.start()
+    restored_context.run_calls()
+    assert [(s.starting_offset, s.stopping_offset) for s in restored_context.assigned[0]] == [(100, 130)]
+    assert restored_context.no_more == [0]
+
+
+def test_restore_with_an_unbounded_source_continues_past_the_old_end():
+    context = FakeContext(parallelism=1)
+    enumerator = make(FakeAdmin({"a": 1}), context)
+    enumerator.start()
+    context.readers.add(0)
+    context.run_calls()
+    state = enumerator.snapshot_state(1)
+    half = KafkaPartitionSplit("a", 0, 40, 100)
+    restored_context = FakeContext(parallelism=1)
+    restored = make(FakeAdmin({"a": 1}), restored_context, stopping=None, state=state,
+                    restored_splits=[half])
+    restored_context.readers.add(0)
+    restored.start()
+    restored_context.run_calls()
+    assert restored_context.assigned[0] == [KafkaPartitionSplit("a", 0, 40, None)]
 
 
 def test_splits_wait_for_their_reader_then_no_more_splits():
@@ -132,7 +205,7 @@ def test_deleted_partitions_end_their_splits_with_an_event():
     context.run_calls()
     del admin.partition_counts["a"]
     context.run_calls()
-    assert context.events == [(0, SplitsRemovedEvent(("a-0", "a-1")))]
+    assert context.events == [(0, SplitsRemovedEvent((("a", 0), ("a", 1))))]
 
 
 def test_missing_topic_at_start_is_an_error_naming_it():
@@ -165,11 +238,10 @@ def test_snapshot_and_restore_keep_pending_splits_and_known_partitions():
     restored_context = FakeContext(parallelism=2)
     restored = make(FakeAdmin({"a": 4}), restored_context, state=state)
     restored_context.readers.update({0, 1})
-    restored.add_reader(1)
-    pending_for_1 = {p for p in range(4) if split_owner("a", p, 2) == 1}
-    assert {s.partition for s in restored_context.assigned[1]} == pending_for_1
     restored.start()
     restored_context.run_calls()  # nothing new: every partition is already known
+    pending_for_1 = {p for p in range(4) if split_owner("a", p, 2) == 1}
+    assert {s.partition for s in restored_context.assigned[1]} == pending_for_1
     assert sum(len(v) for v in restored_context.assigned.values()) == len(pending_for_1)
 
 
@@ -186,4 +258,4 @@ def test_bounded_source_checks_for_deletions_but_adds_no_new_partitions():
     assert [s.split_id for s in context.assigned[0]] == ["a-0"]
     del admin.partition_counts["a"]
     context.run_calls()
-    assert context.events == [(0, SplitsRemovedEvent(("a-0",)))]
+    assert context.events == [(0, SplitsRemovedEvent((("a", 0),)))]

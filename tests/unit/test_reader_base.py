@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from fastsource import _core
-from fastsource.runtime.coordinator import InProcessTransport
+from fastsource.runtime.transport import InProcessTransport
 from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
 from fastsource.reader.emitter import KafkaRecordEmitter
 from fastsource.runtime.events import AddSplitEvent, NoMoreSplitsEvent
@@ -76,6 +76,9 @@ class ScriptedSplitReader:
         self._wake.clear()
         return RecordsWithSplitIds(None)
 
+    def observe(self):
+        return {"high_watermarks": {}, "stats": {}}
+
     def wake_up(self):
         self._wake.set()
 
@@ -93,9 +96,9 @@ def make_reader(split_reader: ScriptedSplitReader):
 def poll_batch(reader, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, batch = reader.poll_next()
-        if batch is not None or status is InputStatus.END_OF_INPUT:
-            return status, batch
+        output = reader.poll_next()
+        if output.batch is not None or output.status is InputStatus.END_OF_INPUT:
+            return output.status, output.batch
         reader.available.wait(0.05)
         reader.available.clear()
     raise AssertionError("no batch in time")
@@ -129,8 +132,9 @@ def test_queue_back_pressure_bounds_fetching_ahead():
     reader, _ = make_reader(scripted)
     try:
         reader.add_splits([KafkaPartitionSplit("t", 0, 0, 1000)])
-        time.sleep(0.5)
+        fetch_task = reader._fetcher_manager.fetcher()._fetch_task
         # two batches in the queue and one held by the fetch task waiting to be handed over
+        wait_until(lambda: len(reader._queue) == 2 and fetch_task.pending is not None)
         assert scripted.fetches == 3
         poll_batch(reader)
         wait_until(lambda: scripted.fetches == 4)
@@ -145,7 +149,7 @@ def test_wake_up_lets_new_splits_in_while_a_fetch_blocks():
         reader.add_splits([KafkaPartitionSplit("t", 0, 0, 100)])
         reader.pause_or_resume_splits(["t-0"], [])
         wait_until(lambda: scripted.paused == {"t-0"})
-        while reader.poll_next()[1] is not None:  # hand over what was fetched before the pause
+        while reader.poll_next().batch is not None:  # hand over what was fetched before the pause
             pass
         fetches = scripted.fetches
         time.sleep(0.3)
@@ -168,7 +172,7 @@ def test_end_of_input_after_no_more_splits_and_all_finished():
         transport.send_to_reader(0, AddSplitEvent((KafkaPartitionSplit("t", 0, 0, 4),)))
         status, batch = poll_batch(reader)
         assert batch.num_rows == 4
-        assert reader.poll_next()[0] is not InputStatus.END_OF_INPUT  # no NoMoreSplits yet
+        assert reader.poll_next().status is not InputStatus.END_OF_INPUT  # no NoMoreSplits yet
         transport.send_to_reader(0, NoMoreSplitsEvent())
         status, batch = poll_batch(reader)
         assert status is InputStatus.END_OF_INPUT and batch is None

@@ -35,3 +35,21 @@ def test_state_advances_and_resumes_after_emitted_records():
     assert state.max_timestamp == 5000
     assert (state.records, state.bytes) == (60, 600)
     assert state.to_split() == KafkaPartitionSplit("t", 1, 160, 200)
+
+
+def test_range_split_id_is_stored_and_kept_as_the_split_advances():
+    split = KafkaPartitionSplit.range_split("events", 3, 100, 200)
+    assert split.split_id == "events-3@100-200" and split.is_range
+    assert split.with_starting_offset(150).split_id == "events-3@100-200"
+    assert not KafkaPartitionSplit("events", 3, 100, 200).is_range
+    assert deserialize_split(serialize_split(split.with_starting_offset(150))) == \
+        split.with_starting_offset(150)
+
+
+def test_version_1_documents_are_still_read():
+    """A split written by the first serializer (no id field) reads as a whole-partition split."""
+    v1 = {"version": 1, "topic": "events", "partition": 2, "starting_offset": 7, "stopping_offset": None}
+    split = deserialize_split(v1)
+    assert split == KafkaPartitionSplit("events", 2, 7, None)
+    assert split.split_id == "events-2"
+    assert serialize_split(split)["version"] == 2
