@@ -8,11 +8,13 @@ read is `read_kafka(...).materialize()`, timed from the call (planning included)
 dataset, on a Ray started once beforehand (its start-up is not timed; one small read of each warms the
 workers). Then one 1-partition topic is read by fastsource with 4 read tasks and with 1. Memory is the
 peak, while a read runs, of the summed PSS (proportional set size: shared object-store pages are
-counted once) of this process and every process under it (GCS, raylet, workers), sampled every 50 ms.
+counted once) of this process and every process under it (GCS, raylet, workers; not the local
+broker the benchmark starts), sampled every 50 ms.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import statistics
@@ -41,11 +43,14 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def tree_pss_mb(root: int) -> float:
-    """Summed PSS of `root` and its descendants, in MB (processes that end meanwhile count 0)."""
+def tree_pss_mb(root: int, exclude: frozenset[int] = frozenset()) -> float:
+    """Summed PSS of `root` and its descendants but the `exclude`d ones and theirs, in MB (processes
+    that end meanwhile count 0)."""
     tree, todo, total = _children(), [root], 0
     while todo:
         pid = todo.pop()
+        if pid in exclude:
+            continue
         todo.extend(tree.get(pid, []))
         try:
             with open(f"/proc/{pid}/smaps_rollup") as rollup:
@@ -59,9 +64,11 @@ def tree_pss_mb(root: int) -> float:
 
 
 class PeakMemory:
-    """Samples `tree_pss_mb(os.getpid())` on a thread while the `with` block runs; `peak` in MB."""
+    """Samples `tree_pss_mb(os.getpid(), exclude)` on a thread while the `with` block runs; `peak` in
+    MB."""
 
-    def __init__(self, every_s: float = 0.05) -> None:
+    def __init__(self, exclude: frozenset[int], every_s: float = 0.05) -> None:
+        self.exclude = exclude
         self.every_s = every_s
         self.peak = 0.0
         self._stop = threading.Event()
@@ -69,7 +76,7 @@ class PeakMemory:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_pss_mb(os.getpid()))
+            self.peak = max(self.peak, tree_pss_mb(os.getpid(), self.exclude))
             self._stop.wait(self.every_s)
 
     def __enter__(self) -> "PeakMemory":
@@ -79,12 +86,13 @@ class PeakMemory:
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, tree_pss_mb(os.getpid()))
+        self.peak = max(self.peak, tree_pss_mb(os.getpid(), self.exclude))
 
 
-def timed_read(read: Callable[[], object], expected: int) -> tuple[float, float]:
+def timed_read(read: Callable[[], object], expected: int,
+               exclude: frozenset[int]) -> tuple[float, float]:
     """(seconds, peak tree PSS MB) of `read().materialize()`; fails unless it holds `expected` rows."""
-    with PeakMemory() as memory:
+    with PeakMemory(exclude) as memory:
         started = time.perf_counter()
         dataset = read().materialize()
         seconds = time.perf_counter() - started
@@ -110,17 +118,19 @@ def start_ray(cpus: int) -> bool:
                  log_to_driver=False)
     finally:
         os.chdir(cwd)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     return True
 
 
 def run_rounds(readers: dict[str, Callable[[], object]], rounds: int, expected: int,
-               label: str) -> dict[str, list[tuple[float, float]]]:
+               label: str, exclude: frozenset[int]) -> dict[str, list[tuple[float, float]]]:
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in readers}
     for round_ in range(rounds):
         names = list(readers)
         names = names[round_ % len(names):] + names[:round_ % len(names)]
         for name in names:
-            seconds, peak = timed_read(readers[name], expected)
+            seconds, peak = timed_read(readers[name], expected, exclude)
             results[name].append((seconds, peak))
             print(f"  round {round_ + 1} {label:10} {name:36} {expected / seconds:>12,.0f} rows/s  "
                   f"peak PSS {peak:,.0f} MB", flush=True)
@@ -179,19 +189,21 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
         produce(bootstrap, single, n, "100b", partitions=1)
         started = time.perf_counter()
         own_ray = start_ray(args.cpus)
+        # The local broker is a child of this process too: its JVM is not part of the Ray tree.
+        exclude = frozenset([broker.pid()]) if broker is not None and broker.pid() else frozenset()
         print(f"  ray.init: {time.perf_counter() - started:.1f} s, {args.cpus} CPUs; idle Ray process tree "
-              f"PSS {tree_pss_mb(os.getpid()):,.0f} MB", flush=True)
+              f"PSS {tree_pss_mb(os.getpid(), exclude):,.0f} MB", flush=True)
         for warm in (fray.read_kafka, ray.data.read_kafka):
             warm(topic, bootstrap_servers=bootstrap, end_offset=1000).materialize()
 
         versus = run_rounds({
             FAST: lambda: fray.read_kafka(topic, bootstrap_servers=bootstrap),
             RAY: lambda: ray.data.read_kafka(topic, bootstrap_servers=bootstrap),
-        }, args.rounds, n, f"{PARTITIONS} parts")
+        }, args.rounds, n, f"{PARTITIONS} parts", exclude)
         spread = run_rounds({
             FOUR_TASKS: lambda: fray.read_kafka(single, bootstrap_servers=bootstrap, override_num_blocks=4),
             ONE_TASK: lambda: fray.read_kafka(single, bootstrap_servers=bootstrap),
-        }, args.rounds, n, "1 part")
+        }, args.rounds, n, "1 part", exclude)
         print()
         print(f"## Ray results: {n:,} messages of 100 bytes, {args.rounds} round(s), Ray {ray.__version__} "
               f"with {args.cpus} CPUs")
