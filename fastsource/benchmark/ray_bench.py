@@ -3,17 +3,20 @@
     fastsource bench --ray [--full]               # quick by default (100 k messages, 1 round)
     python -m fastsource.benchmark.ray_bench --full
 
-Both readers read the same topic (100-byte values, 4 partitions) in alternating order each round; a
-read is `read_kafka(...).materialize()`, timed from the call (planning included) to the materialized
-dataset, on a Ray started once beforehand (its start-up is not timed; one small read of each warms the
-workers). Then one 1-partition topic is read by fastsource with 4 read tasks and with 1. Memory is the
+Both readers (and fastsource without the headers column) read the same topic (100-byte values, 4
+partitions) in rotating order each round; a read is `read_kafka(...).materialize()`, timed from the
+call (planning included) to the materialized dataset, on a Ray started once beforehand (its start-up
+is not timed; one small read of each warms the workers). Then one 1-partition topic is read by fastsource with 4 read tasks and with 1. Memory is the
 peak, while a read runs, of the summed PSS (proportional set size: shared object-store pages are
 counted once) of this process and every process under it (GCS, raylet, workers; not the local
-broker the benchmark starts), sampled every 50 ms.
+broker the benchmark starts), sampled every 50 ms, and of its anonymous part (the processes' heaps,
+where per-record Python objects live; the object store's shared memory is not in it). The object
+store keeps pages it has touched, so the total grows over the first rounds whichever reader runs.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import shutil
@@ -26,6 +29,7 @@ from typing import Callable
 
 RAY = "ray.data.read_kafka"
 FAST = "fastsource.ray.read_kafka"
+FAST_NO_HEADERS = "fastsource.ray.read_kafka, include_headers=False"
 ONE_TASK = "fastsource.ray.read_kafka, 1 task"
 FOUR_TASKS = "fastsource.ray.read_kafka, 4 tasks"
 
@@ -43,10 +47,11 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def tree_pss_mb(root: int, exclude: frozenset[int] = frozenset()) -> float:
-    """Summed PSS of `root` and its descendants but the `exclude`d ones and theirs, in MB (processes
-    that end meanwhile count 0)."""
-    tree, todo, total = _children(), [root], 0
+def tree_pss_mb(root: int, exclude: frozenset[int] = frozenset()) -> tuple[float, float]:
+    """Summed PSS, and summed anonymous PSS (process heaps, without the object store's shared
+    memory), of `root` and its descendants but the `exclude`d ones and theirs, in MB (processes that
+    end meanwhile count 0)."""
+    tree, todo, total, anon = _children(), [root], 0, 0
     while todo:
         pid = todo.pop()
         if pid in exclude:
@@ -57,27 +62,32 @@ def tree_pss_mb(root: int, exclude: frozenset[int] = frozenset()) -> float:
                 for line in rollup:
                     if line.startswith("Pss:"):
                         total += int(line.split()[1])
-                        break
+                    elif line.startswith("Pss_Anon:"):
+                        anon += int(line.split()[1])
         except OSError:
             pass
-    return total / 1024
+    return total / 1024, anon / 1024
 
 
 class PeakMemory:
-    """Samples `tree_pss_mb(os.getpid(), exclude)` on a thread while the `with` block runs; `peak` in
-    MB."""
+    """Samples `tree_pss_mb(os.getpid(), exclude)` on a thread while the `with` block runs; `peak` and
+    `peak_anon` in MB."""
 
     def __init__(self, exclude: frozenset[int], every_s: float = 0.05) -> None:
         self.exclude = exclude
         self.every_s = every_s
-        self.peak = 0.0
+        self.peak = self.peak_anon = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_pss_mb(os.getpid(), self.exclude))
+            self._sample()
             self._stop.wait(self.every_s)
+
+    def _sample(self) -> None:
+        total, anon = tree_pss_mb(os.getpid(), self.exclude)
+        self.peak, self.peak_anon = max(self.peak, total), max(self.peak_anon, anon)
 
     def __enter__(self) -> "PeakMemory":
         self._thread.start()
@@ -86,21 +96,23 @@ class PeakMemory:
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, tree_pss_mb(os.getpid(), self.exclude))
+        self._sample()
 
 
 def timed_read(read: Callable[[], object], expected: int,
-               exclude: frozenset[int]) -> tuple[float, float]:
-    """(seconds, peak tree PSS MB) of `read().materialize()`; fails unless it holds `expected` rows."""
+               exclude: frozenset[int]) -> tuple[float, float, float]:
+    """(seconds, peak tree PSS MB, peak tree anonymous PSS MB) of `read().materialize()`; fails
+    unless the dataset holds `expected` rows."""
     with PeakMemory(exclude) as memory:
         started = time.perf_counter()
         dataset = read().materialize()
         seconds = time.perf_counter() - started
     rows = dataset.count()
     del dataset
+    gc.collect()  # the blocks' object references go now, not at some later collection
     if rows != expected:
         raise SystemExit(f"a read returned {rows} rows instead of {expected}")
-    return seconds, memory.peak
+    return seconds, memory.peak, memory.peak_anon
 
 
 def start_ray(cpus: int) -> bool:
@@ -124,40 +136,44 @@ def start_ray(cpus: int) -> bool:
 
 
 def run_rounds(readers: dict[str, Callable[[], object]], rounds: int, expected: int,
-               label: str, exclude: frozenset[int]) -> dict[str, list[tuple[float, float]]]:
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in readers}
+               label: str, exclude: frozenset[int]) -> dict[str, list[tuple[float, float, float]]]:
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in readers}
     for round_ in range(rounds):
         names = list(readers)
         names = names[round_ % len(names):] + names[:round_ % len(names)]
         for name in names:
-            seconds, peak = timed_read(readers[name], expected, exclude)
-            results[name].append((seconds, peak))
-            print(f"  round {round_ + 1} {label:10} {name:36} {expected / seconds:>12,.0f} rows/s  "
-                  f"peak PSS {peak:,.0f} MB", flush=True)
+            seconds, peak, peak_anon = timed_read(readers[name], expected, exclude)
+            results[name].append((seconds, peak, peak_anon))
+            print(f"  round {round_ + 1} {label:10} {name:50} {expected / seconds:>10,.0f} rows/s  "
+                  f"peak PSS {peak:,.0f} MB, anonymous {peak_anon:,.0f} MB", flush=True)
     return results
 
 
-def report(title: str, expected: int, results: dict[str, list[tuple[float, float]]],
-           fast: str, slow: str) -> None:
+def report(title: str, expected: int, results: dict[str, list[tuple[float, float, float]]],
+           comparisons: list[tuple[str, str]]) -> None:
     print(f"### {title}")
     print()
-    print("| reader | rows/s (median) | seconds (median) | peak PSS of the Ray process tree, MB (median) |")
-    print("|---|---:|---:|---:|")
+    print("| reader | rows/s | seconds | peak PSS of the Ray process tree, MB | of which anonymous "
+          "(heaps), MB |")
+    print("|---|---:|---:|---:|---:|")
     for name, runs in results.items():
-        seconds = statistics.median(s for s, _ in runs)
+        seconds = statistics.median(r[0] for r in runs)
         print(f"| {name} | {expected / seconds:,.0f} | {seconds:.2f} | "
-              f"{statistics.median(p for _, p in runs):,.0f} |")
-    paired = statistics.median(s / f for (f, _), (s, _) in zip(results[fast], results[slow]))
+              f"{statistics.median(r[1] for r in runs):,.0f} | {statistics.median(r[2] for r in runs):,.0f} |")
     print()
-    print(f"- {fast} / {slow}: {paired:.2f}x rows/s (median of the per-round ratios)")
+    print("(medians over the rounds)")
+    print()
+    for fast, slow in comparisons:
+        paired = statistics.median(s[0] / f[0] for f, s in zip(results[fast], results[slow]))
+        print(f"- {fast} / {slow}: {paired:.2f}x rows/s (median of the per-round ratios)")
     print()
 
 
 def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     parser = argparse.ArgumentParser(prog="fastsource bench --ray", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=2_000_000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--messages", type=int, help="records per topic (2 M; quick: 100 k)")
+    parser.add_argument("--rounds", type=int, help="rounds (5; quick: 1)")
     parser.add_argument("--cpus", type=int, default=os.cpu_count() or 1, help="CPUs of the local Ray")
     parser.add_argument("--quick", action="store_true", default=quick_default,
                         help="smoke run: 100 k messages, 1 round")
@@ -165,8 +181,8 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     parser.add_argument("--bootstrap", help="use this cluster instead of a local broker")
     parser.add_argument("--port", type=int, default=29392)
     args = parser.parse_args(argv)
-    if args.quick:
-        args.messages, args.rounds = 100_000, 1
+    args.messages = args.messages or (100_000 if args.quick else 2_000_000)
+    args.rounds = args.rounds or (1 if args.quick else 5)
 
     import ray
 
@@ -191,14 +207,17 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
         own_ray = start_ray(args.cpus)
         # The local broker is a child of this process too: its JVM is not part of the Ray tree.
         exclude = frozenset([broker.pid()]) if broker is not None and broker.pid() else frozenset()
+        idle, idle_anon = tree_pss_mb(os.getpid(), exclude)
         print(f"  ray.init: {time.perf_counter() - started:.1f} s, {args.cpus} CPUs; idle Ray process tree "
-              f"PSS {tree_pss_mb(os.getpid(), exclude):,.0f} MB", flush=True)
+              f"PSS {idle:,.0f} MB, anonymous {idle_anon:,.0f} MB", flush=True)
         for warm in (fray.read_kafka, ray.data.read_kafka):
             warm(topic, bootstrap_servers=bootstrap, end_offset=1000).materialize()
 
         versus = run_rounds({
             FAST: lambda: fray.read_kafka(topic, bootstrap_servers=bootstrap),
             RAY: lambda: ray.data.read_kafka(topic, bootstrap_servers=bootstrap),
+            FAST_NO_HEADERS: lambda: fray.read_kafka(topic, bootstrap_servers=bootstrap,
+                                                     include_headers=False),
         }, args.rounds, n, f"{PARTITIONS} parts", exclude)
         spread = run_rounds({
             FOUR_TASKS: lambda: fray.read_kafka(single, bootstrap_servers=bootstrap, override_num_blocks=4),
@@ -208,8 +227,8 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
         print(f"## Ray results: {n:,} messages of 100 bytes, {args.rounds} round(s), Ray {ray.__version__} "
               f"with {args.cpus} CPUs")
         print()
-        report(f"{PARTITIONS} partitions", n, versus, FAST, RAY)
-        report("1 partition", n, spread, FOUR_TASKS, ONE_TASK)
+        report(f"{PARTITIONS} partitions", n, versus, [(FAST, RAY), (FAST_NO_HEADERS, RAY)])
+        report("1 partition", n, spread, [(FOUR_TASKS, ONE_TASK)])
     finally:
         if own_ray:
             ray.shutdown()

@@ -168,3 +168,14 @@ def test_formats_and_no_headers(ray_local, bootstrap, make_topic, producer):
     got = rows(ds)
     assert ds.schema().base_schema.names == fray.KAFKA_SCHEMA.names[:7]
     assert [r["value"]["n"] for r in got] == list(range(50)) and got[0]["key"] == "k"
+
+
+def test_ray_benchmark_quick_run(ray_local, bootstrap, capsys):
+    """`fastsource bench --ray` keeps working (figures are not checked: bench/RESULTS.md has them)."""
+    from fastsource.cli.main import main
+
+    assert main(["bench", "--ray", "--messages", "20000", "--bootstrap", bootstrap]) == 0
+    out = capsys.readouterr().out
+    assert "fastsource.ray.read_kafka / ray.data.read_kafka" in out
+    assert "4 tasks / fastsource.ray.read_kafka, 1 task" in out
+    assert ray.is_initialized(), "the benchmark shut down a Ray it did not start"
