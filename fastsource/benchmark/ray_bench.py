@@ -9,9 +9,10 @@ call (planning included) to the materialized dataset, on a Ray started once befo
 is not timed; one small read of each warms the workers). Then one 1-partition topic is read by fastsource with 4 read tasks and with 1. Memory is the
 peak, while a read runs, of the summed PSS (proportional set size: shared object-store pages are
 counted once) of this process and every process under it (GCS, raylet, workers; not the local
-broker the benchmark starts), sampled every 50 ms, and of its anonymous part (the processes' heaps,
-where per-record Python objects live; the object store's shared memory is not in it). The object
-store keeps pages it has touched, so the total grows over the first rounds whichever reader runs.
+broker the benchmark starts), sampled every 50 ms, and of its anonymous part (the processes' private
+memory). Long-lived workers and the object store keep memory they once took, whichever reader ran,
+so the figures of the rounds grow; at the end each reader reads once more on a Ray of its own, which
+gives the memory figures to compare (`materialize()` holds the whole dataset in the object store).
 """
 from __future__ import annotations
 
@@ -223,12 +224,32 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
             FOUR_TASKS: lambda: fray.read_kafka(single, bootstrap_servers=bootstrap, override_num_blocks=4),
             ONE_TASK: lambda: fray.read_kafka(single, bootstrap_servers=bootstrap),
         }, args.rounds, n, "1 part", exclude)
+        fresh: dict[str, tuple[float, float, float]] = {}
+        if own_ray:
+            # Long-lived workers keep what their allocators once took, whichever reader ran in them:
+            # each reader's memory is measured once more on a Ray of its own.
+            for name, read in ((FAST, lambda: fray.read_kafka(topic, bootstrap_servers=bootstrap)),
+                               (RAY, lambda: ray.data.read_kafka(topic, bootstrap_servers=bootstrap))):
+                ray.shutdown()
+                start_ray(args.cpus)
+                fresh[name] = timed_read(read, n, exclude)
+                print(f"  fresh Ray  {name:50} {n / fresh[name][0]:>10,.0f} rows/s  peak PSS "
+                      f"{fresh[name][1]:,.0f} MB, anonymous {fresh[name][2]:,.0f} MB", flush=True)
         print()
         print(f"## Ray results: {n:,} messages of 100 bytes, {args.rounds} round(s), Ray {ray.__version__} "
               f"with {args.cpus} CPUs")
         print()
         report(f"{PARTITIONS} partitions", n, versus, [(FAST, RAY), (FAST_NO_HEADERS, RAY)])
         report("1 partition", n, spread, [(FOUR_TASKS, ONE_TASK)])
+        if fresh:
+            print(f"### Memory: one read of the {PARTITIONS}-partition topic on a freshly started Ray each")
+            print()
+            print("| reader | rows/s (cold workers) | peak PSS of the Ray process tree, MB | of which "
+                  "anonymous, MB |")
+            print("|---|---:|---:|---:|")
+            for name, (seconds, peak, peak_anon) in fresh.items():
+                print(f"| {name} | {n / seconds:,.0f} | {peak:,.0f} | {peak_anon:,.0f} |")
+            print()
     finally:
         if own_ray:
             ray.shutdown()
