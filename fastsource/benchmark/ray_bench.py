@@ -154,8 +154,8 @@ def report(title: str, expected: int, results: dict[str, list[tuple[float, float
            comparisons: list[tuple[str, str]]) -> None:
     print(f"### {title}")
     print()
-    print("| reader | rows/s | seconds | peak PSS of the Ray process tree, MB | of which anonymous "
-          "(heaps), MB |")
+    print("| reader | rows/s | seconds | peak PSS of the Ray process tree, MB | of which anonymous, "
+          "MB |")
     print("|---|---:|---:|---:|---:|")
     for name, runs in results.items():
         seconds = statistics.median(r[0] for r in runs)
