@@ -184,26 +184,40 @@ class KafkaSource:
             source = copy.copy(self)
             source.min_splits = parallelism
         with source.open(parallelism=parallelism) as stream:
-            pieces: list[tuple[tuple[str, int, int], int, pa.RecordBatch]] = []
-            for batch, lineage in stream._batches_with_lineage():
-                pieces.extend(_by_partition(batch, lineage, len(pieces)))
-            pieces.sort(key=lambda piece: piece[:2])
-            return pa.Table.from_batches([b for _, _, b in pieces], schema=stream.schema)
+            return _in_offset_order(list(stream._batches_with_lineage()), stream.schema)
+
+
+def _in_offset_order(batches: list[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]],
+                     schema: pa.Schema) -> pa.Table:
+    """One table in which every partition's rows come in offset order. Batches arrive in order per
+    split; only partitions read as several ranges (by several readers) need their batches cut by
+    partition and the pieces sorted by where they start."""
+    splits: dict[tuple[str, int], set[str]] = {}
+    for _, lineage in batches:
+        for entry in lineage:
+            splits.setdefault(entry.split.topic_partition, set()).add(entry.split_id)
+    if all(len(ids) == 1 for ids in splits.values()):
+        return pa.Table.from_batches([batch for batch, _ in batches], schema=schema)
+    pieces: list[tuple[tuple[str, int, int], int, pa.RecordBatch]] = []
+    for seq, (batch, lineage) in enumerate(batches):
+        pieces.extend(_by_partition(batch, lineage, seq))
+    pieces.sort(key=lambda piece: piece[:2])
+    return pa.Table.from_batches([piece for _, _, piece in pieces], schema=schema)
 
 
 def _by_partition(batch: pa.RecordBatch, lineage: tuple[SplitLineage, ...],
                   seq: int) -> list[tuple[tuple[str, int, int], int, pa.RecordBatch]]:
-    """A batch as pieces of one partition each, keyed by where they start, so that sorting the
-    pieces of all batches puts every partition's rows in offset order."""
+    """A batch as pieces of one partition each, keyed by where they start."""
     if len({entry.split.topic_partition for entry in lineage}) <= 1:
         first = min(((e.split.topic, e.split.partition, e.first_offset) for e in lineage),
                     default=("", -1, -1))
         return [(first, seq, batch)]
-    topics = batch.column(0).cast(pa.string())
+    one_topic = len({entry.split.topic for entry in lineage}) == 1
     pieces = []
     for entry in lineage:
-        mask = pc.and_(pc.equal(topics, entry.split.topic),
-                       pc.equal(batch.column(1), pa.scalar(entry.split.partition, pa.int32())))
+        mask = pc.equal(batch.column(1), pa.scalar(entry.split.partition, pa.int32()))
+        if not one_topic:
+            mask = pc.and_(mask, pc.equal(batch.column(0).cast(pa.string()), entry.split.topic))
         piece = batch.filter(mask)
         if piece.num_rows:
             pieces.append(((entry.split.topic, entry.split.partition, entry.first_offset), seq, piece))
@@ -376,8 +390,6 @@ class SourceStream:
             if wait <= 0:
                 return None
             self._available.wait(wait)
-        if not self._closed and len(self._ended) == self.parallelism:
-            self._commit_final()
         return None
 
     def _poll_readers(self) -> Optional[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]]:
@@ -394,6 +406,8 @@ class SourceStream:
                 continue
             if output.status is InputStatus.END_OF_INPUT:
                 self._ended.add(i)
+                if len(self._ended) == self.parallelism:
+                    self._commit_final()
                 continue
             batch = self._hand_over(i, output)
             if batch is not None:
@@ -433,7 +447,9 @@ class SourceStream:
         rollback. A reader replaced more than MAX_REPLACEMENTS_IN_A_ROW times without handing out
         a record fails the stream."""
         if is_fatal(exc):
-            raise exc
+            if isinstance(exc, FastsourceError):
+                raise exc
+            raise FastsourceError(f"reader {reader_id} failed: {type(exc).__name__}: {exc}") from exc
         count = self._replaced_in_a_row.get(reader_id, 0) + 1
         if count > MAX_REPLACEMENTS_IN_A_ROW:
             raise ReaderFailedError(f"reader {reader_id} failed {count} times in a row without "

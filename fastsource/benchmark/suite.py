@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     parser.add_argument("--full", dest="quick", action="store_false", help="the full run")
     parser.add_argument("--bootstrap", help="use this cluster instead of a local broker")
     parser.add_argument("--port", type=int, default=29292)
+    parser.add_argument("--ranges", action="store_true",
+                        help="only the range-split case: read_all() of one partition by 1, 2, 4 readers")
     args = parser.parse_args(argv)
     if args.quick:
         args.messages, args.rss_messages, args.rounds = 100_000, 200_000, 1
@@ -125,6 +127,8 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
         broker = LocalBroker(port=args.port, data_dir=work / "kafka")
         bootstrap = broker.start()
     try:
+        if args.ranges:
+            return ranges_case(bootstrap, args.messages, args.rounds)
         exe = build_c_baseline(work)
         n = args.messages
         topics = {"100b": f"bench-100b-{n}", "1kb": f"bench-1kb-{n}", "json": f"bench-json-{n}",
@@ -207,6 +211,42 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
         if broker is not None:
             broker.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+RANGES_READER = """
+import json, sys, time
+import fastsource as fs
+bootstrap, topic, parallelism = sys.argv[1], sys.argv[2], int(sys.argv[3])
+started = time.perf_counter()
+table = fs.KafkaSource(bootstrap, topics=[topic]).read_all(parallelism=parallelism)
+print(json.dumps({"messages": table.num_rows, "seconds": time.perf_counter() - started}))
+"""
+
+
+def ranges_case(bootstrap: str, messages: int, rounds: int, readers: tuple[int, ...] = (1, 2, 4)) -> None:
+    """One partition of 100-byte records read by `read_all(parallelism=p)`, which cuts it into p offset
+    ranges: the speed-up of p readers over one, round-robin over the rounds, medians printed."""
+    topic = f"bench-ranges-100b-{messages}"
+    produce(bootstrap, topic, messages, "100b", partitions=1)
+    times: dict[int, list[float]] = {p: [] for p in readers}
+    for round_ in range(rounds):
+        order = list(readers[round_ % len(readers):] + readers[:round_ % len(readers)])
+        for p in order:
+            result = run_reader([sys.executable, "-c", RANGES_READER, bootstrap, topic, str(p)])
+            if result["messages"] != messages:
+                raise SystemExit(f"read_all(parallelism={p}) read {result['messages']} of {messages}")
+            times[p].append(result["wall_seconds"])
+            print(f"  round {round_ + 1} read_all(parallelism={p}) {messages / result['wall_seconds']:>12,.0f} "
+                  f"msg/s (process)  {messages / result['seconds']:>12,.0f} msg/s (read_all)", flush=True)
+    print()
+    print(f"## Range splits: {messages:,} 100-byte messages in 1 partition, {rounds} round(s), median")
+    print()
+    print("| readers | msg/s, whole process | speed-up over 1 reader |")
+    print("|---:|---:|---:|")
+    base = statistics.median(times[readers[0]])
+    for p in readers:
+        wall = statistics.median(times[p])
+        print(f"| {p} | {messages / wall:,.0f} | {base / wall:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,8 @@ def _read(args: argparse.Namespace) -> int:
     progress = Progress(enabled=None if args.progress is None else args.progress)
     written = 0
     parallelism = args.parallelism if args.parallelism is not None else fs.default_parallelism()
+    if source.bounded:
+        source.min_splits = parallelism  # offset ranges: every reader has work
     with source.open(parallelism=parallelism, checkpoint_dir=checkpoint_dir) as stream:
         writer: Any = None
         tmp: Optional[Path] = None

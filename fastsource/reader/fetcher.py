@@ -188,9 +188,9 @@ class SplitFetcher:
             with self._lock:
                 self._running = False
                 orphans, self._tasks = list(self._tasks), collections.deque()
-            for task in orphans:
+            for task in orphans:  # commits queued before the shutdown still go out
                 if isinstance(task, CallTask):
-                    task.future.cancel()
+                    task.run()
             self.split_reader.close()
 
     def shutdown(self, timeout: float = 30.0) -> None:

@@ -132,6 +132,8 @@ class KafkaPartitionSplitReader:
         self._reading: dict[tuple[str, int], str] = {}
         self._waiting: dict[tuple[str, int], collections.deque[KafkaPartitionSplit]] = {}
         self._partition_of: dict[str, tuple[str, int]] = {}
+        self._last_commit: Optional[list[tuple[str, int, int]]] = None
+        self._async_commits = 0
         with self._mapped():
             self._consumer = _core.Consumer(dict(config), include_headers, broker_timeout_ms)
 
@@ -206,6 +208,8 @@ class KafkaPartitionSplitReader:
         `stats()`."""
         with self._mapped():
             self._consumer.commit(offsets, asynchronous)
+        self._last_commit = offsets if asynchronous else None
+        self._async_commits += 1 if asynchronous else 0
 
     def stats(self) -> dict:
         return self._consumer.stats()
@@ -224,4 +228,13 @@ class KafkaPartitionSplitReader:
         self._consumer.wake_up()
 
     def close(self) -> None:
+        """Flush: when an asynchronous commit has no answer yet, its offsets are committed again,
+        synchronously, before the consumer closes."""
+        stats = self._consumer.stats()
+        answered = stats.get("commits_succeeded", 0) + stats.get("commits_failed", 0)
+        if self._last_commit and answered < self._async_commits:
+            try:
+                self.commit(self._last_commit, asynchronous=False)
+            except FastsourceError as exc:
+                log.warning("offsets %s could not be committed before closing: %s", self._last_commit, exc)
         self._consumer.close()

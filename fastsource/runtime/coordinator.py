@@ -228,13 +228,16 @@ class SourceCoordinator:
             raise TypeError(f"unknown event {event!r}")
 
     def _align(self, event: ReportedWatermarkEvent) -> None:
-        """The combined watermark is the minimum over readers with active splits (undefined while one
-        of them has none); splits more than the allowed drift above it pause."""
+        """The combined watermark is the minimum over readers with active splits (undefined until
+        every registered reader reported, and while one of them has a split without records);
+        splits more than the allowed drift above it pause."""
         if event.reader_id not in self._registered:
             return
         self._reported[event.reader_id] = event
         if self._drift is None:
             return
+        if any(reader_id not in self._reported for reader_id in self._registered):
+            return  # a reader that has not reported may hold splits far behind
         marks = [e.watermark for e in self._reported.values() if e.active]
         if not marks or any(m is None for m in marks):
             return

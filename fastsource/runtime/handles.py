@@ -70,31 +70,47 @@ class ReaderHandle(Protocol):
 
     reader_id: int
 
-    def start(self) -> None: ...
+    def start(self) -> None:
+        """The reader sends its ReaderRegistrationEvent (it then receives splits)."""
 
-    def poll(self) -> ReaderOutput: ...
+    def poll(self) -> ReaderOutput:
+        """Without blocking: the next batch with its lineage, the splits taken on and finished, or
+        NOTHING_AVAILABLE / END_OF_INPUT. Raises the error that stopped the reader."""
 
-    def snapshot(self, checkpoint_id: int) -> dict[str, Any]: ...
+    def snapshot(self, checkpoint_id: int) -> dict[str, Any]:
+        """The reader's own view of its splits (JSON-ready; stored with the checkpoint)."""
 
     def notify_checkpoint_complete(self, checkpoint_id: int, offsets: list[tuple[str, int, int]],
-                                   flush: bool = False) -> bool: ...
+                                   flush: bool = False) -> bool:
+        """Commit `(topic, partition, next_offset)` to the consumer group on the thread that owns
+        the reader's consumer; with `flush`, return once the group has them. False when the reader
+        has no consumer (the stream then asks the next reader)."""
 
-    def metrics(self) -> dict[str, Any]: ...
+    def metrics(self) -> dict[str, Any]:
+        """`reader_id`, `records`, `bytes`, `fetch_time_s`, `emit_time_s`, `commits_succeeded`,
+        `commits_failed`, `committed_offsets`, `finished_splits`, and `splits`: per split it holds,
+        `topic`, `partition`, `starting_offset`, `paused`, `high_watermark` (None: unknown)."""
 
-    def dead_letters(self) -> list[pa.RecordBatch]: ...
+    def dead_letters(self) -> list[pa.RecordBatch]:
+        """Dead-letter batches since the last call (raw columns plus `error`)."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Stop the reader and release its consumer; idempotent. Output not yet polled is dropped."""
 
 
 class Runtime(Protocol):
     """Creates the transport and the readers of a stream (see the module docstring)."""
 
-    def create_transport(self) -> Transport: ...
+    def create_transport(self) -> Transport:
+        """A new transport for one stream (its coordinator binds to it)."""
 
     def create_reader(self, reader_id: int, spec: ReaderSpec, transport: Transport,
-                      available: threading.Event) -> ReaderHandle: ...
+                      available: threading.Event) -> ReaderHandle:
+        """A reader with this id, bound to `transport`, not started. Called again with the same id
+        to replace a reader that failed."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the runtime holds, once the stream closed every handle."""
 
 
 def kafka_split_reader(spec: ReaderSpec) -> KafkaPartitionSplitReader:

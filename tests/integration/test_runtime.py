@@ -268,3 +268,21 @@ def test_a_bounded_read_commits_the_end_offsets_to_the_group(bootstrap, make_top
     finally:
         consumer.close()
     assert {tp.partition: tp.offset for tp in committed} == {0: 500, 1: 500}
+
+
+def test_an_asynchronous_commit_is_flushed_before_the_stream_closes(bootstrap, make_topic, producer,
+                                                                   tmp_path):
+    topic = make_topic(partitions=1)
+    fill(producer, topic, 1, 300)
+    group = f"g-{topic}"
+    source = fs.KafkaSource(bootstrap, topics=[topic], group_id=group, stopping_offsets=None,
+                            batch_limits=fs.BatchLimits(max_rows=100))
+    with source.open(checkpoint_dir=tmp_path) as stream:
+        handed = next(stream).num_rows
+        stream.checkpoint()  # commits asynchronously; the stream closes at once
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        committed = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+    finally:
+        consumer.close()
+    assert committed[0].offset == handed

@@ -113,51 +113,38 @@ def test_ranges_of_one_partition_go_to_different_readers():
 
 
 def test_bounded_partitions_are_cut_into_ranges():
-    context = FakeContext(parallelism=2)
-    enumerator = make(FakeAdmin({"a": 1}), context, min_splits=4)
-    enumerator.start()
-    context.readers.update({0, 1})
-    context.run_calls()
+    context, _ = started(FakeAdmin({"a": 1}), parallelism=2, readers=(0, 1), min_splits=4)
     splits = sorted(s for r in context.assigned.values() for s in r)
     assert [s.split_id for s in sorted(splits, key=lambda s: s.starting_offset)] == \
         ["a-0@0-25", "a-0@25-50", "a-0@50-75", "a-0@75-100"]
     assert {len(v) for v in context.assigned.values()} == {2}
 
 
+def started(admin, parallelism=1, readers=(0,), **kw):
+    """An enumerator started with `readers` registered and its scheduled calls run once."""
+    context = FakeContext(parallelism)
+    enumerator = make(admin, context, **kw)
+    enumerator.start()
+    context.readers.update(readers)
+    context.run_calls()
+    return context, enumerator
+
+
 def test_restore_reresolves_the_end_of_finished_partitions():
     """A bounded read restored after it finished goes on to the partition's new end: exactly the
     records that arrived since."""
-    context = FakeContext(parallelism=1)
     admin = FakeAdmin({"a": 1})
-    enumerator = make(admin, context)
-    enumerator.start()
-    context.readers.add(0)
-    context.run_calls()
-    state = enumerator.snapshot_state(1)  # a-0 [0, 100) assigned, then finished: not in any state
+    state = started(admin)[1].snapshot_state(1)  # a-0 [0, 100) assigned, then finished
     admin.latest = 130
-    restored_context = FakeContext(parallelism=1)
-    restored = make(admin, restored_context, state=state, restored_splits=[])
-    restored_context.readers.add(0)
-    restored.start()
-    restored_context.run_calls()
+    restored_context, _ = started(admin, state=state, restored_splits=[])
     assert [(s.starting_offset, s.stopping_offset) for s in restored_context.assigned[0]] == [(100, 130)]
     assert restored_context.no_more == [0]
 
 
 def test_restore_with_an_unbounded_source_continues_past_the_old_end():
-    context = FakeContext(parallelism=1)
-    enumerator = make(FakeAdmin({"a": 1}), context)
-    enumerator.start()
-    context.readers.add(0)
-    context.run_calls()
-    state = enumerator.snapshot_state(1)
+    state = started(FakeAdmin({"a": 1}))[1].snapshot_state(1)
     half = KafkaPartitionSplit("a", 0, 40, 100)
-    restored_context = FakeContext(parallelism=1)
-    restored = make(FakeAdmin({"a": 1}), restored_context, stopping=None, state=state,
-                    restored_splits=[half])
-    restored_context.readers.add(0)
-    restored.start()
-    restored_context.run_calls()
+    restored_context, _ = started(FakeAdmin({"a": 1}), stopping=None, state=state, restored_splits=[half])
     assert restored_context.assigned[0] == [KafkaPartitionSplit("a", 0, 40, None)]
 
 
@@ -229,17 +216,9 @@ def test_add_splits_back_reassigns_to_the_reregistered_reader():
 
 
 def test_snapshot_and_restore_keep_pending_splits_and_known_partitions():
-    context = FakeContext(parallelism=2)
-    enumerator = make(FakeAdmin({"a": 4}), context)
-    enumerator.start()
-    context.readers.add(0)
-    context.run_calls()
-    state = enumerator.snapshot_state(1)
-    restored_context = FakeContext(parallelism=2)
-    restored = make(FakeAdmin({"a": 4}), restored_context, state=state)
-    restored_context.readers.update({0, 1})
-    restored.start()
-    restored_context.run_calls()  # nothing new: every partition is already known
+    state = started(FakeAdmin({"a": 4}), parallelism=2)[1].snapshot_state(1)
+    # nothing new on restore: every partition is already known
+    restored_context, _ = started(FakeAdmin({"a": 4}), parallelism=2, readers=(0, 1), state=state)
     pending_for_1 = {p for p in range(4) if split_owner("a", p, 2) == 1}
     assert {s.partition for s in restored_context.assigned[1]} == pending_for_1
     assert sum(len(v) for v in restored_context.assigned.values()) == len(pending_for_1)

@@ -235,3 +235,27 @@ def test_close_leaves_no_thread_behind():
     reader.close()
     assert scripted.closed
     assert not [t for t in threading.enumerate() if t.name.startswith("fastsource-")]
+
+
+def test_each_output_carries_its_lineage_and_the_splits_taken_on():
+    scripted = ScriptedSplitReader(per_fetch=5)
+    reader, _ = make_reader(scripted)
+    split = KafkaPartitionSplit("t", 0, 10, 20)
+    try:
+        reader.add_splits([split])
+        outputs = []
+        deadline = time.monotonic() + 10
+        while not any(o.finished for o in outputs):
+            assert time.monotonic() < deadline
+            output = reader.poll_next()
+            if output.status is InputStatus.MORE_AVAILABLE:
+                outputs.append(output)
+            else:
+                reader.available.wait(0.05)
+                reader.available.clear()
+    finally:
+        reader.close()
+    assert outputs[0].added == (split,)
+    lineage = [(e.split_id, e.first_offset, e.next_offset, e.records) for o in outputs for e in o.lineage]
+    assert lineage == [("t-0", 10, 15, 5), ("t-0", 15, 20, 5)]
+    assert outputs[-1].finished == ("t-0",)

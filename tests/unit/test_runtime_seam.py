@@ -1,0 +1,201 @@
+"""The seam between the coordinator and the readers, without a broker: messages are plain data, the
+coordinator's mailbox, tracker and alignment, error mapping and what is fatal."""
+from __future__ import annotations
+
+import pickle
+import threading
+
+import pytest
+
+from fastsource import _core
+from fastsource.errors import (BrokerUnavailableError, ConfigError, DecodeError, FastsourceError,
+                               KafkaFetchError, OffsetOutOfRangeError, RecordTooLargeError, is_fatal)
+from fastsource.reader.split_reader import map_core_error
+from fastsource.runtime import events
+from fastsource.runtime.coordinator import SourceCoordinator
+from fastsource.runtime.transport import PicklingTransport
+from fastsource.source import _group_offsets
+from fastsource.split import KafkaPartitionSplit, serialize_split
+
+SPLIT = KafkaPartitionSplit.range_split("t", 0, 10, 20)
+EVENTS = [events.ReaderRegistrationEvent(1), events.RequestSplitEvent(1, "host"),
+          events.AddSplitEvent((SPLIT, KafkaPartitionSplit("t", 1, 0, None))),
+          events.NoMoreSplitsEvent(), events.SourceEventWrapper(events.SplitsRemovedEvent((("t", 0),)), 1),
+          events.ReportedWatermarkEvent(1, 123, True), events.WatermarkAlignmentEvent(456),
+          events.ReaderFailedEvent(1, {"t-0": 5})]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
+def test_every_message_is_plain_picklable_data(event):
+    assert pickle.loads(pickle.dumps(event)) == event
+
+
+def test_the_pickling_transport_refuses_what_a_process_boundary_would():
+    transport = PicklingTransport()
+    transport.bind_coordinator(lambda event: None)
+    with pytest.raises(Exception):
+        transport.send_to_coordinator(lambda: None)
+
+
+class FakeEnumerator:
+    def __init__(self, fail_snapshot: bool = False) -> None:
+        self.fail_snapshot = fail_snapshot
+        self.readers: list[int] = []
+        self.back: list = []
+
+    def start(self):
+        pass
+
+    def close(self):
+        pass
+
+    def add_reader(self, reader_id):
+        self.readers.append(reader_id)
+
+    def snapshot_state(self, checkpoint_id):
+        if self.fail_snapshot:
+            raise OSError("disk full")
+        return {"checkpoint": checkpoint_id}
+
+    def add_splits_back(self, splits, reader_id):
+        self.back.append((reader_id, splits))
+
+
+def make_coordinator(enumerator, parallelism=2, drift=None):
+    transport = PicklingTransport()
+    received: dict[int, list] = {i: [] for i in range(parallelism)}
+    for i in range(parallelism):
+        transport.bind_reader(i, received[i].append)
+    failures: list = []
+    coordinator = SourceCoordinator(transport, parallelism, failures.append, drift)
+    coordinator.start(enumerator)
+    return coordinator, transport, received, failures
+
+
+def settle(coordinator):
+    """Wait until the coordinator has handled everything put in its mailbox before."""
+    coordinator.run_in_coordinator(lambda: None).result(10)
+
+
+def test_a_failing_snapshot_fails_its_checkpoint_not_the_coordinator():
+    enumerator = FakeEnumerator(fail_snapshot=True)
+    coordinator, _, _, failures = make_coordinator(enumerator)
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            coordinator.snapshot(1).result(10)
+        enumerator.fail_snapshot = False
+        assert coordinator.snapshot(2).result(10) == ({"checkpoint": 2}, [])
+        assert failures == []
+    finally:
+        coordinator.close()
+
+
+def test_the_tracker_gives_a_failed_readers_splits_back_at_their_positions():
+    enumerator = FakeEnumerator()
+    coordinator, transport, received, _ = make_coordinator(enumerator)
+    try:
+        transport.send_to_coordinator(events.ReaderRegistrationEvent(1))
+        settle(coordinator)
+        other = KafkaPartitionSplit("t", 1, 0, 50)
+        coordinator.run_in_coordinator(lambda: coordinator.assign_splits({1: [SPLIT, other]})).result(10)
+        assert received[1] == [events.AddSplitEvent((SPLIT, other))]
+        coordinator.splits_finished([other.split_id])
+        assert coordinator.snapshot(1).result(10)[1] == [SPLIT]
+        back = coordinator.reader_failed(events.ReaderFailedEvent(1, {SPLIT.split_id: 15})).result(10)
+        assert back == [SPLIT.with_starting_offset(15)]
+        assert enumerator.back == [(1, [SPLIT.with_starting_offset(15)])]
+        assert coordinator.registered_readers() == set()
+    finally:
+        coordinator.close()
+
+
+def test_alignment_is_decided_from_the_watermarks_readers_report():
+    coordinator, transport, received, _ = make_coordinator(FakeEnumerator(), drift=100)
+    try:
+        for reader in (0, 1):
+            transport.send_to_coordinator(events.ReaderRegistrationEvent(reader))
+        transport.send_to_coordinator(events.ReportedWatermarkEvent(0, 1000))
+        settle(coordinator)
+        assert received[0] == received[1] == []  # reader 1 has not reported: no combined watermark
+        transport.send_to_coordinator(events.ReportedWatermarkEvent(1, 5000))
+        settle(coordinator)
+        assert received[0] == received[1] == [events.WatermarkAlignmentEvent(1100)]
+        transport.send_to_coordinator(events.ReportedWatermarkEvent(0, None, active=False))
+        settle(coordinator)  # an idle reader no longer holds the others back
+        assert received[1][-1] == events.WatermarkAlignmentEvent(5100)
+    finally:
+        coordinator.close()
+
+
+@pytest.mark.parametrize("code,expected", [(1, OffsetOutOfRangeError), (10, RecordTooLargeError),
+                                           (-187, BrokerUnavailableError), (-195, KafkaFetchError)])
+def test_core_errors_map_to_fastsource_errors_in_one_place(code, expected):
+    error = map_core_error(_core.FetchError(code, "NAME", "reason", "t", 3, 42), "127.0.0.1:1")
+    assert type(error) is expected and isinstance(error, FastsourceError)
+    assert error.code == code if isinstance(error, KafkaFetchError) else True
+    assert isinstance(map_core_error(ValueError("invalid Kafka client property x"), "b"), ConfigError)
+    assert isinstance(map_core_error(RuntimeError("the consumer is closed"), "b"), FastsourceError)
+
+
+def test_what_is_fatal():
+    assert is_fatal(OffsetOutOfRangeError("lost"))
+    assert is_fatal(DecodeError("bad", "t", 0, 1))
+    assert is_fatal(BrokerUnavailableError("gone"))
+    assert is_fatal(ConfigError("bad"))
+    assert is_fatal(KafkaFetchError("auth", code=58))
+    assert not is_fatal(KafkaFetchError("leader moved", code=6, retriable=True))
+    assert not is_fatal(RuntimeError("unexpected crash"))
+    assert is_fatal(MemoryError())
+
+
+def test_the_group_offset_is_the_end_of_the_completed_contiguous_prefix():
+    # ranges of t[0]: [0,100) finished, [100,200) at 150, [200,300) pending at 200; t[1] all done
+    state = {"pending_splits": [serialize_split(KafkaPartitionSplit.range_split("t", 0, 200, 300))],
+             "partition_ends": [["t", 0, 300], ["t", 1, 80]]}
+    assigned = [KafkaPartitionSplit.range_split("t", 0, 100, 200).with_starting_offset(150)]
+    assert _group_offsets(state, assigned) == [("t", 0, 150), ("t", 1, 80)]
+
+
+def test_messages_reach_a_reader_in_order_from_any_thread():
+    transport = PicklingTransport()
+    got: list = []
+    transport.bind_reader(0, got.append)
+    sender = threading.Thread(target=lambda: [transport.send_to_reader(0, events.WatermarkAlignmentEvent(i))
+                                              for i in range(100)])
+    sender.start()
+    sender.join(10)
+    assert [e.max_watermark for e in got] == list(range(100))
+    transport.unbind_reader(0)
+    transport.send_to_reader(0, events.NoMoreSplitsEvent())  # a gone reader: dropped
+    assert len(got) == 100
+
+
+def _batch(rows):
+    """A raw-schema batch of (partition, offset) rows of topic t."""
+    import pyarrow as pa
+
+    schema = _core.raw_schema(False)
+    n = len(rows)
+    return pa.RecordBatch.from_arrays([
+        pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array(["t"])),
+        pa.array([p for p, _ in rows], pa.int32()), pa.array([o for _, o in rows], pa.int64()),
+        pa.array([0] * n, pa.timestamp("ms", tz="UTC")), pa.array([0] * n, pa.int8()),
+        pa.array([None] * n, pa.binary()), pa.array([None] * n, pa.binary())], schema=schema)
+
+
+def test_read_all_puts_ranges_read_by_several_readers_in_offset_order():
+    from fastsource.reader.source_reader import SplitLineage
+    from fastsource.source import _in_offset_order
+
+    low, high = KafkaPartitionSplit.range_split("t", 0, 0, 4), KafkaPartitionSplit.range_split("t", 0, 4, 8)
+    other = KafkaPartitionSplit("t", 1, 0, 4)
+    # reader B hands out the upper range of t[0] first, mixed with t[1]; reader A the lower one
+    batches = [(_batch([(0, 4), (1, 0), (0, 5), (1, 1)]), (SplitLineage(high, 4, 6, -1, 2, 0),
+                                                           SplitLineage(other, 0, 2, -1, 2, 0))),
+               (_batch([(0, 0), (0, 1), (0, 2), (0, 3)]), (SplitLineage(low, 0, 4, -1, 4, 0),)),
+               (_batch([(0, 6), (1, 2), (0, 7), (1, 3)]), (SplitLineage(high, 6, 8, -1, 2, 0),
+                                                           SplitLineage(other, 2, 4, -1, 2, 0)))]
+    table = _in_offset_order(batches, _core.raw_schema(False))
+    rows = list(zip(table.column("partition").to_pylist(), table.column("offset").to_pylist()))
+    assert [o for p, o in rows if p == 0] == list(range(8))
+    assert [o for p, o in rows if p == 1] == list(range(4))
