@@ -8,7 +8,7 @@ The driver's handle keeps one `poll` call in flight per actor, so an actor fetch
 batch while the driver works on the last; batches come back through Ray's object store as Arrow
 buffers. Messages between the coordinator and an actor are the runtime's plain events: to the actor
 as `deliver` calls (Ray runs one caller's calls to an actor in order), from it in an outbox that rides
-back with every answer. A killed actor makes its handle's `poll` raise `ReaderActorDiedError`; the
+back with every answer, and so do the records a format diverted to dead letters. A killed actor makes its handle's `poll` raise `ReaderActorDiedError`; the
 stream then replaces the reader (a new actor) and its splits resume right after the last record the
 stream handed out (positions are kept in the driver), so no record is lost or repeated.
 """
@@ -81,14 +81,15 @@ class ReaderActor:
         for event in events:
             self._outbox.send_to_reader(0, event)
 
-    def poll(self, wait_s: float) -> tuple[ReaderOutput, list[Any]]:
-        """The reader's next output, waiting up to `wait_s` for one when it has none."""
+    def poll(self, wait_s: float) -> tuple[tuple[ReaderOutput, list[pa.RecordBatch]], list[Any]]:
+        """The reader's next output and the records diverted to dead letters while producing it,
+        waiting up to `wait_s` for an output when it has none."""
         self._available.clear()
         output = self._handle.poll()
         if output.status is InputStatus.NOTHING_AVAILABLE:
             self._available.wait(wait_s)
             output = self._handle.poll()
-        return output, self._outbox.drain()
+        return (output, self._handle.dead_letters()), self._outbox.drain()
 
     def snapshot(self, checkpoint_id: int) -> tuple[dict[str, Any], list[Any]]:
         return self._handle.snapshot(checkpoint_id), self._outbox.drain()
@@ -99,9 +100,6 @@ class ReaderActor:
 
     def metrics(self) -> tuple[dict[str, Any], list[Any]]:
         return self._handle.metrics(), self._outbox.drain()
-
-    def dead_letters(self) -> tuple[list[pa.RecordBatch], list[Any]]:
-        return self._handle.dead_letters(), self._outbox.drain()
 
     def close(self) -> None:
         self._handle.close()
@@ -154,6 +152,7 @@ class RayReaderHandle:
         self._available = available
         self._poll_wait_s = poll_wait_s
         self._pending: Optional[Any] = None
+        self._dead_letters: list[pa.RecordBatch] = []
         self._ended = False
         self._closed = False
 
@@ -189,7 +188,8 @@ class RayReaderHandle:
         if not ready:
             return NOTHING
         ref, self._pending = self._pending, None
-        output = self._answer(ref)
+        output, dead_letters = self._answer(ref)
+        self._dead_letters.extend(dead_letters)
         if output.status is InputStatus.END_OF_INPUT:
             self._ended = True
         else:
@@ -207,10 +207,10 @@ class RayReaderHandle:
         return self._answer(self._actor.metrics.remote())
 
     def dead_letters(self) -> list[pa.RecordBatch]:
-        try:
-            return self._answer(self._actor.dead_letters.remote())
-        except ReaderActorDiedError:
-            return []  # diverted records of a dead actor are lost with it; its splits are re-read
+        """Records diverted from the outputs polled so far (they come with each poll answer, so a
+        dead actor loses none: what it had not handed out is read again by its replacement)."""
+        batches, self._dead_letters = self._dead_letters, []
+        return batches
 
     def close(self) -> None:
         """Close the reader and end its actor; in-flight batches are dropped. Idempotent."""

@@ -73,3 +73,21 @@ def test_killed_reader_actor_is_replaced_every_record_once(ray_local, bootstrap,
         assert stream.readers[0] is not victim, "the killed reader was not replaced"
     assert len(seen) == 12000
     assert sorted(seen) == [(p, o) for p in range(2) for o in range(6000)]
+
+
+def test_dead_letters_come_back_from_the_actors(ray_local, bootstrap, make_topic, producer):
+    import pyarrow as pa
+
+    topic = make_topic(partitions=2)
+    for i in range(400):
+        value = b"not json %d" % i if i % 100 == 7 else b'{"n": %d}' % i
+        producer.produce(topic, value=value, partition=i % 2)
+    producer.flush(30)
+    fmt = fs.formats.Json(schema=pa.schema([("n", pa.int64())]), errors="dead_letter")
+    source = fs.KafkaSource(bootstrap, topics=[topic], value_format=fmt)
+    with source.open(parallelism=2, runtime=runtime()) as stream:
+        rows = sum(batch.num_rows for batch in stream)
+        dead = stream.dead_letters()
+    assert rows == 396
+    assert sorted(dead.column("value").to_pylist()) == sorted(b"not json %d" % i for i in (7, 107, 207, 307))
+    assert all("value" in reason for reason in dead.column("error").to_pylist())
