@@ -14,6 +14,11 @@ from fastsource.errors import FastsourceError
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if "--ray" in args.extra:
+        from fastsource.benchmark.ray_bench import main as ray_bench_main
+
+        ray_bench_main([a for a in args.extra if a != "--ray"], quick_default=True)
+        return 0
     from fastsource.benchmark.suite import main as bench_main
 
     bench_main(args.extra, quick_default=True)
@@ -168,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"PLAINTEXT port (default {DEFAULT_PORT}; controller: port + 1)")
     broker.set_defaults(func=_broker)
 
-    bench = commands.add_parser("bench", help="run the benchmark suite (quick by default; --full)",
+    bench = commands.add_parser("bench", help="run the benchmark suite (quick by default; --full; --peers; --ray: the Ray suite)",
                                 add_help=False)
     bench.set_defaults(func=_bench)
 
