@@ -10,6 +10,10 @@ import uuid
 
 import pytest
 
+# A local Ray started by the tests (and the examples and benchmarks they run) binds and connects on
+# loopback only: by default Ray swaps 127.0.0.1 for the host's own address. Read when ray is imported.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 
 def _free_port_pair() -> int:
     """A free port whose successor is free too, below the kernel's ephemeral range (32768+) so that

@@ -28,6 +28,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
+# The local Ray of the benchmark binds and connects on loopback only (by default Ray swaps 127.0.0.1
+# for the host's own address); read when ray is imported.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 RAY = "ray.data.read_kafka"
 FAST = "fastsource.ray.read_kafka"
 FAST_NO_HEADERS = "fastsource.ray.read_kafka, include_headers=False"

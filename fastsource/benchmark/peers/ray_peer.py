@@ -6,6 +6,7 @@ arrival of the first block can be timed.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import readers  # noqa: E402
+
+# The local Ray of the benchmark binds and connects on loopback only (by default Ray swaps 127.0.0.1
+# for the host's own address); read when ray is imported.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 def main() -> None:
