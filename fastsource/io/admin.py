@@ -48,8 +48,12 @@ class BrokerHealth:
     answering and one when it answers again, and the totals that `SourceStream.metrics()` reports.
 
     Clients report what they observe (`down(since)`, `up()`) from any thread. A report of silence
-    that began before the last answer is stale (a late event) and is ignored.
+    that began more than `STALE_S` before the last answer is stale (a late event) and is ignored;
+    within it, the answer may have been the cluster's last before going away (a stopping broker still
+    answers for a moment after a consumer lost it), so the report counts.
     """
+
+    STALE_S = 2.0
 
     def __init__(self, bootstrap_servers: str, broker_timeout_ms: int = 60000) -> None:
         self.bootstrap_servers = bootstrap_servers
@@ -67,7 +71,7 @@ class BrokerHealth:
     def down(self, since: float) -> None:
         """A client has had no answer since monotonic time `since`."""
         with self._lock:
-            if self._down_since is not None or since < self._last_answer:
+            if self._down_since is not None or since < self._last_answer - self.STALE_S:
                 return
             self._down_since = since
             self.outages += 1
@@ -88,7 +92,7 @@ class BrokerHealth:
 
     def answered_since(self, since: float) -> bool:
         """Whether some client got an answer after monotonic time `since`."""
-        return self._last_answer > since
+        return self._last_answer > since + self.STALE_S
 
     def down_for(self) -> float:
         """Seconds of the current outage (0 while the cluster answers)."""

@@ -127,7 +127,7 @@ def test_an_authentication_failure_is_reported_at_once_with_librdkafkas_reason()
 
 def test_broker_health_warns_once_per_outage_and_ignores_stale_reports(caplog):
     health = BrokerHealth("127.0.0.1:1", broker_timeout_ms=5000)
-    before = time.monotonic()
+    before = time.monotonic() - 2 * BrokerHealth.STALE_S
     with caplog.at_level("WARNING", logger="fastsource.io.admin"):
         for _ in range(3):
             health.down(time.monotonic())
@@ -137,6 +137,16 @@ def test_broker_health_warns_once_per_outage_and_ignores_stale_reports(caplog):
     assert health.outages == 1 and health.down_for() == 0
     assert [r.getMessage().split(" ")[0] for r in caplog.records] == ["no", "Kafka"]
     assert "answers again after" in caplog.records[1].getMessage()
+
+
+def test_broker_health_counts_silence_reported_just_after_an_answer():
+    """A stopping broker may answer one client a moment after another lost it: that loss counts."""
+    health = BrokerHealth("127.0.0.1:1", broker_timeout_ms=5000)
+    lost = time.monotonic()
+    health.up()                         # the admin client's last answer, just after the loss
+    assert not health.answered_since(lost)
+    health.down(lost)
+    assert health.outages == 1 and health.down_for() > 0
 
 
 class ScriptedMetadataClient:
