@@ -151,6 +151,8 @@ class KafkaAdmin:
         self._isolation = (IsolationLevel.READ_COMMITTED if read_committed
                            else IsolationLevel.READ_UNCOMMITTED)
 
+    ATTEMPT_S = 5.0
+
     def close(self) -> None:
         """Stop waiting out an outage: a request in progress ends after its current attempt, so that
         closing a stream does not wait for broker_timeout_ms. Safe from any thread."""
@@ -172,14 +174,16 @@ class KafkaAdmin:
         is repeated until nobody has answered for the health's `broker_timeout_ms` (an outage seen
         first by a reader counts from when the reader saw it). A security mismatch fails at once.
         Attempts last at most a second before the first answer, so an authentication failure (which
-        librdkafka reports only through the error callback, served by `poll`) is seen promptly.
+        librdkafka reports only through the error callback, served by `poll`) is seen promptly, and
+        at most `ATTEMPT_S` after it, so that an outage is seen (and counted) while it lasts rather
+        than hidden in one long request that succeeds once the broker is back.
         """
         started = time.monotonic()
         budget_s = self.health.broker_timeout_ms / 1000
         while True:
             attempt_start = time.monotonic()
             if self._answered:
-                timeout = min(self.timeout_s, max(0.5, budget_s - self.health.down_for()))
+                timeout = min(self.timeout_s, self.ATTEMPT_S, max(0.5, budget_s - self.health.down_for()))
             else:
                 timeout = min(1.0, max(0.05, started + self.timeout_s - attempt_start))
             try:
