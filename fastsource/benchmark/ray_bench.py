@@ -20,12 +20,10 @@ import argparse
 import gc
 import logging
 import os
-import shutil
 import statistics
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Callable
 
 # The local Ray of the benchmark binds and connects on loopback only (by default Ray swaps 127.0.0.1
@@ -192,74 +190,65 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     import ray
 
     import fastsource.ray as fray
-    from fastsource.benchmark.suite import PARTITIONS, produce
-    from fastsource.broker import LocalBroker
+    from fastsource.benchmark.suite import PARTITIONS, bench_broker, produce
 
-    work = Path(tempfile.mkdtemp(prefix="fastsource-ray-bench-"))
-    broker = None
     own_ray = False
-    bootstrap = args.bootstrap
-    if bootstrap is None:
-        broker = LocalBroker(port=args.port, data_dir=work / "kafka")
-        bootstrap = broker.start()
-    try:
-        n = args.messages
-        topic, single = f"bench-ray-100b-{n}", f"bench-ray-100b-1p-{n}"
-        print(f"broker {bootstrap}; producing ...", flush=True)
-        produce(bootstrap, topic, n, "100b")
-        produce(bootstrap, single, n, "100b", partitions=1)
-        started = time.perf_counter()
-        own_ray = start_ray(args.cpus)
-        # The local broker is a child of this process too: its JVM is not part of the Ray tree.
-        exclude = frozenset([broker.pid()]) if broker is not None and broker.pid() else frozenset()
-        idle, idle_anon = tree_pss_mb(os.getpid(), exclude)
-        print(f"  ray.init: {time.perf_counter() - started:.1f} s, {args.cpus} CPUs; idle Ray process tree "
-              f"PSS {idle:,.0f} MB, anonymous {idle_anon:,.0f} MB", flush=True)
-        for warm in (fray.read_kafka, ray.data.read_kafka):
-            warm(topic, bootstrap_servers=bootstrap, end_offset=1000).materialize()
+    with bench_broker(args.bootstrap, args.port, "fastsource-ray-bench-") as (bootstrap, _, broker):
+        try:
+            n = args.messages
+            topic, single = f"bench-ray-100b-{n}", f"bench-ray-100b-1p-{n}"
+            print(f"broker {bootstrap}; producing ...", flush=True)
+            produce(bootstrap, topic, n, "100b")
+            produce(bootstrap, single, n, "100b", partitions=1)
+            started = time.perf_counter()
+            own_ray = start_ray(args.cpus)
+            # The local broker is a child of this process too: its JVM is not part of the Ray tree.
+            exclude = frozenset([broker.pid()]) if broker is not None and broker.pid() else frozenset()
+            idle, idle_anon = tree_pss_mb(os.getpid(), exclude)
+            print(f"  ray.init: {time.perf_counter() - started:.1f} s, {args.cpus} CPUs; idle Ray process tree "
+                  f"PSS {idle:,.0f} MB, anonymous {idle_anon:,.0f} MB", flush=True)
+            for warm in (fray.read_kafka, ray.data.read_kafka):
+                warm(topic, bootstrap_servers=bootstrap, end_offset=1000).materialize()
 
-        versus = run_rounds({
-            FAST: lambda: fray.read_kafka(topic, bootstrap_servers=bootstrap),
-            RAY: lambda: ray.data.read_kafka(topic, bootstrap_servers=bootstrap),
-            FAST_NO_HEADERS: lambda: fray.read_kafka(topic, bootstrap_servers=bootstrap,
-                                                     include_headers=False),
-        }, args.rounds, n, f"{PARTITIONS} parts", exclude)
-        spread = run_rounds({
-            FOUR_TASKS: lambda: fray.read_kafka(single, bootstrap_servers=bootstrap, override_num_blocks=4),
-            ONE_TASK: lambda: fray.read_kafka(single, bootstrap_servers=bootstrap),
-        }, args.rounds, n, "1 part", exclude)
-        fresh: dict[str, tuple[float, float, float]] = {}
-        if own_ray:
-            # Long-lived workers keep what their allocators once took, whichever reader ran in them:
-            # each reader's memory is measured once more on a Ray of its own.
-            for name, read in ((FAST, lambda: fray.read_kafka(topic, bootstrap_servers=bootstrap)),
-                               (RAY, lambda: ray.data.read_kafka(topic, bootstrap_servers=bootstrap))):
+            versus = run_rounds({
+                FAST: lambda: fray.read_kafka(topic, bootstrap_servers=bootstrap),
+                RAY: lambda: ray.data.read_kafka(topic, bootstrap_servers=bootstrap),
+                FAST_NO_HEADERS: lambda: fray.read_kafka(topic, bootstrap_servers=bootstrap,
+                                                         include_headers=False),
+            }, args.rounds, n, f"{PARTITIONS} parts", exclude)
+            spread = run_rounds({
+                FOUR_TASKS: lambda: fray.read_kafka(single, bootstrap_servers=bootstrap, override_num_blocks=4),
+                ONE_TASK: lambda: fray.read_kafka(single, bootstrap_servers=bootstrap),
+            }, args.rounds, n, "1 part", exclude)
+            fresh: dict[str, tuple[float, float, float]] = {}
+            if own_ray:
+                # Long-lived workers keep what their allocators once took, whichever reader ran in them:
+                # each reader's memory is measured once more on a Ray of its own.
+                for name, read in ((FAST, lambda: fray.read_kafka(topic, bootstrap_servers=bootstrap)),
+                                   (RAY, lambda: ray.data.read_kafka(topic, bootstrap_servers=bootstrap))):
+                    ray.shutdown()
+                    start_ray(args.cpus)
+                    fresh[name] = timed_read(read, n, exclude)
+                    print(f"  fresh Ray  {name:50} {n / fresh[name][0]:>10,.0f} rows/s  peak PSS "
+                          f"{fresh[name][1]:,.0f} MB, anonymous {fresh[name][2]:,.0f} MB", flush=True)
+            print()
+            print(f"## Ray results: {n:,} messages of 100 bytes, {args.rounds} round(s), Ray {ray.__version__} "
+                  f"with {args.cpus} CPUs")
+            print()
+            report(f"{PARTITIONS} partitions", n, versus, [(FAST, RAY), (FAST_NO_HEADERS, RAY)])
+            report("1 partition", n, spread, [(FOUR_TASKS, ONE_TASK)])
+            if fresh:
+                print(f"### Memory: one read of the {PARTITIONS}-partition topic on a freshly started Ray each")
+                print()
+                print("| reader | rows/s (cold workers) | peak PSS of the Ray process tree, MB | of which "
+                      "anonymous, MB |")
+                print("|---|---:|---:|---:|")
+                for name, (seconds, peak, peak_anon) in fresh.items():
+                    print(f"| {name} | {n / seconds:,.0f} | {peak:,.0f} | {peak_anon:,.0f} |")
+                print()
+        finally:
+            if own_ray:
                 ray.shutdown()
-                start_ray(args.cpus)
-                fresh[name] = timed_read(read, n, exclude)
-                print(f"  fresh Ray  {name:50} {n / fresh[name][0]:>10,.0f} rows/s  peak PSS "
-                      f"{fresh[name][1]:,.0f} MB, anonymous {fresh[name][2]:,.0f} MB", flush=True)
-        print()
-        print(f"## Ray results: {n:,} messages of 100 bytes, {args.rounds} round(s), Ray {ray.__version__} "
-              f"with {args.cpus} CPUs")
-        print()
-        report(f"{PARTITIONS} partitions", n, versus, [(FAST, RAY), (FAST_NO_HEADERS, RAY)])
-        report("1 partition", n, spread, [(FOUR_TASKS, ONE_TASK)])
-        if fresh:
-            print(f"### Memory: one read of the {PARTITIONS}-partition topic on a freshly started Ray each")
-            print()
-            print("| reader | rows/s (cold workers) | peak PSS of the Ray process tree, MB | of which "
-                  "anonymous, MB |")
-            print("|---|---:|---:|---:|")
-            for name, (seconds, peak, peak_anon) in fresh.items():
-                print(f"| {name} | {n / seconds:,.0f} | {peak:,.0f} | {peak_anon:,.0f} |")
-            print()
-    finally:
-        if own_ray:
-            ray.shutdown()
-        if broker is not None:
-            broker.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

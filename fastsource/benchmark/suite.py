@@ -16,6 +16,7 @@ users would pick instead (fastsource/benchmark/peers/).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Iterator, Optional
 
 HERE = Path(__file__).resolve().parent
 PARTITIONS = 4
@@ -263,6 +265,27 @@ def paired_ratio(fast: list[dict], other: list[dict], key: str = "wall_seconds")
     return statistics.median(o[key] / f[key] for f, o in zip(fast, other))
 
 
+
+@contextlib.contextmanager
+def bench_broker(bootstrap: Optional[str], port: int, prefix: str) -> Iterator[tuple[str, Path, Any]]:
+    """The cluster a benchmark reads (`bootstrap`, else a local broker started on `port`), a scratch
+    folder, and the local broker (None with `bootstrap`); at the end the local broker is stopped and
+    wiped and the folder removed."""
+    from fastsource.broker import LocalBroker
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    broker = None
+    try:
+        if bootstrap is None:
+            broker = LocalBroker(port=port, data_dir=work / "kafka")
+            bootstrap = broker.start()
+        yield bootstrap, work, broker
+    finally:
+        if broker is not None:
+            broker.stop()
+            broker.wipe()
+        shutil.rmtree(work, ignore_errors=True)
+
 def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     parser = argparse.ArgumentParser(prog="fastsource bench" if quick_default else None, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -288,15 +311,7 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     args.rss_messages = args.rss_messages or quick[1]
     args.rounds = args.rounds or quick[2]
 
-    from fastsource.broker import LocalBroker
-
-    work = Path(tempfile.mkdtemp(prefix="fastsource-bench-"))
-    broker = None
-    bootstrap = args.bootstrap
-    if bootstrap is None:
-        broker = LocalBroker(port=args.port, data_dir=work / "kafka")
-        bootstrap = broker.start()
-    try:
+    with bench_broker(args.bootstrap, args.port, "fastsource-bench-") as (bootstrap, work, _):
         if args.ranges:
             return ranges_case(bootstrap, args.messages, args.rounds)
         if args.cli_rss:
@@ -374,11 +389,6 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
         print()
         for count, mb in rss.items():
             print(f"- {count:,} messages: {mb:,.0f} MB")
-    finally:
-        if broker is not None:
-            broker.stop()
-            broker.wipe()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 RANGES_READER = """

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from fastsource.cli.common import bootstrap_servers
-from fastsource.errors import ConfigError, FastsourceError
+from fastsource.errors import ConfigError
 
 # What the CLI's outputs hold in memory per reader, whatever the topic size (README, "Memory"):
 # librdkafka's prefetch queue (its 64 MiB default per consumer fills up whenever the output is

@@ -3,7 +3,6 @@ exactly-once restore after SIGKILL, and offset commits on checkpoint completion.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
@@ -90,7 +89,7 @@ def test_watermark_waits_for_idle_partitions_then_advances(bootstrap, make_topic
         assert stream.watermark() is not None and 1_000_009 - 5 <= stream.watermark() < ts - 5
         producer.produce(topic, b"z", partition=0, timestamp=2_000_000)
         producer.flush()
-        later = poll_until(stream, lambda b: any(2_000_000 - 5 == int(x.schema.metadata[
+        poll_until(stream, lambda b: any(2_000_000 - 5 == int(x.schema.metadata[
             WATERMARK_METADATA_KEY]) for x in b))
     assert WATERMARK_METADATA_KEY not in (first[0].schema.metadata or {})
     assert stream.watermark() == 2_000_000 - 5
