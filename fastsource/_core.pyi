@@ -33,7 +33,6 @@ Progress = tuple[str, int, int, int, int]
 
 class Consumer:
     schema: pa.Schema
-    gone_splits: list[str]
     def __init__(self, config: dict[str, str], include_headers: bool = ...,
                  broker_timeout_ms: int = ...) -> None: ...
     def add_split(self, split_id: str, topic: str, partition: int, start: int, stop: int) -> None: ...

@@ -390,7 +390,6 @@ cdef struct Slot:
     bint paused
     bint finished
     bint reported              # its finishing has been returned by fetch
-    bint gone                  # finished because its topic or partition no longer exists
     bint touched               # has records in the batch being built
 
 
@@ -532,7 +531,6 @@ cdef class Consumer:
     cdef object _topic_dictionary
     cdef object _pending_error
     cdef readonly object schema
-    cdef readonly list gone_splits
 
     # Column builders of the batch under construction.
     cdef Buf c_topic
@@ -570,7 +568,6 @@ cdef class Consumer:
         self._topic_index = {}
         self._topic_dictionary = string_array([])
         self._pending_error = None
-        self.gone_splits = []
         self.include_headers = include_headers
         self.broker_timeout_ms = broker_timeout_ms
         for name, value in config.items():
@@ -927,11 +924,11 @@ cdef class Consumer:
             elif m.rkt != NULL and (m.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
                                     or m.err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION
                                     or m.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC):
-                idx = self._find_slot(m)
-                if idx >= 0:
-                    s = &self.slots[idx]
-                    s.gone = 1
-                    self._finish(s)
+                # The consumer's own metadata lacks the partition: not yet (a partition created a
+                # moment ago) or not for now (a restarting broker). librdkafka keeps the partition
+                # assigned and fetches it once metadata lists it; whether it was deleted is the
+                # enumerator's call (a confirmed deletion removes the split). Recorded for stats().
+                self.state.last_error = m.err
             else:
                 idx = self._find_slot(m) if m.rkt != NULL else -1
                 err_code[0] = m.err
@@ -965,8 +962,7 @@ cdef class Consumer:
 
         Returns `(batch or None, progress, finished)`: `progress` lists, per split with records in
         the batch, `(split_id, next_offset, max_timestamp, records, bytes)`; `finished` lists the ids
-        of splits that reached their stopping offset or whose topic or partition no longer exists (these
-        are also added to `gone_splits`). A librdkafka error stops the batch; the records
+        of splits that reached their stopping offset. A librdkafka error stops the batch; the records
         fetched before it are returned first and the error is raised by the next call.
         """
         cdef int err_code = 0
@@ -1003,8 +999,6 @@ cdef class Consumer:
                 s.batch_max_ts = -1
             if s.finished and not s.reported:
                 finished.append(self._ids[i])
-                if s.gone:
-                    self.gone_splits.append(self._ids[i])
                 s.reported = 1
         if finished:
             self._apply_assignment()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable, Optional, Protocol
 
 from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
@@ -15,6 +16,11 @@ from fastsource.enumerator.subscriber import KafkaSubscriber
 log = logging.getLogger(__name__)
 
 ENUMERATOR_STATE_VERSION = 2
+
+# A partition counts as deleted only once this many consecutive checks, spread over at least
+# `deletion_confirm_ms`, found it missing: a broker restarting (or one whose metadata lags) may
+# answer for a while without topics or partitions that still exist.
+DELETION_CONFIRMATIONS = 3
 
 
 class SplitEnumeratorContext(Protocol):
@@ -82,9 +88,10 @@ class KafkaSourceEnumerator:
                  starting_offsets: OffsetsInitializer, stopping_offsets: Optional[OffsetsInitializer],
                  group_id: Optional[str] = None, discovery_interval_ms: Optional[int] = None,
                  state: Optional[dict[str, Any]] = None,
-                 deletion_check_interval_ms: int = 5000,
+                 deletion_check_interval_ms: int = 5000, deletion_confirm_ms: int = 10000,
                  max_records_per_split: Optional[int] = None, min_splits: Optional[int] = None,
-                 restored_splits: Optional[list[KafkaPartitionSplit]] = None) -> None:
+                 restored_splits: Optional[list[KafkaPartitionSplit]] = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._subscriber = subscriber
         self._admin = admin
         self._context = context
@@ -95,6 +102,10 @@ class KafkaSourceEnumerator:
         self._discovery_interval_ms = (discovery_interval_ms if not bounded and discovery_interval_ms
                                        and discovery_interval_ms > 0 else 0)
         self._deletion_check_interval_ms = deletion_check_interval_ms
+        self._deletion_confirm_s = deletion_confirm_ms / 1000
+        self._clock = clock
+        # known partitions that metadata lacked: (when first found missing, consecutive checks)
+        self._missing: dict[TopicPartitionKey, tuple[float, int]] = {}
         self._max_records_per_split = max_records_per_split
         self._min_splits = min_splits
         self._known: set[TopicPartitionKey] = set()
@@ -117,7 +128,8 @@ class KafkaSourceEnumerator:
     def start(self) -> None:
         """Schedule discovery: every `discovery_interval_ms` for an unbounded source with discovery;
         otherwise once, followed every `deletion_check_interval_ms` by a check that only looks for
-        deleted partitions (whose splits would otherwise wait forever for records). A restored
+        deleted partitions (whose splits would otherwise wait forever for records; see
+        `_confirmed_deleted` for when a missing partition counts as deleted). A restored
         source first re-resolves where its partitions end (see `_reresolve_ends`)."""
         if self._initial_discovery_done:
             self._awaiting_ends = True
@@ -149,7 +161,7 @@ class KafkaSourceEnumerator:
         if error is not None:
             raise error
         assert current is not None
-        removed = self._known - current
+        removed = self._confirmed_deleted(current)
         if removed:
             self._handle_removed(removed)
         first = not self._initial_discovery_done
@@ -196,6 +208,28 @@ class KafkaSourceEnumerator:
         ranges = plan_ranges([OffsetRange(topic, partition, start, stop)], self._max_records_per_split,
                              self._min_splits)
         return [KafkaPartitionSplit.range_split(r.topic, r.partition, r.start, r.stop) for r in ranges]
+
+    def _confirmed_deleted(self, current: set[TopicPartitionKey]) -> set[TopicPartitionKey]:
+        """The known partitions missing from `current` in `DELETION_CONFIRMATIONS` consecutive checks
+        over at least `deletion_confirm_ms`: only those count as deleted. A partition seen again is
+        no longer suspect."""
+        now = self._clock()
+        absent = self._known - current
+        for tp in set(self._missing) - absent:
+            del self._missing[tp]
+            log.info("partition %s[%d] is back in the metadata", *tp)
+        deleted = set()
+        for tp in sorted(absent):
+            first, count = self._missing.get(tp, (now, 0))
+            if count == 0:
+                log.info("partition %s[%d] is missing from the metadata; it counts as deleted if it "
+                         "stays missing for %d checks and %g s", *tp, DELETION_CONFIRMATIONS,
+                         self._deletion_confirm_s)
+            self._missing[tp] = (first, count + 1)
+            if count + 1 >= DELETION_CONFIRMATIONS and now - first >= self._deletion_confirm_s:
+                deleted.add(tp)
+                del self._missing[tp]
+        return deleted
 
     def _handle_removed(self, removed: set[TopicPartitionKey]) -> None:
         self._known -= removed

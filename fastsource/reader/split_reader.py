@@ -191,10 +191,6 @@ class KafkaPartitionSplitReader:
             self._positions[split_id] = (topic, partition, next_offset)
         for split_id in finished:
             self._positions.pop(split_id, None)
-        if self._consumer.gone_splits:
-            log.warning("split(s) end because their topic or partition was deleted: %s",
-                        ", ".join(self._consumer.gone_splits))
-            self._consumer.gone_splits.clear()
         for split_id in finished:
             self._next_range(split_id)
         return RecordsWithSplitIds(batch, progress, finished)

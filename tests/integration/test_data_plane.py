@@ -241,3 +241,44 @@ def test_a_record_batch_larger_than_the_fetch_limits_is_reported_not_skipped(boo
     # librdkafka's own report of the failed receive reaches `logging`, not stderr
     assert any(r.name == "fastsource.librdkafka" and r.levelno >= logging.ERROR
                and "receive.message.max.bytes" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("missing", ["partition", "topic"])
+def test_a_split_the_consumer_metadata_lacks_waits_and_reads_from_its_first_record(
+        bootstrap, make_topic, missing):
+    """A split assigned before the consumer's metadata lists its partition (a partition or topic
+    created a moment ago, or a restarting broker) must not end: librdkafka reports the partition
+    unknown, and only the enumerator may decide that it was deleted."""
+    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+    from tests.integration.test_streaming import produce_acknowledged
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    if missing == "partition":
+        topic = make_topic(partitions=1)
+    else:
+        topic = make_topic(partitions=1) + "-later"  # a unique name, created below
+    reader = split_reader(bootstrap)
+    rows, finished = [], []
+    try:
+        reader.add_splits([KafkaPartitionSplit(topic, 1 if missing == "partition" else 0, 0, None)])
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            finished += reader.fetch().finished_splits
+        if missing == "partition":
+            admin.create_partitions([NewPartitions(topic, 2)])[topic].result()
+        else:
+            admin.create_topics([NewTopic(topic, 1, 1)])[topic].result()
+        produce_acknowledged(bootstrap, topic, b"first", 1 if missing == "partition" else 0)
+        deadline = time.monotonic() + 60
+        while not rows:
+            assert time.monotonic() < deadline, f"the split never read its record (finished: {finished})"
+            result = reader.fetch()
+            finished += result.finished_splits
+            if result.batch is not None:
+                rows += result.batch.to_pylist()
+    finally:
+        reader.close()
+        if missing == "topic":
+            admin.delete_topics([topic])
+    assert finished == []
+    assert [(r["offset"], r["value"]) for r in rows] == [(0, b"first")]

@@ -22,6 +22,27 @@ def poll_until(stream, predicate, timeout=60):
     return batches
 
 
+def produce_acknowledged(bootstrap, topic, value, partition, timeout=30):
+    """Produce one record to a partition created a moment ago, and wait until the broker acknowledged it.
+
+    Right after create_partitions returns, the broker's metadata may still lack the new partition:
+    a producer then fails the record locally (_UNKNOWN_PARTITION in its delivery report, which
+    flush() does not raise). So each attempt takes a fresh producer, whose metadata must list the
+    partition before it produces, and the delivery report is checked.
+    """
+    deadline = time.monotonic() + timeout
+    reports = []
+    while not reports or reports[-1] is not None:
+        assert time.monotonic() < deadline, f"{topic}[{partition}] never acknowledged a record: {reports}"
+        fresh = Producer({"bootstrap.servers": bootstrap})
+        if partition in fresh.list_topics(topic, timeout=10).topics[topic].partitions:
+            fresh.produce(topic, value, partition=partition,
+                          on_delivery=lambda err, msg: reports.append(err))
+            fresh.flush()
+        else:
+            time.sleep(0.2)
+
+
 def partitions_seen(batches):
     return {(t, p) for b in batches for t, p in zip(b.column("topic").to_pylist(),
                                                     b.column("partition").to_pylist())}
@@ -38,10 +59,8 @@ def test_discovery_picks_up_new_partitions_from_their_start(bootstrap, make_topi
         poll_until(stream, lambda b: sum(x.num_rows for x in b) == 1)
         admin = AdminClient({"bootstrap.servers": bootstrap})
         admin.create_partitions([NewPartitions(topic, 3)])[topic].result()
-        fresh = Producer({"bootstrap.servers": bootstrap})  # metadata that knows the new partitions
         for p in (1, 2):
-            fresh.produce(topic, f"p{p}".encode(), partition=p)
-        fresh.flush()
+            produce_acknowledged(bootstrap, topic, f"p{p}".encode(), p)
         batches = poll_until(stream, lambda b: partitions_seen(b) == {(topic, 1), (topic, 2)})
     values = sorted(v for b in batches for v in b.column("value").to_pylist())
     assert values == [b"p1", b"p2"]

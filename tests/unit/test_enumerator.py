@@ -183,16 +183,89 @@ def test_unbounded_source_never_signals_no_more_splits_and_discovers_periodicall
     assert context.no_more == []
 
 
+class Clock:
+    """A monotonic clock moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def checks_until_deleted(context, clock, seconds_between=1.0, limit=50):
+    """Run the periodic checks, `seconds_between` apart, until a SplitsRemovedEvent went out;
+    returns how many checks it took."""
+    for n in range(1, limit + 1):
+        clock.now += seconds_between
+        context.run_calls()
+        if context.events:
+            return n
+    raise AssertionError("no partition was ever counted as deleted")
+
+
 def test_deleted_partitions_end_their_splits_with_an_event():
-    context = FakeContext(parallelism=1)
+    context, clock = FakeContext(parallelism=1), Clock()
     admin = FakeAdmin({"a": 2})
-    enumerator = make(admin, context, stopping=None, discovery_interval_ms=1000)
+    enumerator = make(admin, context, stopping=None, discovery_interval_ms=1000, clock=clock)
     enumerator.start()
     context.readers.add(0)
     context.run_calls()
     del admin.partition_counts["a"]
-    context.run_calls()
+    checks_until_deleted(context, clock)
     assert context.events == [(0, SplitsRemovedEvent((("a", 0), ("a", 1))))]
+
+
+class ScriptedAdmin(FakeAdmin):
+    """Answers each metadata request with the next partition counts of a script (then the last)."""
+
+    def __init__(self, script: list[dict[str, int]]) -> None:
+        super().__init__(script[0])
+        self.script = list(script)
+
+    def topics(self, wanted=None):
+        answer = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        return dict(answer)
+
+
+def test_a_partition_missing_from_metadata_for_a_while_is_not_deleted():
+    """A restarting broker answers for a while without a topic, or with fewer partitions: while it
+    is missing for fewer than three checks or for less than deletion_confirm_ms, nothing ends."""
+    context, clock = FakeContext(parallelism=1), Clock()
+    admin = ScriptedAdmin([{"a": 2}, {}, {}, {"a": 1}, {"a": 2}, {}, {}, {}, {}, {"a": 2}])
+    enumerator = make(admin, context, stopping=None, discovery_interval_ms=300,
+                      deletion_confirm_ms=10000, clock=clock)
+    enumerator.start()
+    context.readers.add(0)
+    context.run_calls()  # {"a": 2}: both partitions assigned
+    assert sorted(s.split_id for s in context.assigned[0]) == ["a-0", "a-1"]
+    for _ in range(3):  # {}, {}, {"a": 1}: a[1] missing three times, but within 6 s
+        clock.now += 3
+        context.run_calls()
+    clock.now += 3
+    context.run_calls()  # {"a": 2}: a[1] is back, its misses are forgotten
+    for _ in range(4):  # {} four times, 0.3 s apart: more than three checks, under 10 s
+        clock.now += 0.3
+        context.run_calls()
+    clock.now += 0.3
+    context.run_calls()  # {"a": 2}
+    assert context.events == []
+    assert sorted(s.split_id for s in context.assigned[0]) == ["a-0", "a-1"]  # nothing reassigned
+
+
+def test_a_partition_counts_as_deleted_after_three_misses_over_the_confirmation_time():
+    context, clock = FakeContext(parallelism=1), Clock()
+    admin = ScriptedAdmin([{"a": 2}, {"a": 1}])
+    enumerator = make(admin, context, stopping=None, discovery_interval_ms=300,
+                      deletion_confirm_ms=2000, clock=clock)
+    enumerator.start()
+    context.readers.add(0)
+    context.run_calls()
+    assert checks_until_deleted(context, clock, seconds_between=0.5) == 5  # 0 s, 0.5 s ... 2 s
+    assert context.events == [(0, SplitsRemovedEvent((("a", 1),)))]
+    clock.now += 5
+    context.run_calls()  # a[1] is no longer known: no second event
+    assert len(context.events) == 1
 
 
 def test_missing_topic_at_start_is_an_error_naming_it():
@@ -225,9 +298,9 @@ def test_snapshot_and_restore_keep_pending_splits_and_known_partitions():
 
 
 def test_bounded_source_checks_for_deletions_but_adds_no_new_partitions():
-    context = FakeContext(parallelism=1)
+    context, clock = FakeContext(parallelism=1), Clock()
     admin = FakeAdmin({"a": 1})
-    enumerator = make(admin, context, deletion_check_interval_ms=250)
+    enumerator = make(admin, context, deletion_check_interval_ms=250, clock=clock)
     enumerator.start()
     assert context.calls[0][2] == 250
     context.readers.add(0)
@@ -236,5 +309,5 @@ def test_bounded_source_checks_for_deletions_but_adds_no_new_partitions():
     context.run_calls()
     assert [s.split_id for s in context.assigned[0]] == ["a-0"]
     del admin.partition_counts["a"]
-    context.run_calls()
+    checks_until_deleted(context, clock, seconds_between=5)
     assert context.events == [(0, SplitsRemovedEvent((("a", 0),)))]
