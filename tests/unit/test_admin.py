@@ -103,12 +103,17 @@ def test_an_outage_after_the_first_answer_is_waited_out_up_to_the_broker_timeout
     assert health.outages == 1 and health.down_for() == 0 and health.down_s() > 0
 
 
-def test_an_outage_longer_than_the_broker_timeout_fails_naming_address_and_duration():
-    health = BrokerHealth("127.0.0.1:1", broker_timeout_ms=1500)
+def _in_an_outage(broker_timeout_ms: int) -> KafkaAdmin:
+    """An admin whose cluster answered once and then went silent for good."""
     client = ScriptedOffsetsClient()
-    admin = _admin(client, timeout_s=0.5, health=health)
+    admin = _admin(client, timeout_s=0.5, health=BrokerHealth("127.0.0.1:1", broker_timeout_ms))
     admin.list_offsets([("t", 0)], "earliest")
-    client.errors = [(KafkaError._TRANSPORT, True)] * 1000
+    client.errors = [(KafkaError._TRANSPORT, True)] * 100_000
+    return admin
+
+
+def test_an_outage_longer_than_the_broker_timeout_fails_naming_address_and_duration():
+    admin = _in_an_outage(broker_timeout_ms=1500)
     started = time.monotonic()
     with pytest.raises(BrokerUnavailableError,
                        match=r"127.0.0.1:1 for \d+\.\d s \(broker_timeout_ms=1500\)"):
@@ -183,11 +188,7 @@ def test_an_unwanted_settling_topic_does_not_delay_the_answer():
 def test_closing_stops_waiting_out_an_outage():
     import threading
 
-    health = BrokerHealth("127.0.0.1:1", broker_timeout_ms=600_000)
-    client = ScriptedOffsetsClient()
-    admin = _admin(client, timeout_s=0.5, health=health)
-    admin.list_offsets([("t", 0)], "earliest")
-    client.errors = [(KafkaError._TRANSPORT, True)] * 100_000
+    admin = _in_an_outage(broker_timeout_ms=600_000)
     threading.Timer(0.5, admin.close).start()
     started = time.monotonic()
     with pytest.raises(BrokerUnavailableError):
