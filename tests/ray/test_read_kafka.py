@@ -174,8 +174,9 @@ def test_ray_benchmark_quick_run(ray_local, bootstrap, capsys):
     """`fastsource bench --ray` keeps working (figures are not checked: bench/RESULTS.md has them)."""
     from fastsource.cli.main import main
 
-    assert main(["bench", "--ray", "--messages", "20000", "--bootstrap", bootstrap]) == 0
+    assert main(["bench", "--ray", "--messages", "20000", "--bootstrap", bootstrap, "--floor"]) == 0
     out = capsys.readouterr().out
     assert "fastsource.ray.read_kafka / ray.data.read_kafka" in out
+    assert "Ray Data alone: 4 read tasks that only spend CPU" in out
     assert "4 tasks / fastsource.ray.read_kafka, 1 task" in out
     assert ray.is_initialized(), "the benchmark shut down a Ray it did not start"
