@@ -129,6 +129,11 @@ def _in_session(sid: int) -> list[int]:
     return found
 
 
+# Memory sampling of a running reader: every 50 ms, at most ~2% of a core.
+SAMPLE_EVERY_S = 0.05
+SAMPLER_SHARE = 0.02
+
+
 def _memory_kb(pid: int) -> tuple[int, int]:
     """(RSS, PSS) of one process in kB; PSS shares pages mapped by several processes (a Ray object
     store, a JVM's shared archive) among them, so that a tree's sum counts them once."""
@@ -148,8 +153,11 @@ def _memory_kb(pid: int) -> tuple[int, int]:
 
 def run_reader(cmd: list[str], timeout: float | None = None, env: dict | None = None) -> dict:
     """Run one reader in a process of its own (and a session of its own), sampling the memory of its
-    whole process tree every 50 ms (a JVM's or a Ray cluster's processes count); returns its result
-    line with wall_seconds (spawn to exit) and peak tree RSS/PSS in MB added."""
+    whole process tree (a JVM's or a Ray cluster's processes count) every 50 ms, or less often when a
+    sample costs more than 1 ms: reading smaps_rollup of processes with large mappings (a Ray object
+    store) costs ~16 ms, and the sampler must not take more than ~2% of a core from the reader it
+    measures. Returns the reader's result line with wall_seconds (spawn to exit) and peak tree
+    RSS/PSS in MB added."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True,
@@ -170,11 +178,12 @@ def run_reader(cmd: list[str], timeout: float | None = None, env: dict | None = 
                         tree.add(pid)
                         todo.extend(_children(pid))
                 known = tree
+                sampled = time.perf_counter()
                 sizes = [_memory_kb(pid) for pid in tree]
                 peak_rss = max(peak_rss, sum(r for r, _ in sizes))
                 peak_pss = max(peak_pss, sum(p for _, p in sizes))
                 samples += 1
-                time.sleep(0.05)
+                time.sleep(max(SAMPLE_EVERY_S, (time.perf_counter() - sampled) / SAMPLER_SHARE))
             wall = time.perf_counter() - started
         finally:
             try:

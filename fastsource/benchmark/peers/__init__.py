@@ -140,7 +140,8 @@ def run_peers(bootstrap: str, n: int, rounds: int, exe: Path, markdown: Path | N
              f"{_version('ray')}, "
              f"{flink.versions()}; Python {platform.python_version()}. "
              "\"time ÷ time of fastsource\": median of the per-round ratios (above 1: fastsource is faster); "
-             "memory: peak over 50 ms samples of the sum over the reader's process tree.", ""]
+             "memory: peak over samples (every 50 ms, sparser when a sample costs over 1 ms: at most ~2% of a "
+             "core) of the sum over the reader's process tree.", ""]
     for case, runs in results.items():
         lines += _table(case, runs, n, failures)
     text = "\n".join(lines)
