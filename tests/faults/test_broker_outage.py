@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import socket
 import threading
 import time
 
@@ -148,3 +149,35 @@ def test_an_outage_longer_than_broker_timeout_fails_within_the_bound(broker):
         failed_after = time.monotonic() - stopped_at
     assert "broker_timeout_ms=5000" in str(failure.value)
     assert 5 <= failed_after < 5 + 12, f"failed {failed_after:.1f} s after the broker stopped"
+
+
+@pytest.mark.timeout(120)
+def test_a_reader_retries_a_down_broker_about_once_a_second_not_in_a_loop(broker):
+    """While the broker is down, a listener on its port counts the connections a reader and its
+    enumerator's admin client open: about one a second each (the reconnect backoff), not the ~100 a
+    second of librdkafka's sparse connections and re-bootstraps (measured: 506 in 5 s before)."""
+    produce(broker.address, 0, 1000)
+    source = fs.KafkaSource(broker.address, topics=["outage"], stopping_offsets=None,
+                            broker_timeout_ms=120_000)
+    with source.open(parallelism=1) as stream:
+        read_until(stream, collections.Counter(), lambda: False, 3)
+        broker.stop()
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", broker.port))
+        listener.listen(128)
+        listener.settimeout(0.1)
+        accepted = 0
+        end = time.monotonic() + 5
+        reading = threading.Thread(target=read_until, args=(stream, collections.Counter(), lambda: False, 5))
+        reading.start()
+        while time.monotonic() < end:
+            try:
+                connection, _ = listener.accept()
+            except socket.timeout:
+                continue
+            accepted += 1
+            connection.close()
+        reading.join()
+        listener.close()
+    assert 1 <= accepted <= 30, f"{accepted} connections in 5 s"
