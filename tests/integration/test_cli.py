@@ -71,6 +71,12 @@ def committed_rows(directory: Path) -> Counter:
     return rows
 
 
+def interruptible() -> None:
+    """Ctrl-C's default in the child: a test run started in the background by a shell without job
+    control ignores SIGINT, and its children would inherit that (Python then installs no handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_followed_read_into_a_dataset_survives_sigkill_exactly_once(bootstrap, make_topic, producer,
                                                                     tmp_path):
     topic = make_topic(partitions=2)
@@ -80,7 +86,7 @@ def test_followed_read_into_a_dataset_survives_sigkill_exactly_once(bootstrap, m
     for i in range(20_000):
         producer.produce(topic, f"a{i}".encode(), partition=i % 2)
     producer.flush()
-    first = subprocess.Popen(args, cwd=tmp_path)
+    first = subprocess.Popen(args, cwd=tmp_path, preexec_fn=interruptible)
     deadline = time.monotonic() + 60
     while not list(out.glob("part-*.parquet")):
         assert time.monotonic() < deadline and first.poll() is None
@@ -90,7 +96,7 @@ def test_followed_read_into_a_dataset_survives_sigkill_exactly_once(bootstrap, m
     producer.flush()
     first.send_signal(signal.SIGKILL)
     first.wait()
-    rerun = subprocess.Popen(args, cwd=tmp_path)
+    rerun = subprocess.Popen(args, cwd=tmp_path, preexec_fn=interruptible)
     try:
         deadline = time.monotonic() + 120
         while sum(committed_rows(out).values()) < 40_000:
