@@ -14,6 +14,11 @@ class BrokerError(FastsourceError):
     """The local broker launcher could not do what it was asked."""
 
 
+class RegistryLauncherError(FastsourceError):
+    """The local Schema Registry launcher could not do what it was asked (no Java 21+, port taken,
+    the registry did not start)."""
+
+
 class BrokerUnavailableError(FastsourceError):
     """No broker answered at the bootstrap address within the allowed time (`request_timeout_s` for
     a broker never reached, `broker_timeout_ms` for an outage during a read)."""

@@ -1,5 +1,6 @@
 """Shared fixtures. Integration tests get a real broker: FASTSOURCE_BOOTSTRAP if set, otherwise one
-started here with the project's launcher (and stopped at the end of the session)."""
+started here with the project's launcher (and stopped at the end of the session); likewise a real
+Schema Registry: FASTSOURCE_SCHEMA_REGISTRY if set, otherwise a local one started on first use."""
 from __future__ import annotations
 
 import os
@@ -55,6 +56,24 @@ def bootstrap() -> str:
         broker.stop()
         broker.wipe()  # its data and its run directory under FASTSOURCE_HOME
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> str:
+    """The Confluent-compatible base URL of a real Schema Registry for the session."""
+    given = os.environ.get("FASTSOURCE_SCHEMA_REGISTRY")
+    if given:
+        yield given.rstrip("/")
+        return
+    from fastsource.registry import LocalRegistry
+
+    registry = LocalRegistry(port=_free_port_pair())
+    url = registry.start()
+    try:
+        yield url
+    finally:
+        registry.stop()
+        registry.wipe()
 
 
 @pytest.fixture

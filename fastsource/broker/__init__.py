@@ -8,16 +8,13 @@ each broker's pid, log, properties and (unless `--data-dir` is given) data.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fastsource._local import fetch_once, find_java, home, maven, port_open, running_pid, stop_group, tail
 from fastsource.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -32,27 +29,8 @@ _JVM_FLAGS = ["-Xmx768m", "-Xms256m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
               "-Djava.awt.headless=true"]
 
 
-def home() -> Path:
-    """Root of fastsource's caches and broker state."""
-    return Path(os.environ.get("FASTSOURCE_HOME", Path.home() / ".cache" / "fastsource"))
-
-
 class _BindFailed(Exception):
     """The broker lost a race for its port."""
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _require(tool: str, purpose: str) -> str:
-    found = shutil.which(tool)
-    if found is None:
-        raise BrokerError(f"`{tool}` is not on PATH; it is needed to {purpose}")
-    return found
 
 
 def _kafka_lib() -> Path:
@@ -76,35 +54,22 @@ def check_port(port: int) -> int:
     return port
 
 
+def _fetch_kafka(staging: Path) -> Path:
+    """Kafka's runtime jars copied by Maven into `staging`/lib."""
+    pom = (_HERE / "pom.xml").read_text().replace("4.1.1", KAFKA_VERSION)
+    (staging / "pom.xml").write_text(pom)
+    maven(["-f", str(staging / "pom.xml"), "dependency:copy-dependencies", "-DincludeScope=runtime",
+           f"-DoutputDirectory={staging / 'lib'}"], f"Apache Kafka {KAFKA_VERSION}", BrokerError)
+    return staging / "lib"
+
+
 def kafka_classpath() -> str:
     """Classpath of the Kafka broker jars, fetched with Maven into the cache on first use."""
     lib = _kafka_lib()
     if download_notice() is not None:
-        mvn = _require("mvn", "download Apache Kafka's jars from Maven Central")
-        lib.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix="lib-", dir=lib.parent))
         log.info("downloading Apache Kafka %s from Maven Central into %s", KAFKA_VERSION, lib)
-        pom = (_HERE / "pom.xml").read_text().replace("4.1.1", KAFKA_VERSION)
-        (staging / "pom.xml").write_text(pom)
-        result = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(staging / "pom.xml"), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", f"-DoutputDirectory={staging / 'lib'}"],
-            capture_output=True, text=True)
-        if result.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise BrokerError("Maven could not fetch Apache Kafka "
-                              f"{KAFKA_VERSION}:\n{(result.stdout + result.stderr)[-3000:]}")
-        if lib.exists():
-            shutil.rmtree(lib)
-        (staging / "lib").rename(lib)
-        shutil.rmtree(staging, ignore_errors=True)
+        fetch_once(lib, f"Apache Kafka {KAFKA_VERSION}", _fetch_kafka, BrokerError)
     return f"{lib}/*"
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _answers_metadata(address: str, timeout: float) -> bool:
@@ -115,20 +80,6 @@ def _answers_metadata(address: str, timeout: float) -> bool:
         return bool(admin.list_topics(timeout=timeout).brokers)
     except Exception:
         return False
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 @dataclass
@@ -158,11 +109,7 @@ class LocalBroker:
 
     def pid(self) -> int | None:
         """Pid of this broker's JVM if it is running."""
-        try:
-            pid = int((self.run_dir / "broker.pid").read_text())
-        except (OSError, ValueError):
-            return None
-        return pid if _pid_alive(pid) else None
+        return running_pid(self.run_dir / "broker.pid")
 
     def status(self) -> str:
         pid = self.pid()
@@ -225,12 +172,12 @@ class LocalBroker:
                 return self.address
             raise BrokerError(f"a broker process for port {self.port} exists (pid {self.pid()}) but "
                               f"does not answer; run `fastsource broker stop --port {self.port}`.\n"
-                              f"{_tail(self.log_file)}")
+                              f"{tail(self.log_file)}")
         for port in (self.port, self.port + 1):
-            if _port_open(port):
+            if port_open(port):
                 raise BrokerError(f"port {port} on 127.0.0.1 is taken by another process; "
                                   "choose another with --port")
-        java = _require("java", "run the Apache Kafka broker (Java 17+)")
+        java = find_java(17, "run the Apache Kafka broker", BrokerError)
         classpath = kafka_classpath()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         data = self._data()
@@ -258,31 +205,24 @@ class LocalBroker:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 (self.run_dir / "broker.pid").unlink(missing_ok=True)
-                if "Address already in use" in _tail(self.log_file, 60):
+                if "Address already in use" in tail(self.log_file, 60):
                     raise _BindFailed(f"the Kafka broker could not bind 127.0.0.1:{self.port} or "
                                       f"{self.port + 1}: address already in use; log {self.log_file}")
                 raise BrokerError(f"the Kafka broker exited with code {proc.returncode} during start-up; "
-                                  f"log {self.log_file}:\n{_tail(self.log_file)}")
-            if _port_open(self.port) and _answers_metadata(self.address, 2):
+                                  f"log {self.log_file}:\n{tail(self.log_file)}")
+            if port_open(self.port) and _answers_metadata(self.address, 2):
                 return self.address
             time.sleep(0.3)
         self.stop()
         raise BrokerError(f"the Kafka broker did not answer on {self.address} within {timeout:.0f} s; "
-                          f"log {self.log_file}:\n{_tail(self.log_file)}")
+                          f"log {self.log_file}:\n{tail(self.log_file)}")
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the broker (SIGTERM, then SIGKILL after `timeout`). Returns whether one was running."""
         pid = self.pid()
         if pid is None:
             return False
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _pid_alive(pid):
-            time.sleep(0.2)
-        if _pid_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-            while _pid_alive(pid):
-                time.sleep(0.1)
+        stop_group(pid, timeout)
         (self.run_dir / "broker.pid").unlink(missing_ok=True)
         return True
 

@@ -6,14 +6,15 @@ import sys
 
 
 def port(text: str) -> int:
-    """An argparse type: a broker port whose successor (the controller's) is a valid port too."""
+    """An argparse type: a service port whose successor (the broker's controller, the registry's
+    management interface) is a valid port too."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
     if not 1 <= value <= 65534:
-        raise argparse.ArgumentTypeError(f"port {value} is out of range: the broker needs it and "
-                                         "port + 1 (its controller) within 1-65535")
+        raise argparse.ArgumentTypeError(f"port {value} is out of range: the service needs it and "
+                                         "port + 1 within 1-65535")
     return value
 
 

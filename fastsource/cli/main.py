@@ -1,5 +1,5 @@
 """The `fastsource` command line: reading topics to files or the console, metadata (topics, lag),
-the local broker, the demo and the benchmark. Each command lives in its own module."""
+the local broker and schema registry, the demo and the benchmark. Each command lives in its own module."""
 from __future__ import annotations
 
 import argparse
@@ -57,6 +57,31 @@ def _broker(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _registry(args: argparse.Namespace) -> int:
+    from fastsource.cli.registry import run
+
+    return run(args)
+
+
+def _service(commands: argparse._SubParsersAction, name: str, help: str, func, port_help: str,
+             default_port: int, wipe_help: str, verbose: argparse.ArgumentParser
+             ) -> argparse._SubParsersAction:
+    """`fastsource NAME start|stop|status [--port P]` for a local service; returns its actions."""
+    from fastsource.cli.broker import port, timeout
+
+    service = commands.add_parser(name, parents=[verbose], help=help)
+    actions = service.add_subparsers(dest="action", required=True, metavar="ACTION")
+    start = actions.add_parser("start", parents=[verbose], help="start it (or report the one already running)")
+    start.add_argument("--timeout", type=timeout, default=120.0, help="seconds to wait for start-up")
+    stop = actions.add_parser("stop", parents=[verbose], help="stop it")
+    stop.add_argument("--wipe", action="store_true", help=wipe_help)
+    actions.add_parser("status", parents=[verbose], help="tell whether it runs")
+    for sub in actions.choices.values():
+        sub.add_argument("--port", type=port, default=default_port, help=port_help)
+    service.set_defaults(func=func)
+    return actions
+
+
 def _count(text: str) -> int:
     """An argparse type: a non-negative whole number."""
     try:
@@ -79,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fastsource import __version__
     from fastsource.broker import DEFAULT_PORT
     from fastsource.cli.broker import port, timeout
+    from fastsource.registry import DEFAULT_PORT as REGISTRY_PORT
 
     parser = Parser(prog="fastsource", description="Read Apache Kafka into Apache Arrow.")
     parser.add_argument("--version", action="version", version=f"fastsource {__version__}")
@@ -157,21 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--timeout", type=timeout, default=15.0, help="seconds to wait for the cluster")
         sub.set_defaults(func=func)
 
-    broker = commands.add_parser("broker", parents=[verbose],
-                                 help="run a local Apache Kafka broker (KRaft, loopback)")
-    actions = broker.add_subparsers(dest="action", required=True, metavar="ACTION")
-    start = actions.add_parser("start", parents=[verbose],
-                               help="start it (or report the one already running)")
-    start.add_argument("--data-dir", help="where Kafka keeps its logs (default: under FASTSOURCE_HOME)")
-    start.add_argument("--timeout", type=timeout, default=120.0, help="seconds to wait for start-up")
-    stop = actions.add_parser("stop", parents=[verbose], help="stop it")
-    stop.add_argument("--wipe", action="store_true",
-                      help="also delete its data and run directory (pid, log, properties)")
-    actions.add_parser("status", parents=[verbose], help="tell whether it runs")
-    for sub in actions.choices.values():
-        sub.add_argument("--port", type=port, default=DEFAULT_PORT,
-                         help=f"PLAINTEXT port (default {DEFAULT_PORT}; controller: port + 1)")
-    broker.set_defaults(func=_broker)
+    broker = _service(commands, "broker", "run a local Apache Kafka broker (KRaft, loopback)", _broker,
+                      f"PLAINTEXT port (default {DEFAULT_PORT}; controller: port + 1)", DEFAULT_PORT,
+                      "also delete its data and run directory (pid, log, properties)", verbose)
+    broker.choices["start"].add_argument(
+        "--data-dir", help="where Kafka keeps its logs (default: under FASTSOURCE_HOME)")
+    _service(commands, "registry", "run a local Confluent-compatible Schema Registry (Apicurio, loopback)",
+             _registry, f"HTTP port (default {REGISTRY_PORT}; management: port + 1)", REGISTRY_PORT,
+             "also delete its run directory (pid, log)", verbose)
 
     bench = commands.add_parser("bench", help="run the benchmark suite (quick by default; --full; --peers; --ray: the Ray suite)",
                                 add_help=False)

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from fastsource.broker import home
+from fastsource._local import home
 
 HERE = Path(__file__).resolve().parent / "flink"
 PROGRAM = "FlinkKafkaRead"
