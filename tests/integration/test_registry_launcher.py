@@ -117,7 +117,7 @@ def test_a_registry_that_dies_at_start_reports_its_log_tail(tmp_path, monkeypatc
     monkeypatch.setenv("JAVA_HOME", str(jdk))
     registry = LocalRegistry(port=free_port)
     try:
-        with pytest.raises(RegistryLauncherError, match=r"exited with code 3 .*\n.*boom at start"):
+        with pytest.raises(RegistryLauncherError, match=r"(?s)exited with code 3 .*log .*registry.log:\n.*boom at start"):
             registry.start(timeout=30)
         assert registry.pid() is None
     finally:
