@@ -131,9 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--to", default="latest", metavar="SPEC",
                       help="latest | follow | committed | time | [topic:]partition=offset,... "
                            "(default latest)")
-    read.add_argument("--key-format", default="binary", choices=["binary", "string", "json"])
-    read.add_argument("--value-format", default="binary", choices=["binary", "string", "json"])
+    formats = ["binary", "string", "json", "avro", "protobuf"]
+    read.add_argument("--key-format", default="binary", choices=formats)
+    read.add_argument("--value-format", default="binary", choices=formats,
+                      help="avro: Confluent's wire format, schemas from --schema-registry; protobuf: "
+                           "--message's class (Confluent's wire format with a registry, else bare)")
     read.add_argument("--schema", help="Arrow IPC schema file for --value-format json")
+    read.add_argument("--schema-registry", metavar="URL",
+                      help="Confluent-compatible Schema Registry for avro and protobuf (default: "
+                           "$FASTSOURCE_SCHEMA_REGISTRY)")
+    read.add_argument("--message", metavar="MODULE:CLASS",
+                      help="generated Protobuf message class of --value-format protobuf")
+    read.add_argument("--key-message", metavar="MODULE:CLASS",
+                      help="generated Protobuf message class of --key-format protobuf")
     read.add_argument("--errors", default="fail", choices=["fail", "dead-letter"],
                       help="an undecodable key or value fails the read (default), or goes to "
                            "--dead-letter-output and the read goes on")

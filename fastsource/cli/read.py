@@ -22,6 +22,8 @@ BATCH_BYTES = 4 << 20
 # Default readers: the library's default (two per core), at most this many, so that the bound holds
 # on large machines too; one output thread writes the records anyway.
 CLI_MAX_READERS = 4
+# The Schema Registry of --key-format/--value-format avro|protobuf given no --schema-registry.
+SCHEMA_REGISTRY_ENV = "FASTSOURCE_SCHEMA_REGISTRY"
 # Parquet row groups: batches are gathered up to this many rows (or ROW_GROUP_BYTES) before a write.
 ROW_GROUP_ROWS = 131072
 ROW_GROUP_BYTES = 32 << 20
@@ -96,13 +98,19 @@ def plan_output(args: argparse.Namespace) -> Output:
     return Output(kind, path)
 
 
-def _format(name: str, schema_file: Optional[str], errors: str):
+def _format(name: str, schema_file: Optional[str], errors: str, registry: Optional[str] = None,
+            message: Optional[str] = None):
     from fastsource import formats
 
     if name == "binary":
         return formats.Binary()
     if name == "string":
         return formats.String(errors=errors)
+    if name == "avro":
+        return formats.Avro(schema_registry=registry, errors=errors)
+    if name == "protobuf":
+        cls = message_class(message)
+        return formats.Protobuf(message=cls, schema_registry=registry, errors=errors)
     schema = None
     if schema_file:
         import pyarrow as pa
@@ -113,6 +121,37 @@ def _format(name: str, schema_file: Optional[str], errors: str):
         except (OSError, pa.ArrowInvalid) as exc:
             raise ConfigError(f"cannot read Arrow schema file {schema_file}: {exc}") from exc
     return formats.Json(schema, errors=errors)
+
+
+def message_class(spec: str) -> Any:
+    """The Protobuf message class named by `module:Class` (`Class` may be dotted for a nested message);
+    the module is looked up as `python -m` would, the current directory first."""
+    import importlib
+
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigError(f"bad --message {spec!r}: expected module:Class, e.g. events_pb2:Event")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"--message {spec}: cannot import module {module_name}: {exc}") from None
+    except Exception as exc:  # the module itself failed (a protobuf version mismatch, ...)
+        raise ConfigError(f"--message {spec}: importing {module_name} failed: "
+                          f"{type(exc).__name__}: {exc}") from None
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            raise ConfigError(f"--message {spec}: {found.__name__} has no {part!r}")
+        found = getattr(found, part)
+    if not (isinstance(found, type) and hasattr(found, "DESCRIPTOR")):
+        raise ConfigError(f"--message {spec}: {attribute} is not a Protobuf message class")
+    return found
+
+
+def schema_registry_url(args: argparse.Namespace) -> Optional[str]:
+    """--schema-registry, else $FASTSOURCE_SCHEMA_REGISTRY, else None."""
+    return args.schema_registry or os.environ.get(SCHEMA_REGISTRY_ENV, "").strip() or None
 
 
 def _properties(items: Sequence[str]) -> dict[str, str]:
@@ -141,12 +180,27 @@ def _partitions(args: argparse.Namespace) -> Optional[list[int]]:
 def _check_options(args: argparse.Namespace) -> None:
     if args.schema and args.value_format != "json":
         raise ConfigError("--schema applies to --value-format json; add --value-format json")
+    registry = schema_registry_url(args)
+    for side, chosen in (("key", args.key_format), ("value", args.value_format)):
+        if chosen == "avro" and registry is None:
+            raise ConfigError(f"--{side}-format avro reads Confluent's wire format and needs a Schema "
+                              f"Registry: give --schema-registry URL or set {SCHEMA_REGISTRY_ENV}")
+        message = args.message if side == "value" else args.key_message
+        option = "--message" if side == "value" else "--key-message"
+        if chosen == "protobuf" and message is None:
+            raise ConfigError(f"--{side}-format protobuf needs {option} module:Class (the generated "
+                              "message class)")
+        if chosen != "protobuf" and message is not None:
+            raise ConfigError(f"{option} applies to --{side}-format protobuf")
+    if args.schema_registry and "avro" not in (args.key_format, args.value_format) \
+            and "protobuf" not in (args.key_format, args.value_format):
+        raise ConfigError("--schema-registry applies to --key-format/--value-format avro or protobuf")
     if args.errors == "dead-letter":
         if args.dead_letter_output is None:
             raise ConfigError("--errors dead-letter needs --dead-letter-output FILE (JSON lines)")
         if args.key_format == "binary" and args.value_format == "binary":
-            raise ConfigError("--errors dead-letter needs --key-format or --value-format string|json "
-                              "(binary never fails to decode)")
+            raise ConfigError("--errors dead-letter needs --key-format or --value-format "
+                              "string|json|avro|protobuf (binary never fails to decode)")
         target = Path(args.dead_letter_output)
         if target.is_dir() or not target.parent.is_dir():
             raise ConfigError(f"cannot write dead letters to {args.dead_letter_output}: "
@@ -168,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
     topics = args.topic or []
     partitions = _partitions(args)
     errors = "dead_letter" if args.errors == "dead-letter" else "raise"
+    registry = schema_registry_url(args)
     checkpoint_dir = args.checkpoint_dir
     if output.kind == "dataset" and checkpoint_dir is None:
         checkpoint_dir = str(output.state_dir / "checkpoints")
@@ -177,8 +232,8 @@ def run(args: argparse.Namespace) -> int:
         group_id=args.group_id,
         starting_offsets=starting_offsets(args.from_, topics),
         stopping_offsets=stopping_offsets(args.to, topics),
-        key_format=_format(args.key_format, None, errors),
-        value_format=_format(args.value_format, args.schema, errors),
+        key_format=_format(args.key_format, None, errors, registry, args.key_message),
+        value_format=_format(args.value_format, args.schema, errors, registry, args.message),
         include_headers=args.headers, properties=_properties(args.property),
         batch_limits=fs.BatchLimits(max_rows=args.batch_size, max_bytes=BATCH_BYTES),
         partition_discovery_interval_ms=10_000 if args.to == "follow" else None)
