@@ -1,8 +1,10 @@
 """One benchmark reader per process, printing one JSON line: messages, bytes, seconds (connect to end),
 seconds from the first record to the end, peak RSS.
 
-Usage: python readers.py IMPL BOOTSTRAP TOPIC PARTITIONS [READERS] (run as a script by suite.py)
-IMPL: fastsource | confluent | fastsource-json | python-json; READERS: fastsource's parallelism (1).
+Usage: python readers.py IMPL BOOTSTRAP TOPIC PARTITIONS [READERS [REGISTRY KIND]] (run by suite.py)
+IMPL: fastsource | confluent | fastsource-json | python-json | fastsource-avro | confluent-avro |
+fastsource-protobuf | confluent-protobuf; READERS: fastsource's parallelism (1); REGISTRY: the Schema
+Registry's URL and KIND: small | wide (the record of registry_bench.py) for the avro and protobuf ones.
 The Python peers (peers/*.py) import this module for the same Arrow building and report line.
 """
 from __future__ import annotations
@@ -128,6 +130,63 @@ def run_python_json(bootstrap: str, topic: str, partitions: int) -> tuple[int, i
     return rows, nbytes, first
 
 
+def _message_class(kind: str):
+    """bench_pb2's message class, loaded from its file: the confluent-kafka baseline must not pay for
+    importing fastsource."""
+    import importlib.util
+    from pathlib import Path
+
+    module = sys.modules.get("fastsource_bench_pb2")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("fastsource_bench_pb2",
+                                                      Path(__file__).with_name("bench_pb2.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module.Small if kind == "small" else module.Wide
+
+
+def schema_format(impl: str, registry: str, kind: str):
+    """fastsource's format of an avro or protobuf reader."""
+    import fastsource as fs
+
+    if impl == "fastsource-avro":
+        return fs.formats.Avro(schema_registry=registry)
+    return fs.formats.Protobuf(message=_message_class(kind), schema_registry=registry)
+
+
+def run_confluent_schema(bootstrap: str, topic: str, partitions: int, impl: str, registry: str,
+                         kind: str) -> tuple[int, int, float | None]:
+    """What Python users write for Schema Registry topics: confluent-kafka's deserializer per message
+    (Protobuf messages to dicts with json_format.MessageToDict), one Table.from_pylist per chunk."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    if impl == "confluent-avro":
+        from confluent_kafka.schema_registry.avro import AvroDeserializer
+
+        deserialize = AvroDeserializer(SchemaRegistryClient({"url": registry}))
+        to_row = None
+    else:
+        from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer
+        from google.protobuf.json_format import MessageToDict
+
+        deserialize = ProtobufDeserializer(_message_class(kind), {"use.deprecated.format": False})
+        to_row = lambda m: MessageToDict(m, preserving_proto_field_name=True)  # noqa: E731
+    context = SerializationContext(topic, MessageField.VALUE)
+    rows = nbytes = 0
+    first = None
+    for messages in confluent_batches(bootstrap, topic, partitions):
+        first = first or time.perf_counter()
+        values = [m.value() for m in messages]
+        decoded = [deserialize(v, context) for v in values]
+        if to_row is not None:
+            decoded = [to_row(m) for m in decoded]
+        rows += pa.Table.from_pylist(decoded).num_rows
+        nbytes += sum(len(v) for v in values)
+    return rows, nbytes, first
+
+
 def main() -> None:
     impl, bootstrap, topic, partitions = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     readers = int(sys.argv[5]) if len(sys.argv) > 5 else 1
@@ -141,6 +200,12 @@ def main() -> None:
         rows, nbytes, first = run_confluent(bootstrap, topic, partitions)
     elif impl == "python-json":
         rows, nbytes, first = run_python_json(bootstrap, topic, partitions)
+    elif impl in ("fastsource-avro", "fastsource-protobuf"):
+        rows, nbytes, first = run_fastsource(bootstrap, topic, readers,
+                                             schema_format(impl, sys.argv[6], sys.argv[7]))
+    elif impl in ("confluent-avro", "confluent-protobuf"):
+        rows, nbytes, first = run_confluent_schema(bootstrap, topic, partitions, impl, sys.argv[6],
+                                                   sys.argv[7])
     else:
         raise SystemExit(f"unknown reader {impl}")
     report(rows, nbytes, connect, first)

@@ -4,6 +4,7 @@
     fastsource bench --full                  # full run: 5 M messages per case, 5 rounds, RSS at 5 M and 20 M
     fastsource bench --full --cli-rss        # only peak RSS of `fastsource read -o file.parquet`, 1 M and 10 M
     fastsource bench --peers --records 5000000 --rounds 3   # against Flink, Ray Data, aiokafka (peers/)
+    fastsource bench --registry [--full]     # Avro and Protobuf from a Schema Registry (registry_bench.py)
     python bench/run.py [...]                # the same from a source checkout (full by default)
 
 Readers run one per process, alternating order each round; the figures are medians over rounds.
@@ -64,7 +65,10 @@ def build_c_baseline(out_dir: Path) -> Path:
     return exe
 
 
-def produce(bootstrap: str, topic: str, messages: int, kind: str, partitions: int = PARTITIONS) -> None:
+def produce(bootstrap: str, topic: str, messages: int, kind: str, partitions: int = PARTITIONS,
+            pool: Optional[list[bytes]] = None) -> None:
+    """`messages` records of `kind` (100b, 1kb, json; or taken round-robin from `pool`) spread over
+    `partitions` of a new topic; nothing if the topic exists."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -75,14 +79,16 @@ def produce(bootstrap: str, topic: str, messages: int, kind: str, partitions: in
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1 << 20,
                          "queue.buffering.max.messages": 2_000_000,
                          "queue.buffering.max.kbytes": 1 << 21})
-    if kind == "json":
+    if pool is not None:
+        make = lambda i: pool[i % len(pool)]  # noqa: E731
+    elif kind == "json":
         kinds = ["view", "click", "purchase", "signup"]
         make = lambda i: json.dumps({"id": i, "user": i * 7919 % 100_000, "kind": kinds[i % 4],  # noqa: E731
                                      "amount": (i % 10_000) / 100, "ts": 1_700_000_000_000 + i}).encode()
     else:
         size = 100 if kind == "100b" else 1000
-        pool = [os.urandom(size) for _ in range(1024)]
-        make = lambda i: pool[i & 1023]  # noqa: E731
+        blobs = [os.urandom(size) for _ in range(1024)]
+        make = lambda i: blobs[i & 1023]  # noqa: E731
     started = time.perf_counter()
     for i in range(messages):
         while True:
@@ -307,7 +313,13 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     parser.add_argument("--full", dest="quick", action="store_false", help="the full run")
     parser.add_argument("--peers", action="store_true",
                         help="fastsource against Flink's KafkaSource, Ray Data, aiokafka and the baselines")
-    parser.add_argument("--markdown", type=Path, help="with --peers: also write the tables to this file")
+    parser.add_argument("--registry", action="store_true",
+                        help="Avro and Protobuf topics from a Schema Registry against confluent-kafka's "
+                             "deserializers, the Binary read and Flink (50 k records; --full: 2 M)")
+    parser.add_argument("--schema-registry", metavar="URL",
+                        help="with --registry: use this registry instead of a local one")
+    parser.add_argument("--markdown", type=Path,
+                        help="with --peers or --registry: also write the tables to this file")
     parser.add_argument("--bootstrap", help="use this cluster instead of a local broker")
     parser.add_argument("--port", type=int, default=29292)
     parser.add_argument("--ranges", action="store_true",
@@ -315,6 +327,10 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     parser.add_argument("--cli-rss", action="store_true",
                         help="only peak RSS of `fastsource read -o file.parquet` (1 M and 10 M records)")
     args = parser.parse_args(argv)
+    if args.registry:
+        from fastsource.benchmark import registry_bench
+
+        return registry_bench.main(args)
     quick = (100_000, 200_000, 1) if args.quick else (5_000_000, 20_000_000, 5)
     args.messages = args.messages or quick[0]
     args.rss_messages = args.rss_messages or quick[1]
