@@ -9,7 +9,9 @@ extensions = [
         ["fastsource/_core.pyx"],
         include_dirs=["fastsource/includes"],
         extra_compile_args=["-O3"],
-    )
+    ),
+    *(Extension(f"fastsource.formats.{name}", [f"fastsource/formats/{name}.pyx"], extra_compile_args=["-O3"])
+      for name in ("_builders", "_avro")),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}))

@@ -22,7 +22,7 @@ from fastsource.enumerator.kafka_enumerator import KafkaSourceEnumerator
 from fastsource.enumerator.ranges import check_positive
 from fastsource.errors import (CheckpointMismatchError, CheckpointTimeoutError, ConfigError,
                                FastsourceError, ReaderFailedError, is_fatal)
-from fastsource.formats import Binary, FormatLike, as_format
+from fastsource.formats import Binary, Format, FormatLike, as_format
 from fastsource.enumerator.offsets import OffsetsInitializer
 from fastsource.reader.source_reader import InputStatus, ReaderOutput, SplitLineage
 from fastsource.split import (KafkaPartitionSplit, KafkaPartitionSplitState, deserialize_split,
@@ -160,6 +160,15 @@ class KafkaSource:
                           self.broker_timeout_ms, self.key_format, self.value_format,
                           self.group_id is not None, self.watermark_strategy)
 
+    def bound_formats(self) -> tuple[Format, Format]:
+        """The key and value formats bound to this read (`Format.bind`): called once as a read
+        starts, so a format that takes its schema from a registry subject gets its latest version
+        then; the names are None for a topic pattern."""
+        topics = self.topics if self.topics is not None else (
+            sorted({topic for topic, _ in self.partitions}) if self.partitions is not None else None)
+        return (self.key_format.bind(topics, True, self.broker_timeout_ms),
+                self.value_format.bind(topics, False, self.broker_timeout_ms))
+
     def subscription(self) -> dict[str, Any]:
         """The subscription as stored in checkpoints: topics, a pattern or a partition set."""
         if self.topics is not None:
@@ -272,9 +281,11 @@ class SourceStream:
         self._transport = self._runtime.create_transport()
         self._coordinator = SourceCoordinator(self._transport, parallelism, self._on_failure,
                                               source.watermark_strategy.alignment_max_drift_ms)
-        self._spec = dataclasses.replace(source.reader_spec(), health=self._admin.health)
+        key_format, value_format = source.bound_formats()
+        self._spec = dataclasses.replace(source.reader_spec(), health=self._admin.health,
+                                         key_format=key_format, value_format=value_format)
         raw_schema = KafkaPartitionSplitReader.raw_schema(source.include_headers)
-        self._formats = KafkaRecordEmitter(raw_schema, source.key_format, source.value_format)
+        self._formats = KafkaRecordEmitter(raw_schema, key_format, value_format)
         self._peeked: Optional[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]] = None
         self._ended: set[int] = set()
         self._next_reader = 0

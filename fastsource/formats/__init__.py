@@ -6,7 +6,7 @@ decode; the emitter turns that into a `DecodeError` naming topic, partition and 
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import pyarrow as pa
 
@@ -40,6 +40,12 @@ class Format:
     def output_type(self) -> pa.DataType:
         """The Arrow type the format produces (known before the first record)."""
         raise NotImplementedError
+
+    def bind(self, topics: Optional[Sequence[str]], is_key: bool, broker_timeout_ms: int) -> "Format":
+        """The format as used to read `topics` (None when a pattern selects them), as keys or values,
+        called once when a read starts: formats that need the topics (a Schema Registry subject) or
+        the read's outage bound return a configured copy; the others return themselves."""
+        return self
 
     def decode(self, raw: pa.Array) -> pa.Array:
         raise NotImplementedError
@@ -201,3 +207,14 @@ def as_format(value: FormatLike, name: str = "format") -> Format:
     if callable(value) and not isinstance(value, type):
         return Function(value)
     raise ConfigError(f"{name} must be a fastsource.formats.Format or a callable, not {value!r}")
+
+
+def __getattr__(name: str) -> Any:
+    """`Avro` and `Protobuf` are imported on first use: their schema libraries are optional extras."""
+    if name == "Avro":
+        from fastsource.formats.avro import Avro
+        return Avro
+    if name == "Protobuf":
+        from fastsource.formats.protobuf import Protobuf
+        return Protobuf
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -249,8 +249,9 @@ class KafkaDatasource(Datasource):
         self.end_offset = end_offset
         self.properties = client_properties(kafka_auth_config, consumer_config)
         self.timeout_ms = timeout_ms
-        self.key_format = as_format(key_format)
-        self.value_format = as_format(value_format)
+        # Bound once here, in the driver: the read tasks carry the bound formats to the workers.
+        self.key_format = as_format(key_format).bind(self.topics, True, timeout_ms or 60000)
+        self.value_format = as_format(value_format).bind(self.topics, False, timeout_ms or 60000)
         for fmt in (self.key_format, self.value_format):
             if fmt.errors != "raise":
                 raise ConfigError(f"{type(fmt).__name__}(errors={fmt.errors!r}) is not supported by "

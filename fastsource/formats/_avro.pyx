@@ -1,0 +1,561 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The compiled Avro decoder: runs decode plans (fastsource/formats/avro.py makes them, one per
+writer schema, resolved against the reader schema) over every record of a batch with the GIL
+released, appending into the column builders of _builders.pyx. No Python object per record."""
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, uintptr_t, INT32_MIN, INT32_MAX, INT64_MIN
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+
+from fastsource.formats._builders cimport *
+
+import pyarrow as pa
+
+# Opcodes of a plan (words of int32; `node` -1 reads and discards).
+cdef enum:
+    OP_NULL = 1          # node
+    OP_BOOL = 2          # node
+    OP_INT = 3           # node: zigzag varint into int32
+    OP_LONG = 4          # node: zigzag varint into int64
+    OP_INT_FLOAT = 5     # node: zigzag varint into float32
+    OP_INT_DOUBLE = 6    # node: zigzag varint into float64
+    OP_FLOAT = 7         # node
+    OP_FLOAT_DOUBLE = 8  # node
+    OP_DOUBLE = 9        # node
+    OP_BYTES = 10        # node
+    OP_STRING = 11       # node: bytes checked to be UTF-8
+    OP_FIXED = 12        # node size
+    OP_DEC_BYTES = 13    # node: big-endian two's complement into a decimal of the node's width
+    OP_DEC_FIXED = 14    # node size
+    OP_ENUM = 15         # node count table: `count` words at `table`: reader index, or -1
+    OP_RECORD = 16       # node count, then `count` field plans
+    OP_ARRAY = 17        # node bodylen, then the item plan
+    OP_MAP = 18          # node entries key bodylen, then the value plan
+    OP_UNION = 19        # node count end, `count` branch starts, then the branch plans
+    OP_SELECT = 20       # node branch, then the plan of the reader union's branch
+    OP_DEFAULT = 21      # start size, then the plan that reads the encoded default at consts[start:]
+    OP_FAIL = 22         # reason: a writer branch the reader cannot take
+
+OPCODES = {name: value for name, value in (
+    ("NULL", OP_NULL), ("BOOL", OP_BOOL), ("INT", OP_INT), ("LONG", OP_LONG), ("INT_FLOAT", OP_INT_FLOAT),
+    ("INT_DOUBLE", OP_INT_DOUBLE), ("FLOAT", OP_FLOAT), ("FLOAT_DOUBLE", OP_FLOAT_DOUBLE),
+    ("DOUBLE", OP_DOUBLE), ("BYTES", OP_BYTES), ("STRING", OP_STRING), ("FIXED", OP_FIXED),
+    ("DEC_BYTES", OP_DEC_BYTES), ("DEC_FIXED", OP_DEC_FIXED), ("ENUM", OP_ENUM), ("RECORD", OP_RECORD),
+    ("ARRAY", OP_ARRAY), ("MAP", OP_MAP), ("UNION", OP_UNION), ("SELECT", OP_SELECT),
+    ("DEFAULT", OP_DEFAULT), ("FAIL", OP_FAIL))}
+
+# What was wrong with a record (Failure.code); see avro.py for the text of each.
+cdef enum:
+    ERR_NOMEM = DEC_NOMEM
+    ERR_TOO_LARGE = DEC_TOO_LARGE
+    ERR_NOT_WIRE = 3         # a: first byte (-1: shorter than the 5-byte header)
+    ERR_SCHEMA = 4           # the schema id has no plan (unknown, or not resolvable): see the plan table
+    ERR_TRUNCATED = 5
+    ERR_VARINT = 6           # a varint longer than 10 bytes
+    ERR_NEG_LENGTH = 7       # a: length
+    ERR_LENGTH = 8           # a: length, b: bytes left
+    ERR_UNION_INDEX = 9      # a: index, b: branches
+    ERR_ENUM_INDEX = 10      # a: index, b: symbols
+    ERR_ENUM_SYMBOL = 11     # a: writer symbol index with no reader symbol and no default
+    ERR_INT_RANGE = 12       # a: value
+    ERR_BOOL = 13            # a: byte
+    ERR_UTF8 = 14
+    ERR_DECIMAL_SIZE = 15    # a: size in bytes
+    ERR_TRAILING = 16        # a: bytes left after the datum
+    ERR_FAIL = 17            # a: reason index of an OP_FAIL
+    ERR_COUNT = 18           # a: block count, b: bytes left
+
+ERRORS = {name: value for name, value in (
+    ("NOMEM", ERR_NOMEM), ("TOO_LARGE", ERR_TOO_LARGE), ("NOT_WIRE", ERR_NOT_WIRE), ("SCHEMA", ERR_SCHEMA),
+    ("TRUNCATED", ERR_TRUNCATED), ("VARINT", ERR_VARINT), ("NEG_LENGTH", ERR_NEG_LENGTH),
+    ("LENGTH", ERR_LENGTH), ("UNION_INDEX", ERR_UNION_INDEX), ("ENUM_INDEX", ERR_ENUM_INDEX),
+    ("ENUM_SYMBOL", ERR_ENUM_SYMBOL), ("INT_RANGE", ERR_INT_RANGE), ("BOOL", ERR_BOOL), ("UTF8", ERR_UTF8),
+    ("DECIMAL_SIZE", ERR_DECIMAL_SIZE), ("TRAILING", ERR_TRAILING), ("FAIL", ERR_FAIL), ("COUNT", ERR_COUNT))}
+
+# Items of no bytes at all (nulls, empty records) still cost a slot each: a block may announce at
+# most this many of them, so that a short record cannot ask for unbounded memory.
+cdef enum:
+    MAX_EMPTY_ITEMS = 1 << 16
+
+
+cdef struct Cursor:
+    const uint8_t *p
+    const uint8_t *end
+
+
+cdef struct Vm:
+    const int32_t *plan
+    const uint8_t *consts
+    Node *nodes
+    int code
+    int64_t a
+    int64_t b
+    const uint8_t *at
+
+
+cdef inline int fail(Vm *vm, Cursor *c, int code, int64_t a, int64_t b) noexcept nogil:
+    vm.code = code
+    vm.a = a
+    vm.b = b
+    vm.at = c.p
+    return -1
+
+
+cdef inline int read_varint(Vm *vm, Cursor *c, uint64_t *out) noexcept nogil:
+    cdef const uint8_t *p = c.p
+    cdef uint64_t result = 0
+    cdef uint8_t byte
+    cdef int shift = 0
+    if p < c.end and p[0] < 0x80:
+        out[0] = p[0]
+        c.p = p + 1
+        return 0
+    while True:
+        if p >= c.end:
+            return fail(vm, c, ERR_TRUNCATED, 0, 0)
+        byte = p[0]
+        p += 1
+        result |= (<uint64_t> (byte & 0x7F)) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            return fail(vm, c, ERR_VARINT, 0, 0)
+    c.p = p
+    out[0] = result
+    return 0
+
+
+cdef inline int read_long(Vm *vm, Cursor *c, int64_t *out) noexcept nogil:
+    cdef uint64_t raw
+    if read_varint(vm, c, &raw) < 0:
+        return -1
+    out[0] = <int64_t> ((raw >> 1) ^ (0 - (raw & 1)))
+    return 0
+
+
+cdef inline int read_length(Vm *vm, Cursor *c, int64_t *out) noexcept nogil:
+    """A length of bytes that must follow in the record."""
+    if read_long(vm, c, out) < 0:
+        return -1
+    if out[0] < 0:
+        return fail(vm, c, ERR_NEG_LENGTH, out[0], 0)
+    if out[0] > c.end - c.p:
+        return fail(vm, c, ERR_LENGTH, out[0], c.end - c.p)
+    return 0
+
+
+cdef inline int take(Vm *vm, Cursor *c, int64_t size, const uint8_t **out) noexcept nogil:
+    if c.end - c.p < size:
+        return fail(vm, c, ERR_TRUNCATED, 0, 0)
+    out[0] = c.p
+    c.p += size
+    return 0
+
+
+cdef inline int stored(Vm *vm, Cursor *c, int rc) noexcept nogil:
+    """A builder's result as the VM's."""
+    if rc == 0:
+        return 0
+    return fail(vm, c, rc if rc > 0 else ERR_NOMEM, 0, 0)
+
+
+cdef int put_decimal(Vm *vm, Cursor *c, Node *n, const uint8_t *p, int64_t size) noexcept nogil:
+    """Big-endian two's complement of `size` bytes into a little-endian decimal of n.width bytes."""
+    cdef uint8_t value[32]
+    cdef int64_t i
+    if size > n.width:
+        return fail(vm, c, ERR_DECIMAL_SIZE, size, 0)
+    memset(value, 0xFF if size > 0 and p[0] & 0x80 else 0, n.width)
+    for i in range(size):
+        value[i] = p[size - 1 - i]
+    return stored(vm, c, node_put_fixed(n, value))
+
+
+cdef int64_t block_count(Vm *vm, Cursor *c, int64_t *count, int64_t min_item) noexcept nogil:
+    """The next block's item count of an array or map (0 at the end)."""
+    cdef int64_t size
+    if read_long(vm, c, count) < 0:
+        return -1
+    if count[0] < 0:
+        if count[0] == INT64_MIN:
+            return fail(vm, c, ERR_COUNT, count[0], c.end - c.p)
+        count[0] = -count[0]
+        if read_long(vm, c, &size) < 0:
+            return -1
+    if min_item > 0 and count[0] > (c.end - c.p) // min_item:
+        return fail(vm, c, ERR_COUNT, count[0], c.end - c.p)
+    if min_item == 0 and count[0] > MAX_EMPTY_ITEMS:
+        return fail(vm, c, ERR_COUNT, count[0], c.end - c.p)
+    return 0
+
+
+
+cdef int32_t run(Vm *vm, int32_t pc, int64_t todo, Cursor *c) noexcept nogil:
+    """Run `todo` plans one after another from `pc` over the cursor; the pc after them, or -1 (the
+    vm says why). A record's fields follow it in the plan, so a record only adds to `todo`; arrays,
+    maps, unions and defaults run their parts by recursion."""
+    cdef const int32_t *w
+    cdef int32_t op, node, at, k
+    cdef Node *n
+    cdef int64_t v, count, i, size
+    cdef const uint8_t *p
+    cdef float f
+    cdef double d
+    cdef Cursor inner
+    while todo > 0:
+        todo -= 1
+        w = vm.plan + pc
+        op = w[0]
+        node = w[1]
+        n = &vm.nodes[node] if node >= 0 else NULL
+        if op == OP_LONG:
+            if read_long(vm, c, &v) < 0:
+                return -1
+            if n != NULL and node_put_i64(n, v) < 0:
+                return fail(vm, c, ERR_NOMEM, 0, 0)
+            pc += 2
+        elif op == OP_STRING:
+            if read_length(vm, c, &size) < 0:
+                return -1
+            p = c.p
+            c.p += size
+            if n != NULL:
+                if not utf8_valid(p, size):
+                    c.p = p
+                    return fail(vm, c, ERR_UTF8, 0, 0)
+                if stored(vm, c, node_put_bytes(n, p, size)) < 0:
+                    return -1
+            pc += 2
+        elif op == OP_BYTES:
+            if read_length(vm, c, &size) < 0:
+                return -1
+            p = c.p
+            c.p += size
+            if n != NULL and stored(vm, c, node_put_bytes(n, p, size)) < 0:
+                return -1
+            pc += 2
+        elif op == OP_DOUBLE:
+            if take(vm, c, 8, &p) < 0:
+                return -1
+            memcpy(&d, p, 8)
+            if n != NULL and node_put_f64(n, d) < 0:
+                return fail(vm, c, ERR_NOMEM, 0, 0)
+            pc += 2
+        elif op == OP_FLOAT:
+            if take(vm, c, 4, &p) < 0:
+                return -1
+            memcpy(&f, p, 4)
+            if n != NULL and node_put_f32(n, f) < 0:
+                return fail(vm, c, ERR_NOMEM, 0, 0)
+            pc += 2
+        elif op == OP_FLOAT_DOUBLE:
+            if take(vm, c, 4, &p) < 0:
+                return -1
+            memcpy(&f, p, 4)
+            if n != NULL and node_put_f64(n, f) < 0:
+                return fail(vm, c, ERR_NOMEM, 0, 0)
+            pc += 2
+        elif op == OP_INT:
+            if read_long(vm, c, &v) < 0:
+                return -1
+            if v < INT32_MIN or v > INT32_MAX:
+                return fail(vm, c, ERR_INT_RANGE, v, 0)
+            if n != NULL and node_put_i32(n, <int32_t> v) < 0:
+                return fail(vm, c, ERR_NOMEM, 0, 0)
+            pc += 2
+        elif op == OP_INT_FLOAT:
+            if read_long(vm, c, &v) < 0:
+                return -1
+            if n != NULL and node_put_f32(n, <float> v) < 0:
+                return fail(vm, c, ERR_NOMEM, 0, 0)
+            pc += 2
+        elif op == OP_INT_DOUBLE:
+            if read_long(vm, c, &v) < 0:
+                return -1
+            if n != NULL and node_put_f64(n, <double> v) < 0:
+                return fail(vm, c, ERR_NOMEM, 0, 0)
+            pc += 2
+        elif op == OP_BOOL:
+            if take(vm, c, 1, &p) < 0:
+                return -1
+            if p[0] > 1:
+                c.p = p
+                return fail(vm, c, ERR_BOOL, p[0], 0)
+            if n != NULL and node_put_bool(n, p[0]) < 0:
+                return fail(vm, c, ERR_NOMEM, 0, 0)
+            pc += 2
+        elif op == OP_NULL:
+            if n != NULL and stored(vm, c, node_absent(vm.nodes, node)) < 0:
+                return -1
+            pc += 2
+        elif op == OP_RECORD:
+            if n != NULL and node_mark(n, 1) < 0:
+                return fail(vm, c, ERR_NOMEM, 0, 0)
+            todo += w[2]
+            pc += 3
+        elif op == OP_UNION:
+            # node count end, then `count` branch starts
+            if read_long(vm, c, &v) < 0:
+                return -1
+            if v < 0 or v >= w[2]:
+                return fail(vm, c, ERR_UNION_INDEX, v, w[2])
+            if run(vm, w[4 + v], 1, c) < 0:
+                return -1
+            pc = w[3]
+        elif op == OP_SELECT:
+            if stored(vm, c, node_put_union(n, w[2], &vm.nodes[n.children[w[2]]])) < 0:
+                return -1
+            pc += 3
+            todo += 1
+        elif op == OP_ENUM:
+            if read_long(vm, c, &v) < 0:
+                return -1
+            if v < 0 or v >= w[2]:
+                return fail(vm, c, ERR_ENUM_INDEX, v, w[2])
+            k = vm.plan[w[3] + v]
+            if k < 0:
+                return fail(vm, c, ERR_ENUM_SYMBOL, v, 0)
+            if n != NULL and node_put_i32(n, k) < 0:
+                return fail(vm, c, ERR_NOMEM, 0, 0)
+            pc += 4
+        elif op == OP_FIXED:
+            if take(vm, c, w[2], &p) < 0:
+                return -1
+            if n != NULL and node_put_fixed(n, p) < 0:
+                return fail(vm, c, ERR_NOMEM, 0, 0)
+            pc += 3
+        elif op == OP_DEC_FIXED:
+            if take(vm, c, w[2], &p) < 0:
+                return -1
+            if n != NULL and put_decimal(vm, c, n, p, w[2]) < 0:
+                return -1
+            pc += 3
+        elif op == OP_DEC_BYTES:
+            if read_length(vm, c, &size) < 0:
+                return -1
+            p = c.p
+            c.p += size
+            if n != NULL and put_decimal(vm, c, n, p, size) < 0:
+                return -1
+            pc += 2
+        elif op == OP_ARRAY:
+            # node fewest bodylen, then the item plan
+            while True:
+                if block_count(vm, c, &count, w[2]) < 0:
+                    return -1
+                if count == 0:
+                    break
+                for i in range(count):
+                    if run(vm, pc + 4, 1, c) < 0:
+                        return -1
+            if n != NULL and stored(vm, c, node_close_list(n, &vm.nodes[n.children[0]], 1)) < 0:
+                return -1
+            pc += 4 + w[3]
+        elif op == OP_MAP:
+            # node fewest bodylen entries key, then the value plan
+            while True:
+                if block_count(vm, c, &count, w[2]) < 0:
+                    return -1
+                if count == 0:
+                    break
+                for i in range(count):
+                    if read_length(vm, c, &size) < 0:
+                        return -1
+                    p = c.p
+                    c.p += size
+                    if n != NULL:
+                        if not utf8_valid(p, size):
+                            c.p = p
+                            return fail(vm, c, ERR_UTF8, 0, 0)
+                        if node_mark(&vm.nodes[w[4]], 1) < 0:
+                            return fail(vm, c, ERR_NOMEM, 0, 0)
+                        if stored(vm, c, node_put_bytes(&vm.nodes[w[5]], p, size)) < 0:
+                            return -1
+                    if run(vm, pc + 6, 1, c) < 0:
+                        return -1
+            if n != NULL and stored(vm, c, node_close_list(n, &vm.nodes[n.children[0]], 1)) < 0:
+                return -1
+            pc += 6 + w[3]
+        elif op == OP_DEFAULT:
+            inner.p = vm.consts + w[1]
+            inner.end = inner.p + w[2]
+            pc = run(vm, pc + 3, 1, &inner)
+            if pc < 0:
+                return -1
+            if inner.p != inner.end:
+                return fail(vm, c, ERR_TRAILING, inner.end - inner.p, 0)
+        elif op == OP_FAIL:
+            return fail(vm, c, ERR_FAIL, w[1], 0)
+        else:
+            return fail(vm, c, ERR_FAIL, -1, 0)
+    return pc
+
+
+cdef class Plan:
+    """A decode plan: the words of its program and the encoded defaults it reads."""
+    cdef int32_t *words
+    cdef int32_t size
+    cdef bytes consts
+
+    def __cinit__(self, words, bytes consts):
+        cdef int32_t i
+        self.size = len(words)
+        self.words = <int32_t *> malloc(max(self.size, 1) * sizeof(int32_t))
+        if self.words == NULL:
+            raise MemoryError()
+        for i in range(self.size):
+            self.words[i] = words[i]
+        self.consts = consts
+
+    def __dealloc__(self):
+        free(self.words)
+
+
+cdef struct Entry:
+    int64_t schema_id
+    const int32_t *plan
+    const uint8_t *consts
+
+
+cdef inline bint is_null(const uint8_t *bits, int64_t row) noexcept nogil:
+    return bits != NULL and not (bits[row >> 3] >> (row & 7)) & 1
+
+
+cdef inline int64_t header_id(const uint8_t *p, int64_t size) noexcept nogil:
+    """The schema id of a Confluent header, or -1 when the record has none."""
+    if size < 5 or p[0] != 0:
+        return -1
+    return (<int64_t> p[1] << 24) | (<int64_t> p[2] << 16) | (<int64_t> p[3] << 8) | p[4]
+
+
+def schema_ids(raw):
+    """The distinct schema ids of a binary array of Confluent-framed records, in order of first
+    appearance, up to the first record that has no header (decoding stops there anyway)."""
+    cdef int64_t n = len(raw)
+    cdef int64_t first = raw.offset
+    buffers = raw.buffers()
+    cdef const int32_t *o = (<const int32_t *> <uintptr_t> buffers[1].address) + first
+    cdef const uint8_t *bits = NULL if buffers[0] is None else <const uint8_t *> <uintptr_t> buffers[0].address
+    cdef const uint8_t *d = NULL if buffers[2] is None else <const uint8_t *> <uintptr_t> buffers[2].address
+    cdef Buf seen
+    cdef int64_t i, j, sid, last = -1, count = 0
+    cdef int64_t *ids
+    cdef int rc = 0
+    memset(&seen, 0, sizeof(Buf))
+    with nogil:
+        for i in range(n):
+            if is_null(bits, first + i):
+                continue
+            sid = header_id(d + o[i], o[i + 1] - o[i])
+            if sid < 0:
+                break
+            if sid == last:
+                continue
+            last = sid
+            ids = <int64_t *> seen.data
+            for j in range(count):
+                if ids[j] == sid:
+                    break
+            else:
+                if buf_reserve(&seen, 8) < 0:
+                    rc = -1
+                    break
+                (<int64_t *> seen.data)[count] = sid
+                count += 1
+                seen.size += 8
+    try:
+        if rc < 0:
+            raise MemoryError()
+        return [(<int64_t *> seen.data)[j] for j in range(count)]
+    finally:
+        buf_free(&seen)
+
+
+def decode(raw, list layout, dict plans, bint framed):
+    """Decode a binary array of Avro records into the layout's root node.
+
+    `plans` maps schema id (or 0 when not `framed`) to a Plan, or to None when the id has no plan.
+    Returns (array, None) or (None, (row, code, a, b, byte position)) for the first undecodable
+    record; the batch's builders are then dropped."""
+    cdef int64_t n = len(raw)
+    cdef int64_t first = raw.offset
+    buffers = raw.buffers()
+    cdef const int32_t *o = (<const int32_t *> <uintptr_t> buffers[1].address) + first
+    cdef const uint8_t *bits = NULL if buffers[0] is None else <const uint8_t *> <uintptr_t> buffers[0].address
+    cdef const uint8_t *d = NULL if buffers[2] is None else <const uint8_t *> <uintptr_t> buffers[2].address
+    cdef ColumnSet columns = ColumnSet(layout)
+    cdef int32_t count = len(plans), k = 0, found
+    cdef Entry *entries = <Entry *> malloc(max(count, 1) * sizeof(Entry))
+    cdef Plan plan
+    cdef Vm vm
+    cdef Cursor c
+    cdef int64_t i, sid, bad = -1, size
+    cdef int64_t last_id = -2
+    cdef Entry *current = NULL
+    if entries == NULL:
+        raise MemoryError()
+    keep = []
+    for schema_id, value in plans.items():
+        entries[k].schema_id = schema_id
+        if value is None:
+            entries[k].plan = NULL
+        else:
+            plan = value
+            keep.append(plan)
+            entries[k].plan = plan.words
+            entries[k].consts = <const uint8_t *> plan.consts
+        k += 1
+    memset(&vm, 0, sizeof(Vm))
+    vm.nodes = columns.nodes
+    try:
+        with nogil:
+            for i in range(n):
+                size = o[i + 1] - o[i]
+                c.p = d + o[i]
+                c.end = c.p + size
+                if is_null(bits, first + i):
+                    if node_absent(vm.nodes, 0) != 0:
+                        vm.code = ERR_NOMEM
+                        bad = i
+                        break
+                    continue
+                sid = 0
+                if framed:
+                    sid = header_id(c.p, size)
+                    if sid < 0:
+                        vm.code = ERR_NOT_WIRE
+                        vm.a = c.p[0] if size > 0 else -1
+                        vm.at = c.p
+                        bad = i
+                        break
+                    c.p += 5
+                if sid != last_id:
+                    current = NULL
+                    for k in range(count):
+                        if entries[k].schema_id == sid:
+                            current = &entries[k]
+                            break
+                    last_id = sid
+                if current == NULL or current.plan == NULL:
+                    vm.code = ERR_SCHEMA
+                    vm.a = sid
+                    vm.at = c.p
+                    last_id = -2
+                    bad = i
+                    break
+                vm.plan = current.plan
+                vm.consts = current.consts
+                if run(&vm, 0, 1, &c) < 0:
+                    bad = i
+                    break
+                if c.p != c.end:
+                    vm.code = ERR_TRAILING
+                    vm.a = c.end - c.p
+                    vm.at = c.p
+                    bad = i
+                    break
+    finally:
+        free(entries)
+    if bad >= 0:
+        return None, (bad, vm.code, vm.a, vm.b, vm.at - (d + o[bad]) if vm.at != NULL else 0)
+    return columns.finish(0), None
