@@ -708,8 +708,6 @@ class Avro(Format):
         if self._layout is None:
             raise ConfigError("Avro(schema_registry=...) without reader_schema is bound to its topics when "
                               "the read starts; decode() was called before")
-        if len(raw) == 0:
-            return pa.array([], self._layout.type)
         framed = self.registry is not None
         ids = _avro.schema_ids(raw) if framed else [0]
         plans = {schema_id: self._plan(schema_id) for schema_id in ids}
