@@ -134,13 +134,15 @@ cdef inline int read_long(Vm *vm, Cursor *c, int64_t *out) noexcept nogil:
 
 
 cdef inline int read_length(Vm *vm, Cursor *c, int64_t *out) noexcept nogil:
-    """A length of bytes that must follow in the record."""
+    """A length of bytes that must follow in the record (an error points at the length)."""
+    cdef const uint8_t *start = c.p
+    cdef int64_t left
     if read_long(vm, c, out) < 0:
         return -1
-    if out[0] < 0:
-        return fail(vm, c, ERR_NEG_LENGTH, out[0], 0)
-    if out[0] > c.end - c.p:
-        return fail(vm, c, ERR_LENGTH, out[0], c.end - c.p)
+    left = c.end - c.p
+    if out[0] < 0 or out[0] > left:
+        c.p = start
+        return fail(vm, c, ERR_NEG_LENGTH if out[0] < 0 else ERR_LENGTH, out[0], left)
     return 0
 
 
@@ -524,7 +526,7 @@ def decode(raw, list layout, dict plans, bint framed):
                     sid = header_id(c.p, size)
                     if sid < 0:
                         vm.code = ERR_NOT_WIRE
-                        vm.a = c.p[0] if size > 0 else -1
+                        vm.a = c.p[0] if size >= 5 else -1
                         vm.at = c.p
                         bad = i
                         break

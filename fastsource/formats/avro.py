@@ -46,7 +46,9 @@ class _Unresolvable(Exception):
     """A writer schema that cannot be read as the reader schema (Avro's resolution rules)."""
 
 
-def _parse(schema: SchemaLike, what: str) -> Any:
+def _parse(schema: SchemaLike, what: str, named: Optional[dict] = None) -> Any:
+    """A schema parsed by fastavro (names qualified); `named` holds named types defined elsewhere
+    (referenced schemas) and receives the schema's own."""
     import fastavro
 
     if isinstance(schema, str):
@@ -55,9 +57,31 @@ def _parse(schema: SchemaLike, what: str) -> Any:
         except ValueError:
             pass  # a bare primitive name such as "long"
     try:
-        return fastavro.parse_schema(schema, _write_hint=False)
+        return fastavro.parse_schema(schema, named_schemas=named if named is not None else {},
+                                     _write_hint=False)
     except Exception as exc:  # fastavro raises several kinds (SchemaParseException, KeyError ...)
         raise ConfigError(f"Avro: {what} is not a valid Avro schema: {exc}") from None
+
+
+def _parse_registered(registry: Any, found: Any, what: str) -> tuple[Any, dict]:
+    """A registered schema and the named types of the schemas it references, parsed."""
+    _check_avro(found, what)
+    named: dict = {}
+    pending = list(registry.referenced(found).items()) if found.references else []
+    while pending:  # a referenced schema may use another: parse those whose names are known first
+        failed = []
+        for name, ref in pending:
+            _check_avro(ref, f"{name} (referenced by {what})")
+            try:
+                _parse(ref.schema_str, name, named)
+            except ConfigError:
+                failed.append((name, ref))
+        if len(failed) == len(pending):
+            _parse(failed[0][1].schema_str, f"{failed[0][0]} (referenced by {what})", named)
+        pending = failed
+    parsed = _parse(found.schema_str, what, named)
+    names = {key: value for key, value in named.items() if isinstance(value, dict)}
+    return parsed, _named(parsed, names)
 
 
 def _named(schema: Any, names: Optional[dict] = None) -> dict:
@@ -151,7 +175,7 @@ class _Layout:
     def __init__(self, schema: Any, names: dict, max_depth: int) -> None:
         self.names = names
         self.max_depth = max_depth
-        self.key = (json.dumps(schema, sort_keys=True), max_depth)
+        self.key = (json.dumps([schema, names], sort_keys=True), max_depth)
         self.nodes: list[Optional[tuple]] = []
         self.root = self._node(schema, True, 1, ())
         self.type: pa.DataType = self.nodes[self.root][4]
@@ -221,7 +245,8 @@ class _Layout:
                 raise ConfigError("Avro: a union of more than 127 branches has no Arrow equivalent")
         else:
             raise ConfigError(f"Avro: unsupported type {kind!r} in the reader schema")
-        self.nodes[index] = (storage, width, bool(nullable), children, arrow, dictionary, null_child)
+        self.nodes[index] = (storage, width, bool(nullable or storage == NODE_NULL), children, arrow, dictionary,
+                             null_child)
         return index
 
     @staticmethod
@@ -585,9 +610,9 @@ class Avro(Format):
         self.max_depth = max_depth
         self.registry = None
         if schema_registry is not None:
-            from fastsource.formats.registry import Registry
+            from fastsource.formats.registry import as_registry
 
-            self.registry = Registry(schema_registry)
+            self.registry = as_registry(schema_registry)
         self.subject: Optional[str] = None
         self._reader: Any = None
         self._layout: Optional[_Layout] = None
@@ -609,32 +634,34 @@ class Avro(Format):
 
     def _set_reader(self, schema: SchemaLike, what: str) -> None:
         parsed = _parse(schema, what)
+        self._set_parsed(parsed, _named(parsed))
+
+    def _set_parsed(self, parsed: Any, names: dict) -> None:
         self._reader = parsed
-        self._layout = _Layout(parsed, _named(parsed), self.max_depth)
+        self._layout = _Layout(parsed, names, self.max_depth)
 
     def bind(self, topics: Optional[Sequence[str]], is_key: bool, broker_timeout_ms: int) -> "Avro":
         if self.registry is None:
             return self
         bound = copy.copy(self)
         bound._plans = {}
-        bound.registry = copy.copy(self.registry)
-        bound.registry.timeout_ms = broker_timeout_ms
+        self.registry.timeout_ms = broker_timeout_ms  # shared: a client copy would lose its cache
         if self._layout is None:
             suffix = "-key" if is_key else "-value"
             if not topics:
                 raise ConfigError(f"Avro: without reader_schema the reader schema is the latest of the "
                                   f"subject <topic>{suffix}, which needs the topics named; give reader_schema "
                                   "to read a topic pattern")
-            texts = {}
+            latest = {}
             for topic in sorted(set(topics)):
-                _, found = bound.registry.latest(topic + suffix)
-                _check_avro(found, f"subject {topic + suffix}")
-                texts.setdefault(found.schema_str, topic + suffix)
-            if len(texts) > 1:
-                raise ConfigError(f"Avro: the subjects {', '.join(texts.values())} have different latest "
-                                  "schemas; give reader_schema to read them as one")
-            bound.subject = next(iter(texts.values()))
-            bound._set_reader(next(iter(texts)), f"the latest schema of {bound.subject}")
+                schema_id, found = bound.registry.latest(topic + suffix)
+                latest.setdefault(schema_id, (topic + suffix, found))
+            if len(latest) > 1:
+                raise ConfigError(f"Avro: the subjects {', '.join(s for s, _ in latest.values())} have "
+                                  "different latest schemas; give reader_schema to read them as one")
+            bound.subject, found = next(iter(latest.values()))
+            parsed, names = _parse_registered(bound.registry, found, f"the latest schema of {bound.subject}")
+            bound._set_parsed(parsed, names)
         return bound
 
     def output_type(self) -> Optional[pa.DataType]:
@@ -666,10 +693,8 @@ class Avro(Format):
             from fastsource.formats.registry import UnknownSchemaError
 
             try:
-                found = self.registry.schema(schema_id)
-                _check_avro(found, f"schema id {schema_id}")
-                writer = _parse(found.schema_str, f"the writer schema of id {schema_id}")
-                names = _named(writer)
+                writer, names = _parse_registered(self.registry, self.registry.schema(schema_id),
+                                                  f"the writer schema of id {schema_id}")
             except UnknownSchemaError:
                 return f"schema id {schema_id} is not in the registry at {self.registry.url}"
             except ConfigError as exc:
@@ -683,8 +708,6 @@ class Avro(Format):
         if self._layout is None:
             raise ConfigError("Avro(schema_registry=...) without reader_schema is bound to its topics when "
                               "the read starts; decode() was called before")
-        if len(raw) == 0:
-            return pa.array([], self._layout.type)
         framed = self.registry is not None
         ids = _avro.schema_ids(raw) if framed else [0]
         plans = {schema_id: self._plan(schema_id) for schema_id in ids}
@@ -714,5 +737,3 @@ def _check_avro(found: Any, what: str) -> None:
     kind = getattr(found, "schema_type", None) or "AVRO"
     if kind.upper() != "AVRO":
         raise ConfigError(f"{what} is a {kind} schema, not Avro")
-    if getattr(found, "references", None):
-        raise ConfigError(f"{what} uses schema references, which Avro() does not resolve")

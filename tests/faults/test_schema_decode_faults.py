@@ -1,0 +1,19 @@
+"""No byte sequence crashes the compiled schema decoders: hypothesis properties over valid, mutated and
+random records, and a bounded fuzz run of random payloads behind a valid header, in a subprocess so a
+crash fails the test with its exit status instead of killing the test run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from test_poison_values import run_python
+
+HERE = Path(__file__).parent
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("format_name", ["avro", "avro-framed"])
+def test_valid_mutated_and_random_records_never_crash_a_schema_decoder(format_name):
+    result = run_python([str(HERE / "schema_decode_properties.py"), format_name, "150", "50000"], timeout=290)
+    assert f"{format_name}: ok" in result.stdout
