@@ -11,7 +11,7 @@ extensions = [
         extra_compile_args=["-O3"],
     ),
     *(Extension(f"fastsource.formats.{name}", [f"fastsource/formats/{name}.pyx"], extra_compile_args=["-O3"])
-      for name in ("_builders", "_avro")),
+      for name in ("_builders", "_wire", "_avro", "_protobuf")),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}))

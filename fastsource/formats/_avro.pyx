@@ -7,6 +7,7 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
 from fastsource.formats._builders cimport *
+from fastsource.formats._wire cimport *
 
 import pyarrow as pa
 
@@ -43,26 +44,16 @@ OPCODES = {name: value for name, value in (
     ("ARRAY", OP_ARRAY), ("MAP", OP_MAP), ("UNION", OP_UNION), ("SELECT", OP_SELECT),
     ("DEFAULT", OP_DEFAULT), ("FAIL", OP_FAIL))}
 
-# What was wrong with a record (Failure.code); see avro.py for the text of each.
+# What was wrong with a record, beyond the shared codes of _wire.pxd.
 cdef enum:
-    ERR_NOMEM = DEC_NOMEM
-    ERR_TOO_LARGE = DEC_TOO_LARGE
-    ERR_NOT_WIRE = 3         # a: first byte (-1: shorter than the 5-byte header)
-    ERR_SCHEMA = 4           # the schema id has no plan (unknown, or not resolvable): see the plan table
-    ERR_TRUNCATED = 5
-    ERR_VARINT = 6           # a varint longer than 10 bytes
-    ERR_NEG_LENGTH = 7       # a: length
-    ERR_LENGTH = 8           # a: length, b: bytes left
-    ERR_UNION_INDEX = 9      # a: index, b: branches
-    ERR_ENUM_INDEX = 10      # a: index, b: symbols
-    ERR_ENUM_SYMBOL = 11     # a: writer symbol index with no reader symbol and no default
-    ERR_INT_RANGE = 12       # a: value
-    ERR_BOOL = 13            # a: byte
-    ERR_UTF8 = 14
-    ERR_DECIMAL_SIZE = 15    # a: size in bytes
-    ERR_TRAILING = 16        # a: bytes left after the datum
-    ERR_FAIL = 17            # a: reason index of an OP_FAIL
-    ERR_COUNT = 18           # a: block count, b: bytes left
+    ERR_UNION_INDEX = 32     # a: index, b: branches
+    ERR_ENUM_INDEX = 33      # a: index, b: symbols
+    ERR_ENUM_SYMBOL = 34     # a: writer symbol index with no reader symbol and no default
+    ERR_INT_RANGE = 35       # a: value
+    ERR_BOOL = 36            # a: byte
+    ERR_DECIMAL_SIZE = 37    # a: size in bytes
+    ERR_FAIL = 38            # a: reason index of an OP_FAIL
+    ERR_COUNT = 39           # a: block count, b: bytes left
 
 ERRORS = {name: value for name, value in (
     ("NOMEM", ERR_NOMEM), ("TOO_LARGE", ERR_TOO_LARGE), ("NOT_WIRE", ERR_NOT_WIRE), ("SCHEMA", ERR_SCHEMA),
@@ -77,57 +68,16 @@ cdef enum:
     MAX_EMPTY_ITEMS = 1 << 16
 
 
-cdef struct Cursor:
-    const uint8_t *p
-    const uint8_t *end
-
-
 cdef struct Vm:
+    Fault f
     const int32_t *plan
     const uint8_t *consts
     Node *nodes
-    int code
-    int64_t a
-    int64_t b
-    const uint8_t *at
-
-
-cdef inline int fail(Vm *vm, Cursor *c, int code, int64_t a, int64_t b) noexcept nogil:
-    vm.code = code
-    vm.a = a
-    vm.b = b
-    vm.at = c.p
-    return -1
-
-
-cdef inline int read_varint(Vm *vm, Cursor *c, uint64_t *out) noexcept nogil:
-    cdef const uint8_t *p = c.p
-    cdef uint64_t result = 0
-    cdef uint8_t byte
-    cdef int shift = 0
-    if p < c.end and p[0] < 0x80:
-        out[0] = p[0]
-        c.p = p + 1
-        return 0
-    while True:
-        if p >= c.end:
-            return fail(vm, c, ERR_TRUNCATED, 0, 0)
-        byte = p[0]
-        p += 1
-        result |= (<uint64_t> (byte & 0x7F)) << shift
-        if byte < 0x80:
-            break
-        shift += 7
-        if shift > 63:
-            return fail(vm, c, ERR_VARINT, 0, 0)
-    c.p = p
-    out[0] = result
-    return 0
 
 
 cdef inline int read_long(Vm *vm, Cursor *c, int64_t *out) noexcept nogil:
     cdef uint64_t raw
-    if read_varint(vm, c, &raw) < 0:
+    if read_varint(&vm.f, c, &raw) < 0:
         return -1
     out[0] = <int64_t> ((raw >> 1) ^ (0 - (raw & 1)))
     return 0
@@ -142,15 +92,7 @@ cdef inline int read_length(Vm *vm, Cursor *c, int64_t *out) noexcept nogil:
     left = c.end - c.p
     if out[0] < 0 or out[0] > left:
         c.p = start
-        return fail(vm, c, ERR_NEG_LENGTH if out[0] < 0 else ERR_LENGTH, out[0], left)
-    return 0
-
-
-cdef inline int take(Vm *vm, Cursor *c, int64_t size, const uint8_t **out) noexcept nogil:
-    if c.end - c.p < size:
-        return fail(vm, c, ERR_TRUNCATED, 0, 0)
-    out[0] = c.p
-    c.p += size
+        return fault(&vm.f, c, ERR_NEG_LENGTH if out[0] < 0 else ERR_LENGTH, out[0], left)
     return 0
 
 
@@ -158,7 +100,7 @@ cdef inline int stored(Vm *vm, Cursor *c, int rc) noexcept nogil:
     """A builder's result as the VM's."""
     if rc == 0:
         return 0
-    return fail(vm, c, rc if rc > 0 else ERR_NOMEM, 0, 0)
+    return fault(&vm.f, c, rc if rc > 0 else ERR_NOMEM, 0, 0)
 
 
 cdef int put_decimal(Vm *vm, Cursor *c, Node *n, const uint8_t *p, int64_t size) noexcept nogil:
@@ -166,7 +108,7 @@ cdef int put_decimal(Vm *vm, Cursor *c, Node *n, const uint8_t *p, int64_t size)
     cdef uint8_t value[32]
     cdef int64_t i
     if size > n.width:
-        return fail(vm, c, ERR_DECIMAL_SIZE, size, 0)
+        return fault(&vm.f, c, ERR_DECIMAL_SIZE, size, 0)
     memset(value, 0xFF if size > 0 and p[0] & 0x80 else 0, n.width)
     for i in range(size):
         value[i] = p[size - 1 - i]
@@ -180,14 +122,14 @@ cdef int64_t block_count(Vm *vm, Cursor *c, int64_t *count, int64_t min_item) no
         return -1
     if count[0] < 0:
         if count[0] == INT64_MIN:
-            return fail(vm, c, ERR_COUNT, count[0], c.end - c.p)
+            return fault(&vm.f, c, ERR_COUNT, count[0], c.end - c.p)
         count[0] = -count[0]
         if read_long(vm, c, &size) < 0:
             return -1
     if min_item > 0 and count[0] > (c.end - c.p) // min_item:
-        return fail(vm, c, ERR_COUNT, count[0], c.end - c.p)
+        return fault(&vm.f, c, ERR_COUNT, count[0], c.end - c.p)
     if min_item == 0 and count[0] > MAX_EMPTY_ITEMS:
-        return fail(vm, c, ERR_COUNT, count[0], c.end - c.p)
+        return fault(&vm.f, c, ERR_COUNT, count[0], c.end - c.p)
     return 0
 
 
@@ -214,7 +156,7 @@ cdef int32_t run(Vm *vm, int32_t pc, int64_t todo, Cursor *c) noexcept nogil:
             if read_long(vm, c, &v) < 0:
                 return -1
             if n != NULL and node_put_i64(n, v) < 0:
-                return fail(vm, c, ERR_NOMEM, 0, 0)
+                return fault(&vm.f, c, ERR_NOMEM, 0, 0)
             pc += 2
         elif op == OP_STRING:
             if read_length(vm, c, &size) < 0:
@@ -224,7 +166,7 @@ cdef int32_t run(Vm *vm, int32_t pc, int64_t todo, Cursor *c) noexcept nogil:
             if n != NULL:
                 if not utf8_valid(p, size):
                     c.p = p
-                    return fail(vm, c, ERR_UTF8, 0, 0)
+                    return fault(&vm.f, c, ERR_UTF8, 0, 0)
                 if stored(vm, c, node_put_bytes(n, p, size)) < 0:
                     return -1
             pc += 2
@@ -237,54 +179,54 @@ cdef int32_t run(Vm *vm, int32_t pc, int64_t todo, Cursor *c) noexcept nogil:
                 return -1
             pc += 2
         elif op == OP_DOUBLE:
-            if take(vm, c, 8, &p) < 0:
+            if take(&vm.f, c, 8, &p) < 0:
                 return -1
             memcpy(&d, p, 8)
             if n != NULL and node_put_f64(n, d) < 0:
-                return fail(vm, c, ERR_NOMEM, 0, 0)
+                return fault(&vm.f, c, ERR_NOMEM, 0, 0)
             pc += 2
         elif op == OP_FLOAT:
-            if take(vm, c, 4, &p) < 0:
+            if take(&vm.f, c, 4, &p) < 0:
                 return -1
             memcpy(&f, p, 4)
             if n != NULL and node_put_f32(n, f) < 0:
-                return fail(vm, c, ERR_NOMEM, 0, 0)
+                return fault(&vm.f, c, ERR_NOMEM, 0, 0)
             pc += 2
         elif op == OP_FLOAT_DOUBLE:
-            if take(vm, c, 4, &p) < 0:
+            if take(&vm.f, c, 4, &p) < 0:
                 return -1
             memcpy(&f, p, 4)
             if n != NULL and node_put_f64(n, f) < 0:
-                return fail(vm, c, ERR_NOMEM, 0, 0)
+                return fault(&vm.f, c, ERR_NOMEM, 0, 0)
             pc += 2
         elif op == OP_INT:
             if read_long(vm, c, &v) < 0:
                 return -1
             if v < INT32_MIN or v > INT32_MAX:
-                return fail(vm, c, ERR_INT_RANGE, v, 0)
+                return fault(&vm.f, c, ERR_INT_RANGE, v, 0)
             if n != NULL and node_put_i32(n, <int32_t> v) < 0:
-                return fail(vm, c, ERR_NOMEM, 0, 0)
+                return fault(&vm.f, c, ERR_NOMEM, 0, 0)
             pc += 2
         elif op == OP_INT_FLOAT:
             if read_long(vm, c, &v) < 0:
                 return -1
             if n != NULL and node_put_f32(n, <float> v) < 0:
-                return fail(vm, c, ERR_NOMEM, 0, 0)
+                return fault(&vm.f, c, ERR_NOMEM, 0, 0)
             pc += 2
         elif op == OP_INT_DOUBLE:
             if read_long(vm, c, &v) < 0:
                 return -1
             if n != NULL and node_put_f64(n, <double> v) < 0:
-                return fail(vm, c, ERR_NOMEM, 0, 0)
+                return fault(&vm.f, c, ERR_NOMEM, 0, 0)
             pc += 2
         elif op == OP_BOOL:
-            if take(vm, c, 1, &p) < 0:
+            if take(&vm.f, c, 1, &p) < 0:
                 return -1
             if p[0] > 1:
                 c.p = p
-                return fail(vm, c, ERR_BOOL, p[0], 0)
+                return fault(&vm.f, c, ERR_BOOL, p[0], 0)
             if n != NULL and node_put_bool(n, p[0]) < 0:
-                return fail(vm, c, ERR_NOMEM, 0, 0)
+                return fault(&vm.f, c, ERR_NOMEM, 0, 0)
             pc += 2
         elif op == OP_NULL:
             if n != NULL and stored(vm, c, node_absent(vm.nodes, node)) < 0:
@@ -292,7 +234,7 @@ cdef int32_t run(Vm *vm, int32_t pc, int64_t todo, Cursor *c) noexcept nogil:
             pc += 2
         elif op == OP_RECORD:
             if n != NULL and node_mark(n, 1) < 0:
-                return fail(vm, c, ERR_NOMEM, 0, 0)
+                return fault(&vm.f, c, ERR_NOMEM, 0, 0)
             todo += w[2]
             pc += 3
         elif op == OP_UNION:
@@ -300,7 +242,7 @@ cdef int32_t run(Vm *vm, int32_t pc, int64_t todo, Cursor *c) noexcept nogil:
             if read_long(vm, c, &v) < 0:
                 return -1
             if v < 0 or v >= w[2]:
-                return fail(vm, c, ERR_UNION_INDEX, v, w[2])
+                return fault(&vm.f, c, ERR_UNION_INDEX, v, w[2])
             if run(vm, w[4 + v], 1, c) < 0:
                 return -1
             pc = w[3]
@@ -313,21 +255,21 @@ cdef int32_t run(Vm *vm, int32_t pc, int64_t todo, Cursor *c) noexcept nogil:
             if read_long(vm, c, &v) < 0:
                 return -1
             if v < 0 or v >= w[2]:
-                return fail(vm, c, ERR_ENUM_INDEX, v, w[2])
+                return fault(&vm.f, c, ERR_ENUM_INDEX, v, w[2])
             k = vm.plan[w[3] + v]
             if k < 0:
-                return fail(vm, c, ERR_ENUM_SYMBOL, v, 0)
+                return fault(&vm.f, c, ERR_ENUM_SYMBOL, v, 0)
             if n != NULL and node_put_i32(n, k) < 0:
-                return fail(vm, c, ERR_NOMEM, 0, 0)
+                return fault(&vm.f, c, ERR_NOMEM, 0, 0)
             pc += 4
         elif op == OP_FIXED:
-            if take(vm, c, w[2], &p) < 0:
+            if take(&vm.f, c, w[2], &p) < 0:
                 return -1
             if n != NULL and node_put_fixed(n, p) < 0:
-                return fail(vm, c, ERR_NOMEM, 0, 0)
+                return fault(&vm.f, c, ERR_NOMEM, 0, 0)
             pc += 3
         elif op == OP_DEC_FIXED:
-            if take(vm, c, w[2], &p) < 0:
+            if take(&vm.f, c, w[2], &p) < 0:
                 return -1
             if n != NULL and put_decimal(vm, c, n, p, w[2]) < 0:
                 return -1
@@ -368,9 +310,9 @@ cdef int32_t run(Vm *vm, int32_t pc, int64_t todo, Cursor *c) noexcept nogil:
                     if n != NULL:
                         if not utf8_valid(p, size):
                             c.p = p
-                            return fail(vm, c, ERR_UTF8, 0, 0)
+                            return fault(&vm.f, c, ERR_UTF8, 0, 0)
                         if node_mark(&vm.nodes[w[4]], 1) < 0:
-                            return fail(vm, c, ERR_NOMEM, 0, 0)
+                            return fault(&vm.f, c, ERR_NOMEM, 0, 0)
                         if stored(vm, c, node_put_bytes(&vm.nodes[w[5]], p, size)) < 0:
                             return -1
                     if run(vm, pc + 6, 1, c) < 0:
@@ -385,11 +327,11 @@ cdef int32_t run(Vm *vm, int32_t pc, int64_t todo, Cursor *c) noexcept nogil:
             if pc < 0:
                 return -1
             if inner.p != inner.end:
-                return fail(vm, c, ERR_TRAILING, inner.end - inner.p, 0)
+                return fault(&vm.f, c, ERR_TRAILING, inner.end - inner.p, 0)
         elif op == OP_FAIL:
-            return fail(vm, c, ERR_FAIL, w[1], 0)
+            return fault(&vm.f, c, ERR_FAIL, w[1], 0)
         else:
-            return fail(vm, c, ERR_FAIL, -1, 0)
+            return fault(&vm.f, c, ERR_FAIL, -1, 0)
     return pc
 
 
@@ -417,60 +359,6 @@ cdef struct Entry:
     int64_t schema_id
     const int32_t *plan
     const uint8_t *consts
-
-
-cdef inline bint is_null(const uint8_t *bits, int64_t row) noexcept nogil:
-    return bits != NULL and not (bits[row >> 3] >> (row & 7)) & 1
-
-
-cdef inline int64_t header_id(const uint8_t *p, int64_t size) noexcept nogil:
-    """The schema id of a Confluent header, or -1 when the record has none."""
-    if size < 5 or p[0] != 0:
-        return -1
-    return (<int64_t> p[1] << 24) | (<int64_t> p[2] << 16) | (<int64_t> p[3] << 8) | p[4]
-
-
-def schema_ids(raw):
-    """The distinct schema ids of a binary array of Confluent-framed records, in order of first
-    appearance, up to the first record that has no header (decoding stops there anyway)."""
-    cdef int64_t n = len(raw)
-    cdef int64_t first = raw.offset
-    buffers = raw.buffers()
-    cdef const int32_t *o = (<const int32_t *> <uintptr_t> buffers[1].address) + first
-    cdef const uint8_t *bits = NULL if buffers[0] is None else <const uint8_t *> <uintptr_t> buffers[0].address
-    cdef const uint8_t *d = NULL if buffers[2] is None else <const uint8_t *> <uintptr_t> buffers[2].address
-    cdef Buf seen
-    cdef int64_t i, j, sid, last = -1, count = 0
-    cdef int64_t *ids
-    cdef int rc = 0
-    memset(&seen, 0, sizeof(Buf))
-    with nogil:
-        for i in range(n):
-            if is_null(bits, first + i):
-                continue
-            sid = header_id(d + o[i], o[i + 1] - o[i])
-            if sid < 0:
-                break
-            if sid == last:
-                continue
-            last = sid
-            ids = <int64_t *> seen.data
-            for j in range(count):
-                if ids[j] == sid:
-                    break
-            else:
-                if buf_reserve(&seen, 8) < 0:
-                    rc = -1
-                    break
-                (<int64_t *> seen.data)[count] = sid
-                count += 1
-                seen.size += 8
-    try:
-        if rc < 0:
-            raise MemoryError()
-        return [(<int64_t *> seen.data)[j] for j in range(count)]
-    finally:
-        buf_free(&seen)
 
 
 def decode(raw, list layout, dict plans, bint framed):
@@ -517,7 +405,7 @@ def decode(raw, list layout, dict plans, bint framed):
                 c.end = c.p + size
                 if is_null(bits, first + i):
                     if node_absent(vm.nodes, 0) != 0:
-                        vm.code = ERR_NOMEM
+                        vm.f.code = ERR_NOMEM
                         bad = i
                         break
                     continue
@@ -525,9 +413,9 @@ def decode(raw, list layout, dict plans, bint framed):
                 if framed:
                     sid = header_id(c.p, size)
                     if sid < 0:
-                        vm.code = ERR_NOT_WIRE
-                        vm.a = c.p[0] if size >= 5 else -1
-                        vm.at = c.p
+                        vm.f.code = ERR_NOT_WIRE
+                        vm.f.a = c.p[0] if size >= 5 else -1
+                        vm.f.at = c.p
                         bad = i
                         break
                     c.p += 5
@@ -539,9 +427,9 @@ def decode(raw, list layout, dict plans, bint framed):
                             break
                     last_id = sid
                 if current == NULL or current.plan == NULL:
-                    vm.code = ERR_SCHEMA
-                    vm.a = sid
-                    vm.at = c.p
+                    vm.f.code = ERR_SCHEMA
+                    vm.f.a = sid
+                    vm.f.at = c.p
                     last_id = -2
                     bad = i
                     break
@@ -551,13 +439,13 @@ def decode(raw, list layout, dict plans, bint framed):
                     bad = i
                     break
                 if c.p != c.end:
-                    vm.code = ERR_TRAILING
-                    vm.a = c.end - c.p
-                    vm.at = c.p
+                    vm.f.code = ERR_TRAILING
+                    vm.f.a = c.end - c.p
+                    vm.f.at = c.p
                     bad = i
                     break
     finally:
         free(entries)
     if bad >= 0:
-        return None, (bad, vm.code, vm.a, vm.b, vm.at - (d + o[bad]) if vm.at != NULL else 0)
+        return None, (bad, vm.f.code, vm.f.a, vm.f.b, vm.f.at - (d + o[bad]) if vm.f.at != NULL else 0)
     return columns.finish(0), None

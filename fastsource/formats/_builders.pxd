@@ -242,6 +242,39 @@ cdef inline int node_absent(Node *nodes, int32_t index) noexcept nogil:
     return DEC_NOMEM if node_mark(n, valid) < 0 else 0
 
 
+cdef inline int node_put_zero(Node *n) noexcept nogil:
+    """One valid slot holding the zero of a scalar node (0, false, empty)."""
+    cdef bint nullable = n.nullable
+    cdef int rc
+    n.nullable = 0
+    rc = node_absent(n, 0)
+    n.nullable = nullable
+    return rc
+
+
+cdef inline void node_retract(Node *n) noexcept nogil:
+    """Drop the last slot of a scalar node (a repeated singular field: the last value wins)."""
+    cdef int64_t i = n.length - 1
+    cdef int32_t end
+    if i < 0:
+        return
+    if n.has_validity:
+        if not (n.validity.data[i >> 3] >> (i & 7)) & 1:
+            n.nulls -= 1
+        n.validity.data[i >> 3] &= <char> ~(1 << (i & 7))
+        n.validity.size = (i + 7) >> 3
+    if n.kind == NODE_BOOL:
+        n.data.data[i >> 3] &= <char> ~(1 << (i & 7))
+        n.data.size = (i + 7) >> 3
+    elif n.kind == NODE_FIXED:
+        n.data.size -= n.width
+    elif n.kind == NODE_BINARY:
+        n.offsets.size -= 4
+        memcpy(&end, n.offsets.data + n.offsets.size - 4, 4)
+        n.data.size = end
+    n.length = i
+
+
 cdef inline bint utf8_valid(const uint8_t *p, int64_t size) noexcept nogil:
     """Whether `p[:size]` is well-formed UTF-8 (no overlong forms, surrogates or code points past
     U+10FFFF); ASCII runs are checked eight bytes at a time."""

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from fastsource.errors import ConfigError
 from fastsource.formats import Format, RecordDecodeError
-from fastsource.formats import _avro
+from fastsource.formats import _avro, _wire
 from fastsource.formats._builders import LAYOUT_FIELDS  # noqa: F401  (documents the layout tuples)
 
 OP = _avro.OPCODES
@@ -709,7 +709,7 @@ class Avro(Format):
             raise ConfigError("Avro(schema_registry=...) without reader_schema is bound to its topics when "
                               "the read starts; decode() was called before")
         framed = self.registry is not None
-        ids = _avro.schema_ids(raw) if framed else [0]
+        ids = _wire.schema_ids(raw) if framed else [0]
         plans = {schema_id: self._plan(schema_id) for schema_id in ids}
         array, bad = _avro.decode(raw, self._layout.nodes,
                                   {k: v if isinstance(v, _avro.Plan) else None for k, v in plans.items()},

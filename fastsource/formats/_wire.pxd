@@ -1,0 +1,86 @@
+# Reading primitives shared by the compiled decoders (_avro.pyx, _protobuf.pyx): a cursor over one
+# record, varints, Confluent's header, and the fault that says what was wrong and where.
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+
+from fastsource.formats._builders cimport DEC_NOMEM, DEC_TOO_LARGE
+
+# What was wrong with a record (codes shared by the decoders; each adds its own from 32 on).
+cdef enum:
+    ERR_NOMEM = DEC_NOMEM
+    ERR_TOO_LARGE = DEC_TOO_LARGE
+    ERR_NOT_WIRE = 3         # a: first byte (-1: shorter than the header)
+    ERR_SCHEMA = 4           # a: schema id that has no plan (unknown, or unusable)
+    ERR_TRUNCATED = 5
+    ERR_VARINT = 6           # a varint longer than 10 bytes
+    ERR_NEG_LENGTH = 7       # a: length
+    ERR_LENGTH = 8           # a: length, b: bytes left
+    ERR_UTF8 = 9
+    ERR_TRAILING = 10        # a: bytes left after the datum
+    ERR_DEPTH = 11           # a: max_depth
+
+
+cdef struct Cursor:
+    const uint8_t *p
+    const uint8_t *end
+
+
+cdef struct Fault:
+    int code
+    int64_t a
+    int64_t b
+    const uint8_t *at
+
+
+cdef inline int fault(Fault *f, Cursor *c, int code, int64_t a, int64_t b) noexcept nogil:
+    f.code = code
+    f.a = a
+    f.b = b
+    f.at = c.p
+    return -1
+
+
+cdef inline int read_varint(Fault *f, Cursor *c, uint64_t *out) noexcept nogil:
+    """An unsigned varint of at most 10 bytes."""
+    cdef const uint8_t *p = c.p
+    cdef uint64_t result = 0
+    cdef uint8_t byte
+    cdef int shift = 0
+    if p < c.end and p[0] < 0x80:
+        out[0] = p[0]
+        c.p = p + 1
+        return 0
+    while True:
+        if p >= c.end:
+            return fault(f, c, ERR_TRUNCATED, 0, 0)
+        byte = p[0]
+        p += 1
+        result |= (<uint64_t> (byte & 0x7F)) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            return fault(f, c, ERR_VARINT, 0, 0)
+    c.p = p
+    out[0] = result
+    return 0
+
+
+cdef inline int take(Fault *f, Cursor *c, int64_t size, const uint8_t **out) noexcept nogil:
+    """The next `size` bytes."""
+    if c.end - c.p < size:
+        return fault(f, c, ERR_TRUNCATED, 0, 0)
+    out[0] = c.p
+    c.p += size
+    return 0
+
+
+cdef inline bint is_null(const uint8_t *bits, int64_t row) noexcept nogil:
+    return bits != NULL and not (bits[row >> 3] >> (row & 7)) & 1
+
+
+cdef inline int64_t header_id(const uint8_t *p, int64_t size) noexcept nogil:
+    """The schema id of a Confluent header (magic byte 0, 4-byte big-endian id), or -1 when the
+    record has none."""
+    if size < 5 or p[0] != 0:
+        return -1
+    return (<int64_t> p[1] << 24) | (<int64_t> p[2] << 16) | (<int64_t> p[3] << 8) | p[4]
