@@ -31,6 +31,8 @@ JAVA_MINIMUM = 21
 # Below the kernel's ephemeral port range, like the broker's; the management interface takes port + 1.
 DEFAULT_PORT = 18181
 CCOMPAT_PATH = "/apis/ccompat/v7"
+# Quarkus starts in ~10 s on an idle machine, but took over 120 s on a 2-core machine at load 20.
+START_TIMEOUT_S = 300.0
 _JVM_FLAGS = ["-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=true"]
 
 
@@ -132,7 +134,7 @@ class LocalRegistry:
         state = "running" if _answers(self.url, 5) else "starting or unresponsive"
         return f"{state}: {self.url} (pid {pid}, log {self.log_file})"
 
-    def start(self, timeout: float = 120.0) -> str:
+    def start(self, timeout: float = START_TIMEOUT_S) -> str:
         """Start the registry unless it already runs here; returns its base URL once it answers."""
         check_port(self.port)
         if self.pid() is not None:

@@ -64,15 +64,16 @@ def _registry(args: argparse.Namespace) -> int:
 
 
 def _service(commands: argparse._SubParsersAction, name: str, help: str, func, port_help: str,
-             default_port: int, wipe_help: str, verbose: argparse.ArgumentParser
-             ) -> argparse._SubParsersAction:
+             default_port: int, wipe_help: str, verbose: argparse.ArgumentParser,
+             start_timeout: float = 120.0) -> argparse._SubParsersAction:
     """`fastsource NAME start|stop|status [--port P]` for a local service; returns its actions."""
     from fastsource.cli.broker import port, timeout
 
     service = commands.add_parser(name, parents=[verbose], help=help)
     actions = service.add_subparsers(dest="action", required=True, metavar="ACTION")
     start = actions.add_parser("start", parents=[verbose], help="start it (or report the one already running)")
-    start.add_argument("--timeout", type=timeout, default=120.0, help="seconds to wait for start-up")
+    start.add_argument("--timeout", type=timeout, default=start_timeout,
+                       help=f"seconds to wait for start-up (default {start_timeout:.0f})")
     stop = actions.add_parser("stop", parents=[verbose], help="stop it")
     stop.add_argument("--wipe", action="store_true", help=wipe_help)
     actions.add_parser("status", parents=[verbose], help="tell whether it runs")
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fastsource import __version__
     from fastsource.broker import DEFAULT_PORT
     from fastsource.cli.broker import port, timeout
-    from fastsource.registry import DEFAULT_PORT as REGISTRY_PORT
+    from fastsource.registry import DEFAULT_PORT as REGISTRY_PORT, START_TIMEOUT_S as REGISTRY_START_TIMEOUT
 
     parser = Parser(prog="fastsource", description="Read Apache Kafka into Apache Arrow.")
     parser.add_argument("--version", action="version", version=f"fastsource {__version__}")
@@ -200,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", help="where Kafka keeps its logs (default: under FASTSOURCE_HOME)")
     _service(commands, "registry", "run a local Confluent-compatible Schema Registry (Apicurio, loopback)",
              _registry, f"HTTP port (default {REGISTRY_PORT}; management: port + 1)", REGISTRY_PORT,
-             "also delete its run directory (pid, log)", verbose)
+             "also delete its run directory (pid, log)", verbose, REGISTRY_START_TIMEOUT)
 
     bench = commands.add_parser("bench", help="run the benchmark suite (quick by default; --full; --peers; --ray: the Ray suite)",
                                 add_help=False)
