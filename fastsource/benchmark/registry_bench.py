@@ -3,6 +3,7 @@
     fastsource bench --registry                                   # smoke run: 50 k records, 1 round
     fastsource bench --registry --full                            # 2 M records per topic, 5 rounds
     fastsource bench --registry --records 1000000 --rounds 3 --schema-registry URL --bootstrap HOST:PORT
+    fastsource bench --registry --cases avro-6,protobuf-6 --no-flink   # some topics, no JVM
 
 Four topics, produced once with confluent-kafka's AvroSerializer / ProtobufSerializer against a real
 Schema Registry (the project's local one unless --schema-registry is given): a 6-field record (long,
@@ -76,16 +77,18 @@ def produce(bootstrap: str, registry_url: str, topic: str, messages: int, serial
 
 
 def _cases(bootstrap: str, registry_url: str, topics: dict[str, str], work: Path,
-           unavailable: dict[str, str]) -> dict[str, dict[str, list[str]]]:
+           unavailable: dict[str, str], flink_too: bool = True) -> dict[str, dict[str, list[str]]]:
     from fastsource.benchmark import schemas
     from fastsource.benchmark.peers import flink_peer as flink
 
     parts = str(suite.PARTITIONS)
     py = [sys.executable, str(suite.HERE / "readers.py")]
-    try:
-        classpath, reason = flink.prepare(), None
-    except flink.Unavailable as exc:
-        classpath, reason = "", f"unavailable: {exc}"
+    classpath, reason = "", None
+    if flink_too:
+        try:
+            classpath = flink.prepare()
+        except flink.Unavailable as exc:
+            reason = f"unavailable: {exc}"
     cases: dict[str, dict[str, list[str]]] = {}
     for case, serialization, kind in TOPICS:
         if case not in topics:
@@ -99,7 +102,7 @@ def _cases(bootstrap: str, registry_url: str, topics: dict[str, str], work: Path
         }
         if importlib.util.find_spec(f"fastsource.formats.{serialization}") is None:
             unavailable[FS_FORMAT[serialization]] = f"unavailable: fastsource.formats.{serialization} is missing"
-        if serialization == "avro":
+        if serialization == "avro" and flink_too:
             schema_file = work / f"{kind}.avsc"
             schema_file.write_text(json.dumps(schemas.SMALL_AVRO if kind == "small" else schemas.WIDE_AVRO))
             cases[case][FLINK] = flink.command(classpath, bootstrap, topic, 1, "avro", schema_file)
@@ -135,7 +138,7 @@ def _from_first(fast: list[dict], other: list[dict]) -> float:
 
 
 def run(bootstrap: str, registry_url: str, n: int, rounds: int, work: Path,
-        markdown: Path | None = None, only: list[str] | None = None) -> None:
+        markdown: Path | None = None, only: list[str] | None = None, flink_too: bool = True) -> None:
     """Produce the topics (unless present), run every reader `rounds` times, print the tables."""
     from fastsource.benchmark.peers import _table
 
@@ -145,7 +148,7 @@ def run(bootstrap: str, registry_url: str, n: int, rounds: int, work: Path,
     for case, serialization, kind in chosen:
         produce(bootstrap, registry_url, topics[case], n, serialization, kind)
     failures: dict[str, str] = {}
-    cases = _cases(bootstrap, registry_url, topics, work, failures)
+    cases = _cases(bootstrap, registry_url, topics, work, failures, flink_too)
     for name, reason in failures.items():
         print(f"  {name}: {reason}", flush=True)
     results = suite.run_rounds(cases, rounds, n, failures, timeout=120 + n / 5_000)
@@ -176,7 +179,7 @@ def main(args: argparse.Namespace) -> None:
             url = registry.start()
         try:
             run(bootstrap, url, n, rounds, work, args.markdown,
-                args.cases.split(",") if args.cases else None)
+                args.cases.split(",") if args.cases else None, not args.no_flink)
         finally:
             if registry is not None:
                 registry.stop()

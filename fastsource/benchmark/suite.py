@@ -318,6 +318,7 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
                              "deserializers, the Binary read and Flink (50 k records; --full: 2 M)")
     parser.add_argument("--cases", metavar="CASE,...",
                         help="with --registry: only these of avro-6, avro-wide, protobuf-6, protobuf-wide")
+    parser.add_argument("--no-flink", action="store_true", help="with --registry: leave Flink out")
     parser.add_argument("--schema-registry", metavar="URL",
                         help="with --registry: use this registry instead of a local one")
     parser.add_argument("--markdown", type=Path,
