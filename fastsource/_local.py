@@ -74,7 +74,18 @@ def running_pid(pid_file: Path) -> Optional[int]:
     return pid if pid_alive(pid) else None
 
 
-def stop_group(pid: int, timeout: float) -> None:
+def stop_service(pid_file: Path, timeout: float) -> bool:
+    """Stop the service whose pid `pid_file` holds (its process group: SIGTERM, then SIGKILL after
+    `timeout` seconds) and remove the file. Returns whether it was running."""
+    pid = running_pid(pid_file)
+    if pid is None:
+        return False
+    _stop_group(pid, timeout)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _stop_group(pid: int, timeout: float) -> None:
     """End the process group led by `pid`: SIGTERM, then SIGKILL after `timeout` seconds."""
     try:
         os.killpg(pid, signal.SIGTERM)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from fastsource._local import fetch_once, find_java, home, maven, port_open, running_pid, stop_group, tail
+from fastsource._local import fetch_once, find_java, home, maven, port_open, running_pid, stop_service, tail
 from fastsource.errors import RegistryLauncherError
 
 log = logging.getLogger(__name__)
@@ -180,12 +180,7 @@ class LocalRegistry:
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the registry (SIGTERM, then SIGKILL after `timeout`). Returns whether one was running."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        stop_group(pid, timeout)
-        self._pid_file.unlink(missing_ok=True)
-        return True
+        return stop_service(self._pid_file, timeout)
 
     def wipe(self) -> None:
         """Delete this registry's run directory (pid, log); it must be stopped. Schemas live in its

@@ -151,7 +151,7 @@ def run(bootstrap: str, registry_url: str, n: int, rounds: int, work: Path,
     cases = _cases(bootstrap, registry_url, topics, work, failures, flink_too)
     for name, reason in failures.items():
         print(f"  {name}: {reason}", flush=True)
-    results = suite.run_rounds(cases, rounds, n, failures, timeout=120 + n / 5_000)
+    results = suite.run_rounds(cases, rounds, n, failures, timeout=120 + n / 250)
     lines = [f"## Schema Registry formats: {n:,} records per topic, {suite.PARTITIONS} partitions, "
              f"{rounds} round(s), median", ""]
     serializations = {case: serialization for case, serialization, _ in TOPICS}

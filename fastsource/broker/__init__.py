@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastsource._local import fetch_once, find_java, home, maven, port_open, running_pid, stop_group, tail
+from fastsource._local import fetch_once, find_java, home, maven, port_open, running_pid, stop_service, tail
 from fastsource.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -219,12 +219,7 @@ class LocalBroker:
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the broker (SIGTERM, then SIGKILL after `timeout`). Returns whether one was running."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        stop_group(pid, timeout)
-        (self.run_dir / "broker.pid").unlink(missing_ok=True)
-        return True
+        return stop_service((self.run_dir / "broker.pid"), timeout)
 
     def wipe(self) -> None:
         """Delete this broker's data and its run directory (pid, log, properties); it must be stopped."""

@@ -1,8 +1,10 @@
-"""`fastsource broker start|stop|status`: the local Kafka broker for trying fastsource out."""
+"""`fastsource broker start|stop|status`: the local Kafka broker for trying fastsource out; and what
+the local services' commands (broker, schema registry) share."""
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any, Optional
 
 
 def port(text: str) -> int:
@@ -22,19 +24,26 @@ def run(args: argparse.Namespace) -> int:
     from fastsource.broker import LocalBroker, download_notice
 
     broker = LocalBroker(port=args.port, data_dir=getattr(args, "data_dir", None))
+    return run_service(args, broker, broker.address, download_notice(), "broker",
+                       f"its data and {broker.run_dir}")
+
+
+def run_service(args: argparse.Namespace, service: Any, address: str, notice: Optional[str], what: str,
+                wiped: str) -> int:
+    """start|stop [--wipe]|status of a local service (the broker, the schema registry): `start` prints
+    `notice` (a first download) on stderr, then the address as the last line of stdout."""
     if args.action == "start":
-        notice = download_notice()
         if notice:
             print(notice, file=sys.stderr, flush=True)
-        print(broker.start(timeout=args.timeout))
+        print(service.start(timeout=args.timeout))
     elif args.action == "stop":
-        stopped = broker.stop()
-        print(f"stopped {broker.address}" if stopped else f"no broker running on port {args.port}")
+        stopped = service.stop()
+        print(f"stopped {address}" if stopped else f"no {what} running on port {args.port}")
         if args.wipe:
-            broker.wipe()
-            print(f"wiped its data and {broker.run_dir}")
+            service.wipe()
+            print(f"wiped {wiped}")
     else:
-        print(broker.status())
+        print(service.status())
     return 0
 
 

@@ -58,9 +58,11 @@ def _broker(args: argparse.Namespace) -> int:
 
 
 def _registry(args: argparse.Namespace) -> int:
-    from fastsource.cli.registry import run
+    from fastsource.cli.broker import run_service
+    from fastsource.registry import LocalRegistry, download_notice
 
-    return run(args)
+    registry = LocalRegistry(port=args.port)
+    return run_service(args, registry, registry.url, download_notice(), "registry", str(registry.run_dir))
 
 
 def _service(commands: argparse._SubParsersAction, name: str, help: str, func, port_help: str,
