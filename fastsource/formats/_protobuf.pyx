@@ -95,11 +95,13 @@ cdef inline int read_length(Vm *vm, Cursor *c, int64_t *out) noexcept nogil:
     """A length-delimited value's length (an error points at the length)."""
     cdef const uint8_t *start = c.p
     cdef uint64_t raw
+    cdef int64_t left
     if read_varint(&vm.f, c, &raw) < 0:
         return -1
-    if raw > <uint64_t> (c.end - c.p):
+    left = c.end - c.p
+    if raw > <uint64_t> left:
         c.p = start
-        return fault(&vm.f, c, ERR_LENGTH, <int64_t> raw if raw <= <uint64_t> INT64_MAX else -1, c.end - start)
+        return fault(&vm.f, c, ERR_LENGTH, <int64_t> raw if raw <= <uint64_t> INT64_MAX else -1, left)
     out[0] = <int64_t> raw
     return 0
 

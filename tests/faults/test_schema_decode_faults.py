@@ -13,7 +13,7 @@ HERE = Path(__file__).parent
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("format_name", ["avro", "avro-framed"])
+@pytest.mark.parametrize("format_name", ["avro", "avro-framed", "protobuf"])
 def test_valid_mutated_and_random_records_never_crash_a_schema_decoder(format_name):
     result = run_python([str(HERE / "schema_decode_properties.py"), format_name, "150", "50000"], timeout=290)
     assert f"{format_name}: ok" in result.stdout
