@@ -340,12 +340,12 @@ class _Planner:
         self.consts = bytearray()
         self.tables: list[tuple[int, list[int]]] = []
 
-    def plan(self, writer: Any) -> "_avro.Plan":
+    def plan(self, writer: Any) -> "_wire.Plan":
         self.emit(writer, self.wn, self.reader, self.layout.root, 1)
         for start, table in self.tables:  # enum tables go after the program
             self.words[start + 3] = len(self.words)
             self._put(*table)
-        return _avro.Plan(self.words, bytes(self.consts))
+        return _wire.Plan(self.words, bytes(self.consts))
 
     def _enum(self, node: int, table: list[int]) -> None:
         self.tables.append((self._put(OP["ENUM"], node, len(table), 0), table))
@@ -685,7 +685,7 @@ class Avro(Format):
             self._plans[schema_id] = plan
         return plan
 
-    def _make_plan(self, schema_id: int) -> Union["_avro.Plan", str]:
+    def _make_plan(self, schema_id: int) -> Union["_wire.Plan", str]:
         """A writer schema's plan, or the reason there is none."""
         if self.registry is None:
             writer, names = self._reader, self._layout.names
@@ -712,7 +712,7 @@ class Avro(Format):
         ids = _wire.schema_ids(raw) if framed else [0]
         plans = {schema_id: self._plan(schema_id) for schema_id in ids}
         array, bad = _avro.decode(raw, self._layout.nodes,
-                                  {k: v if isinstance(v, _avro.Plan) else None for k, v in plans.items()},
+                                  {k: v if isinstance(v, _wire.Plan) else None for k, v in plans.items()},
                                   framed)
         if bad is None:
             return array

@@ -232,7 +232,7 @@ class Protobuf(Format):
         self._setup()
 
     def _setup(self) -> None:
-        self._plan = _protobuf.Plan(self._words)
+        self._plan = _wire.Plan(self._words)
         self._ids: dict[int, Optional[str]] = {}  # schema id -> None (usable) or why not
         self._lock = threading.Lock()
 

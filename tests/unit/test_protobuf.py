@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from hypothesis import given, settings
@@ -114,12 +114,6 @@ def test_a_descriptor_works_as_the_message():
     assert Protobuf(pb.All.DESCRIPTOR).decode(raw).equals(Protobuf(pb.All).decode(raw))
 
 
-@pytest.fixture()
-def mock_registry(request):
-    name = "".join(c if c.isalnum() else "-" for c in request.node.name)
-    return SchemaRegistryClient.new_client({"url": f"mock://{name}"})
-
-
 def test_confluent_framing_decodes_as_the_protobuf_deserializer_reads_it(mock_registry):
     serializer = ProtobufSerializer(pb.All, mock_registry, {"use.deprecated.format": False})
     ctx = SerializationContext("pbt", MessageField.VALUE)
@@ -164,28 +158,11 @@ def test_bad_input_is_an_undecodable_record_with_its_reason(mock_registry, case)
     schema_id = struct.unpack(">I", good[1:5])[0]
     avro_id = mock_registry.register_schema("other-value", Schema('"long"', "AVRO"))
     payload, reason = bad_cases(schema_id, avro_id)[case]
-    fmt = Protobuf(pb.All, schema_registry=fixtures_registry(mock_registry))
+    fmt = Protobuf(pb.All, schema_registry=mock_registry)
     assert fmt.decode(pa.array([good], pa.binary())).to_pylist()[0]["s"] == "ok"
     with pytest.raises(RecordDecodeError, match=reason) as info:
         fmt.decode(pa.array([good, None, payload, good], pa.binary()))
     assert info.value.row == 2
-
-
-def fixtures_registry(client):
-    """The mock registry answering an unknown id as Confluent's registry does (error code 40403)."""
-    from confluent_kafka.schema_registry.error import SchemaRegistryError
-
-    class ConfluentCodes:
-        def __getattr__(self, name):
-            return getattr(client, name)
-
-        def get_schema(self, schema_id, *args, **kwargs):
-            try:
-                return client.get_schema(schema_id, *args, **kwargs)
-            except SchemaRegistryError as exc:
-                raise SchemaRegistryError(404, 40403, "Schema not found") from exc
-
-    return ConfluentCodes()
 
 
 def test_a_recursive_message_is_refused():
