@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence, Union
 import pyarrow as pa
 
 from fastsource.errors import ConfigError
-from fastsource.formats import Format, RecordDecodeError
+from fastsource.formats import Format, RecordDecodeError, as_binary
 from fastsource.formats import _avro, _wire
 from fastsource.formats._builders import LAYOUT_FIELDS  # noqa: F401  (documents the layout tuples)
 
@@ -708,6 +708,7 @@ class Avro(Format):
         if self._layout is None:
             raise ConfigError("Avro(schema_registry=...) without reader_schema is bound to its topics when "
                               "the read starts; decode() was called before")
+        raw = as_binary(raw)
         framed = self.registry is not None
         ids = _wire.schema_ids(raw) if framed else [0]
         plans = {schema_id: self._plan(schema_id) for schema_id in ids}

@@ -404,3 +404,12 @@ def test_through_the_emitter_a_bad_record_names_its_offset_or_becomes_a_dead_let
     assert batch.column("value").to_pylist() == [{"a": 1}, {"a": 2}]
     assert emitter.dead_letters[0].column("offset").to_pylist() == [11]
     assert "truncated" in emitter.dead_letters[0].column("error")[0].as_py()
+
+
+def test_large_binary_and_empty_batches_decode():
+    schema = {"type": "record", "name": "R", "fields": [{"name": "a", "type": "long"}]}
+    fmt = Avro(schema=schema)
+    values = [encode(schema, {"a": 5}), None]
+    assert fmt.decode(pa.array(values, pa.large_binary())).to_pylist() == [{"a": 5}, None]
+    empty = fmt.decode(pa.array([], pa.binary()))
+    assert len(empty) == 0 and empty.type == fmt.output_type()
