@@ -1,8 +1,12 @@
-"""Micro-benchmark of the compiled Avro decoder (not a test): N records of a 6-field record (long,
-string, double, boolean, timestamp-millis, nullable string) from one pa.BinaryArray, decoded by
-fastsource's Avro format vs fastavro's schemaless_reader + pa.Table.from_pylist.
+"""Micro-benchmark of the compiled schema decoders (not a test): N records of a 6-field record (long,
+string, double, boolean, timestamp-millis, nullable string) in one pa.BinaryArray, decoded batch by
+batch by fastsource's Avro and Protobuf formats, against the per-record Python path (fastavro's
+schemaless_reader / protobuf's ParseFromString + MessageToDict-like dicts, then pa.Table.from_pylist).
 
-    .venv/bin/python bench/decode_micro.py [--records N] [--rounds R] [--batch B]
+Rates are records per second of CPU time of this process (time.process_time) as well as of wall
+time: on a shared, loaded machine the CPU-time rate is the stable one.
+
+    .venv/bin/python bench/decode_micro.py [--records N] [--rounds R] [--batch B] [--python-records P]
 """
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ import argparse
 import io
 import statistics
 import time
+from typing import Any, Callable
 
 import fastavro
 import pyarrow as pa
 
 from fastsource.formats.avro import Avro
+from fastsource.formats.protobuf import Protobuf
 
 SCHEMA = {"type": "record", "name": "Event", "fields": [
     {"name": "id", "type": "long"}, {"name": "name", "type": "string"}, {"name": "score", "type": "double"},
@@ -22,49 +28,105 @@ SCHEMA = {"type": "record", "name": "Event", "fields": [
     {"name": "note", "type": ["null", "string"]}]}
 
 
+def event(i: int) -> dict:
+    return {"id": i * 7919, "name": f"user-{i % 1000}", "score": i / 3.0, "ok": i % 2 == 0,
+            "ts": 1_700_000_000_000 + i, "note": None if i % 3 else f"note {i}"}
+
+
 def records(n: int) -> pa.BinaryArray:
+    """N Avro datums of SCHEMA."""
     parsed = fastavro.parse_schema(SCHEMA)
     out = []
     buf = io.BytesIO()
     for i in range(n):
         buf.seek(0)
         buf.truncate()
-        fastavro.schemaless_writer(buf, parsed, {"id": i * 7919, "name": f"user-{i % 1000}", "score": i / 3.0,
-                                                 "ok": i % 2 == 0, "ts": 1_700_000_000_000 + i,
-                                                 "note": None if i % 3 else f"note {i}"})
+        fastavro.schemaless_writer(buf, parsed, event(i))
         out.append(buf.getvalue())
     return pa.array(out, pa.binary())
+
+
+def event_message() -> Any:
+    """The same record as a Protobuf message class, built from a descriptor (no protoc needed)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
+
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
+    f = descriptor_pb2.FileDescriptorProto(name="bench_event.proto", package="bench", syntax="proto3",
+                                           dependency=["google/protobuf/timestamp.proto"])
+    m = f.message_type.add(name="Event")
+    T = descriptor_pb2.FieldDescriptorProto
+    for number, (name, kind) in enumerate([("id", T.TYPE_INT64), ("name", T.TYPE_STRING), ("score", T.TYPE_DOUBLE),
+                                           ("ok", T.TYPE_BOOL)], start=1):
+        m.field.add(name=name, number=number, type=kind, label=T.LABEL_OPTIONAL)
+    m.field.add(name="ts", number=5, type=T.TYPE_MESSAGE, type_name=".google.protobuf.Timestamp",
+                label=T.LABEL_OPTIONAL)
+    m.oneof_decl.add(name="_note")
+    m.field.add(name="note", number=6, type=T.TYPE_STRING, label=T.LABEL_OPTIONAL, oneof_index=0,
+                proto3_optional=True)
+    pool.Add(f)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("bench.Event"))
+
+
+def messages(cls: Any, n: int) -> pa.BinaryArray:
+    out = []
+    for i in range(n):
+        e = event(i)
+        msg = cls(id=e["id"], name=e["name"], score=e["score"], ok=e["ok"])
+        msg.ts.FromMilliseconds(e["ts"])
+        if e["note"] is not None:
+            msg.note = e["note"]
+        out.append(msg.SerializeToString())
+    return pa.array(out, pa.binary())
+
+
+def measure(label: str, count: int, rounds: int, work: Callable[[], None]) -> None:
+    cpu, wall = [], []
+    for _ in range(rounds):
+        c, w = time.process_time(), time.perf_counter()
+        work()
+        cpu.append(count / (time.process_time() - c))
+        wall.append(count / (time.perf_counter() - w))
+    print(f"{label}: median {statistics.median(cpu) / 1e6:.3f} M records per CPU-second "
+          f"(rounds {', '.join(f'{r / 1e6:.2f}' for r in cpu)}); wall {statistics.median(wall) / 1e6:.3f} M/s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=0, help="records per decode call (0: all at once)")
-    parser.add_argument("--fastavro-records", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=10_000, help="records per decode call")
+    parser.add_argument("--python-records", type=int, default=50_000)
     args = parser.parse_args()
     raw = records(args.records)
-    size = args.batch or len(raw)
-    fmt = Avro(schema=SCHEMA)
-    rates = []
-    for _ in range(args.rounds):
-        start = time.perf_counter()
-        for at in range(0, len(raw), size):
-            fmt.decode(raw.slice(at, size))
-        rates.append(len(raw) / (time.perf_counter() - start))
-    print(f"fastsource Avro: {len(raw)} records of {raw.nbytes / len(raw):.1f} B, batch {size}: "
-          f"median {statistics.median(rates) / 1e6:.2f} M records/s (rounds: "
-          f"{', '.join(f'{r / 1e6:.2f}' for r in rates)})")
+    size = args.batch
+
+    def batches(fmt: Any, data: pa.Array) -> Callable[[], None]:
+        return lambda: [fmt.decode(data.slice(at, size)) for at in range(0, len(data), size)]
+
+    print(f"{len(raw)} Avro records of {raw.nbytes / len(raw):.1f} B, batches of {size}")
+    measure("fastsource Avro", len(raw), args.rounds, batches(Avro(schema=SCHEMA), raw))
     parsed = fastavro.parse_schema(SCHEMA)
-    sample = raw.slice(0, args.fastavro_records).to_pylist()
-    rates = []
-    for _ in range(max(1, args.rounds // 2)):
-        start = time.perf_counter()
-        rows = [fastavro.schemaless_reader(io.BytesIO(value), parsed) for value in sample]
+    sample = raw.slice(0, args.python_records).to_pylist()
+    measure("fastavro schemaless_reader + pa.Table.from_pylist", len(sample), max(1, args.rounds // 2),
+            lambda: pa.Table.from_pylist([fastavro.schemaless_reader(io.BytesIO(v), parsed) for v in sample]))
+
+    cls = event_message()
+    data = messages(cls, args.records)
+    print(f"{len(data)} Protobuf records of {data.nbytes / len(data):.1f} B, batches of {size}")
+    measure("fastsource Protobuf", len(data), args.rounds, batches(Protobuf(cls), data))
+    psample = data.slice(0, args.python_records).to_pylist()
+
+    def python_protobuf() -> None:
+        rows = []
+        for value in psample:
+            msg = cls.FromString(value)
+            rows.append({"id": msg.id, "name": msg.name, "score": msg.score, "ok": msg.ok,
+                         "ts": msg.ts.ToNanoseconds(), "note": msg.note if msg.HasField("note") else None})
         pa.Table.from_pylist(rows)
-        rates.append(len(sample) / (time.perf_counter() - start))
-    print(f"fastavro schemaless_reader + from_pylist: {len(sample)} records: "
-          f"median {statistics.median(rates) / 1e6:.3f} M records/s")
+
+    measure("protobuf FromString + dicts + pa.Table.from_pylist", len(psample), max(1, args.rounds // 2),
+            python_protobuf)
 
 
 if __name__ == "__main__":

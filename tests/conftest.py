@@ -121,3 +121,28 @@ def any_transport(request, monkeypatch):
     factory = PicklingTransport if request.param == "pickling" else InProcessTransport
     monkeypatch.setattr("fastsource.source.default_runtime", lambda: InProcessRuntime(factory))
     return request.param
+
+
+@pytest.fixture
+def mock_registry(request):
+    """confluent-kafka's in-process mock Schema Registry (unit tests only), one per test, answering an
+    id it does not have as Confluent's registry does (HTTP 404, error code 40403; the mock says 40400)."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    name = "".join(c if c.isalnum() else "-" for c in request.node.name)
+    client = SchemaRegistryClient.new_client({"url": f"mock://{name}"})
+
+    class ConfluentCodes:
+        def __getattr__(self, attribute: str):
+            return getattr(client, attribute)
+
+        def get_schema(self, schema_id, *args, **kwargs):
+            try:
+                return client.get_schema(schema_id, *args, **kwargs)
+            except SchemaRegistryError as exc:
+                if exc.http_status_code == 404:
+                    raise SchemaRegistryError(404, 40403, "Schema not found") from exc
+                raise
+
+    return ConfluentCodes()

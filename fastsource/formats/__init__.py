@@ -51,6 +51,11 @@ class Format:
         raise NotImplementedError
 
 
+def as_binary(raw: pa.Array) -> pa.Array:
+    """The records as a `binary` array (what the compiled decoders read: 32-bit offsets)."""
+    return raw if raw.type == pa.binary() else raw.cast(pa.binary())
+
+
 def _first_failing_row(raw: pa.Array, attempt: Callable[[pa.Array], object]) -> int:
     """Bisect to the first row on which `attempt` fails (only on the error path)."""
     lo, hi = 0, len(raw)

@@ -335,26 +335,6 @@ cdef int32_t run(Vm *vm, int32_t pc, int64_t todo, Cursor *c) noexcept nogil:
     return pc
 
 
-cdef class Plan:
-    """A decode plan: the words of its program and the encoded defaults it reads."""
-    cdef int32_t *words
-    cdef int32_t size
-    cdef bytes consts
-
-    def __cinit__(self, words, bytes consts):
-        cdef int32_t i
-        self.size = len(words)
-        self.words = <int32_t *> malloc(max(self.size, 1) * sizeof(int32_t))
-        if self.words == NULL:
-            raise MemoryError()
-        for i in range(self.size):
-            self.words[i] = words[i]
-        self.consts = consts
-
-    def __dealloc__(self):
-        free(self.words)
-
-
 cdef struct Entry:
     int64_t schema_id
     const int32_t *plan
@@ -367,19 +347,14 @@ def decode(raw, list layout, dict plans, bint framed):
     `plans` maps schema id (or 0 when not `framed`) to a Plan, or to None when the id has no plan.
     Returns (array, None) or (None, (row, code, a, b, byte position)) for the first undecodable
     record; the batch's builders are then dropped."""
-    cdef int64_t n = len(raw)
-    cdef int64_t first = raw.offset
-    buffers = raw.buffers()
-    cdef const int32_t *o = (<const int32_t *> <uintptr_t> buffers[1].address) + first
-    cdef const uint8_t *bits = NULL if buffers[0] is None else <const uint8_t *> <uintptr_t> buffers[0].address
-    cdef const uint8_t *d = NULL if buffers[2] is None else <const uint8_t *> <uintptr_t> buffers[2].address
+    cdef Records records = records_of(raw)
     cdef ColumnSet columns = ColumnSet(layout)
     cdef int32_t count = len(plans), k = 0, found
     cdef Entry *entries = <Entry *> malloc(max(count, 1) * sizeof(Entry))
     cdef Plan plan
     cdef Vm vm
     cdef Cursor c
-    cdef int64_t i, sid, bad = -1, size
+    cdef int64_t i, sid, bad = -1
     cdef int64_t last_id = -2
     cdef Entry *current = NULL
     if entries == NULL:
@@ -399,26 +374,17 @@ def decode(raw, list layout, dict plans, bint framed):
     vm.nodes = columns.nodes
     try:
         with nogil:
-            for i in range(n):
-                size = o[i + 1] - o[i]
-                c.p = d + o[i]
-                c.end = c.p + size
-                if is_null(bits, first + i):
+            for i in range(records.n):
+                if not record_at(&records, i, &c):
                     if node_absent(vm.nodes, 0) != 0:
                         vm.f.code = ERR_NOMEM
                         bad = i
                         break
                     continue
                 sid = 0
-                if framed:
-                    sid = header_id(c.p, size)
-                    if sid < 0:
-                        vm.f.code = ERR_NOT_WIRE
-                        vm.f.a = c.p[0] if size >= 5 else -1
-                        vm.f.at = c.p
-                        bad = i
-                        break
-                    c.p += 5
+                if framed and read_header(&vm.f, &c, &sid) < 0:
+                    bad = i
+                    break
                 if sid != last_id:
                     current = NULL
                     for k in range(count):
@@ -447,5 +413,6 @@ def decode(raw, list layout, dict plans, bint framed):
     finally:
         free(entries)
     if bad >= 0:
-        return None, (bad, vm.f.code, vm.f.a, vm.f.b, vm.f.at - (d + o[bad]) if vm.f.at != NULL else 0)
+        return None, (bad, vm.f.code, vm.f.a, vm.f.b,
+                      vm.f.at - (records.data + records.offsets[bad]) if vm.f.at != NULL else 0)
     return columns.finish(0), None

@@ -95,11 +95,13 @@ cdef inline int read_length(Vm *vm, Cursor *c, int64_t *out) noexcept nogil:
     """A length-delimited value's length (an error points at the length)."""
     cdef const uint8_t *start = c.p
     cdef uint64_t raw
+    cdef int64_t left
     if read_varint(&vm.f, c, &raw) < 0:
         return -1
-    if raw > <uint64_t> (c.end - c.p):
+    left = c.end - c.p
+    if raw > <uint64_t> left:
         c.p = start
-        return fault(&vm.f, c, ERR_LENGTH, <int64_t> raw if raw <= <uint64_t> INT64_MAX else -1, c.end - start)
+        return fault(&vm.f, c, ERR_LENGTH, <int64_t> raw if raw <= <uint64_t> INT64_MAX else -1, left)
     out[0] = <int64_t> raw
     return 0
 
@@ -362,42 +364,19 @@ cdef int decode_message(Vm *vm, Cursor *c, int32_t pc, int32_t depth) noexcept n
     return 0
 
 
-cdef class Plan:
-    """A message's decode plan: the words of its program."""
-    cdef int32_t *words
-    cdef int32_t size
-
-    def __cinit__(self, words):
-        cdef int32_t i
-        self.size = len(words)
-        self.words = <int32_t *> malloc(max(self.size, 1) * sizeof(int32_t))
-        if self.words == NULL:
-            raise MemoryError()
-        for i in range(self.size):
-            self.words[i] = words[i]
-
-    def __dealloc__(self):
-        free(self.words)
-
-
 def decode(raw, list layout, Plan plan, dict known_ids, bint framed, int32_t max_depth):
     """Decode a binary array of Protobuf messages into the layout's root node.
 
     With `framed`, each record is in Confluent's wire format and its schema id must be a key of
     `known_ids` mapped to True. Returns (array, None) or (None, (row, code, a, b, byte position))
     for the first undecodable record; the batch's builders are then dropped."""
-    cdef int64_t n = len(raw)
-    cdef int64_t first = raw.offset
-    buffers = raw.buffers()
-    cdef const int32_t *o = (<const int32_t *> <uintptr_t> buffers[1].address) + first
-    cdef const uint8_t *bits = NULL if buffers[0] is None else <const uint8_t *> <uintptr_t> buffers[0].address
-    cdef const uint8_t *d = NULL if buffers[2] is None else <const uint8_t *> <uintptr_t> buffers[2].address
+    cdef Records records = records_of(raw)
     cdef ColumnSet columns = ColumnSet(layout)
     cdef int32_t count = len(known_ids), k = 0
     cdef int64_t *ids = <int64_t *> malloc(max(count, 1) * sizeof(int64_t))
     cdef Vm vm
     cdef Cursor c
-    cdef int64_t i, j, sid, bad = -1, size, last_ok = -2
+    cdef int64_t i, j, sid, bad = -1, last_ok = -2
     cdef uint64_t indexes, raw_index
     if ids == NULL:
         raise MemoryError()
@@ -410,23 +389,17 @@ def decode(raw, list layout, Plan plan, dict known_ids, bint framed, int32_t max
     vm.max_depth = max_depth
     try:
         with nogil:
-            for i in range(n):
-                size = o[i + 1] - o[i]
-                c.p = d + o[i]
-                c.end = c.p + size
-                if is_null(bits, first + i):
+            for i in range(records.n):
+                if not record_at(&records, i, &c):
                     if node_absent(vm.nodes, 0) != 0:
                         vm.f.code = ERR_NOMEM
                         bad = i
                         break
                     continue
                 if framed:
-                    sid = header_id(c.p, size)
-                    if sid < 0:
-                        fault(&vm.f, &c, ERR_NOT_WIRE, c.p[0] if size >= 5 else -1, 0)
+                    if read_header(&vm.f, &c, &sid) < 0:
                         bad = i
                         break
-                    c.p += 5
                     if sid != last_ok:
                         for k in range(count):
                             if ids[k] == sid:
@@ -462,5 +435,6 @@ def decode(raw, list layout, Plan plan, dict known_ids, bint framed, int32_t max
     finally:
         free(ids)
     if bad >= 0:
-        return None, (bad, vm.f.code, vm.f.a, vm.f.b, vm.f.at - (d + o[bad]) if vm.f.at != NULL else 0)
+        return None, (bad, vm.f.code, vm.f.a, vm.f.b,
+                      vm.f.at - (records.data + records.offsets[bad]) if vm.f.at != NULL else 0)
     return columns.finish(0), None

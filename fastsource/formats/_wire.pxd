@@ -1,6 +1,6 @@
 # Reading primitives shared by the compiled decoders (_avro.pyx, _protobuf.pyx): a cursor over one
 # record, varints, Confluent's header, and the fault that says what was wrong and where.
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, uintptr_t
 
 from fastsource.formats._builders cimport DEC_NOMEM, DEC_TOO_LARGE
 
@@ -84,3 +84,46 @@ cdef inline int64_t header_id(const uint8_t *p, int64_t size) noexcept nogil:
     if size < 5 or p[0] != 0:
         return -1
     return (<int64_t> p[1] << 24) | (<int64_t> p[2] << 16) | (<int64_t> p[3] << 8) | p[4]
+
+
+cdef inline int read_header(Fault *f, Cursor *c, int64_t *schema_id) noexcept nogil:
+    """Confluent's 5-byte header at the cursor: its schema id, and the cursor past it."""
+    schema_id[0] = header_id(c.p, c.end - c.p)
+    if schema_id[0] < 0:
+        return fault(f, c, ERR_NOT_WIRE, c.p[0] if c.end - c.p >= 5 else -1, 0)
+    c.p += 5
+    return 0
+
+
+cdef struct Records:
+    int64_t n
+    int64_t first
+    const int32_t *offsets
+    const uint8_t *validity
+    const uint8_t *data
+
+
+cdef inline Records records_of(object raw) except *:
+    """A view of a pyarrow binary array's buffers (valid while `raw` lives)."""
+    cdef Records r
+    buffers = raw.buffers()
+    r.n = len(raw)
+    r.first = raw.offset
+    r.offsets = (<const int32_t *> <uintptr_t> buffers[1].address) + r.first
+    r.validity = NULL if buffers[0] is None else <const uint8_t *> <uintptr_t> buffers[0].address
+    r.data = NULL if buffers[2] is None else <const uint8_t *> <uintptr_t> buffers[2].address
+    return r
+
+
+cdef inline bint record_at(const Records *r, int64_t i, Cursor *c) noexcept nogil:
+    """Point the cursor at record `i`; False when the record is null."""
+    c.p = r.data + r.offsets[i]
+    c.end = r.data + r.offsets[i + 1]
+    return not is_null(r.validity, r.first + i)
+
+
+cdef class Plan:
+    """A decode plan: the int32 words of its program and the constant bytes it reads (see _wire.pyx)."""
+    cdef int32_t *words
+    cdef int32_t size
+    cdef bytes consts

@@ -1,32 +1,45 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Confluent's wire format over a whole batch: the schema ids its records name (compiled, GIL released)."""
-from libc.stdint cimport int32_t, int64_t, uint8_t, uintptr_t
+"""Shared by the compiled decoders: decode plans (int32 words + constant bytes), and the schema ids
+that a batch of Confluent-framed records names (one pass, GIL released)."""
+from libc.stdint cimport int32_t, int64_t
+from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
 from fastsource.formats._builders cimport Buf, buf_reserve, buf_free
-from fastsource.formats._wire cimport header_id, is_null
+from fastsource.formats._wire cimport Cursor, Fault, Records, read_header, record_at, records_of
+
+
+cdef class Plan:
+    def __cinit__(self, words, bytes consts=b""):
+        cdef int32_t i
+        self.size = len(words)
+        self.words = <int32_t *> malloc(max(self.size, 1) * sizeof(int32_t))
+        if self.words == NULL:
+            raise MemoryError()
+        for i in range(self.size):
+            self.words[i] = words[i]
+        self.consts = consts
+
+    def __dealloc__(self):
+        free(self.words)
 
 
 def schema_ids(raw):
     """The distinct schema ids of a binary array of Confluent-framed records, in order of first
     appearance, up to the first record that has no header (decoding stops there anyway)."""
-    cdef int64_t n = len(raw)
-    cdef int64_t first = raw.offset
-    buffers = raw.buffers()
-    cdef const int32_t *o = (<const int32_t *> <uintptr_t> buffers[1].address) + first
-    cdef const uint8_t *bits = NULL if buffers[0] is None else <const uint8_t *> <uintptr_t> buffers[0].address
-    cdef const uint8_t *d = NULL if buffers[2] is None else <const uint8_t *> <uintptr_t> buffers[2].address
+    cdef Records records = records_of(raw)
+    cdef Cursor c
+    cdef Fault f
     cdef Buf seen
     cdef int64_t i, j, sid, last = -1, count = 0
     cdef int64_t *ids
     cdef int rc = 0
     memset(&seen, 0, sizeof(Buf))
     with nogil:
-        for i in range(n):
-            if is_null(bits, first + i):
+        for i in range(records.n):
+            if not record_at(&records, i, &c):
                 continue
-            sid = header_id(d + o[i], o[i + 1] - o[i])
-            if sid < 0:
+            if read_header(&f, &c, &sid) < 0:
                 break
             if sid == last:
                 continue
@@ -48,5 +61,3 @@ def schema_ids(raw):
         return [(<int64_t *> seen.data)[j] for j in range(count)]
     finally:
         buf_free(&seen)
-
-

@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence, Union
 import pyarrow as pa
 
 from fastsource.errors import ConfigError
-from fastsource.formats import Format, RecordDecodeError
+from fastsource.formats import Format, RecordDecodeError, as_binary
 from fastsource.formats import _avro, _wire
 from fastsource.formats._builders import LAYOUT_FIELDS  # noqa: F401  (documents the layout tuples)
 
@@ -340,12 +340,12 @@ class _Planner:
         self.consts = bytearray()
         self.tables: list[tuple[int, list[int]]] = []
 
-    def plan(self, writer: Any) -> "_avro.Plan":
+    def plan(self, writer: Any) -> "_wire.Plan":
         self.emit(writer, self.wn, self.reader, self.layout.root, 1)
         for start, table in self.tables:  # enum tables go after the program
             self.words[start + 3] = len(self.words)
             self._put(*table)
-        return _avro.Plan(self.words, bytes(self.consts))
+        return _wire.Plan(self.words, bytes(self.consts))
 
     def _enum(self, node: int, table: list[int]) -> None:
         self.tables.append((self._put(OP["ENUM"], node, len(table), 0), table))
@@ -685,7 +685,7 @@ class Avro(Format):
             self._plans[schema_id] = plan
         return plan
 
-    def _make_plan(self, schema_id: int) -> Union["_avro.Plan", str]:
+    def _make_plan(self, schema_id: int) -> Union["_wire.Plan", str]:
         """A writer schema's plan, or the reason there is none."""
         if self.registry is None:
             writer, names = self._reader, self._layout.names
@@ -708,11 +708,12 @@ class Avro(Format):
         if self._layout is None:
             raise ConfigError("Avro(schema_registry=...) without reader_schema is bound to its topics when "
                               "the read starts; decode() was called before")
+        raw = as_binary(raw)
         framed = self.registry is not None
         ids = _wire.schema_ids(raw) if framed else [0]
         plans = {schema_id: self._plan(schema_id) for schema_id in ids}
         array, bad = _avro.decode(raw, self._layout.nodes,
-                                  {k: v if isinstance(v, _avro.Plan) else None for k, v in plans.items()},
+                                  {k: v if isinstance(v, _wire.Plan) else None for k, v in plans.items()},
                                   framed)
         if bad is None:
             return array

@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence
 import pyarrow as pa
 
 from fastsource.errors import ConfigError
-from fastsource.formats import Format, RecordDecodeError
+from fastsource.formats import Format, RecordDecodeError, as_binary
 from fastsource.formats import _protobuf, _wire
 
 NODE_NULL, NODE_BOOL, NODE_FIXED, NODE_BINARY, NODE_STRUCT, NODE_LIST, NODE_UNION = range(7)
@@ -232,7 +232,7 @@ class Protobuf(Format):
         self._setup()
 
     def _setup(self) -> None:
-        self._plan = _protobuf.Plan(self._words)
+        self._plan = _wire.Plan(self._words)
         self._ids: dict[int, Optional[str]] = {}  # schema id -> None (usable) or why not
         self._lock = threading.Lock()
 
@@ -271,6 +271,7 @@ class Protobuf(Format):
         return reason
 
     def decode(self, raw: pa.Array) -> pa.Array:
+        raw = as_binary(raw)
         framed = self.registry is not None
         known = {sid: self._check_id(sid) is None for sid in _wire.schema_ids(raw)} if framed else {}
         array, bad = _protobuf.decode(raw, self._layout, self._plan, known, framed, self.max_depth)

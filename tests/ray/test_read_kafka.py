@@ -180,3 +180,25 @@ def test_ray_benchmark_quick_run(ray_local, bootstrap, capsys):
     assert "Ray Data alone: 4 read tasks that only spend CPU" in out
     assert "4 tasks / fastsource.ray.read_kafka, 1 task" in out
     assert ray.is_initialized(), "the benchmark shut down a Ray it did not start"
+
+
+def test_avro_values_decode_in_the_read_tasks(ray_local, bootstrap, make_topic, producer):
+    """A compiled schema format travels to the read tasks (its plans are rebuilt there, once per worker)."""
+    import io
+
+    import fastavro
+
+    from fastsource.formats.avro import Avro
+
+    schema = {"type": "record", "name": "R", "fields": [{"name": "n", "type": "long"},
+                                                        {"name": "tag", "type": ["null", "string"]}]}
+    topic = make_topic(partitions=2)
+    for i in range(60):
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, fastavro.parse_schema(schema), {"n": i, "tag": None if i % 2 else "t"})
+        producer.produce(topic, value=out.getvalue(), partition=i % 2)
+    producer.flush(30)
+    ds = fray.read_kafka(topic, bootstrap_servers=bootstrap, value_format=Avro(schema=schema),
+                         include_headers=False, min_read_tasks=4)
+    values = sorted((r["value"]["n"], r["value"]["tag"]) for r in rows(ds))
+    assert values == [(i, None if i % 2 else "t") for i in range(60)]
