@@ -223,10 +223,11 @@ def test_avro_keys_and_values_each_from_their_subject(bootstrap, schema_registry
     values = [every_record(i) for i in range(90)]
     keys = [{"tenant": f"t{i % 4}", "n": i} for i in range(90)]
     key_ser = AvroSerializer(client, json.dumps(KEY))
+    value_ser = AvroSerializer(client, json.dumps(EVERY_TYPE))
     raws, raw_keys = [], []
     for key, value in zip(keys, values):
         raw_key = key_ser(key, SerializationContext(topic, MessageField.KEY))
-        raw = AvroSerializer(client, json.dumps(EVERY_TYPE))(value, SerializationContext(topic, MessageField.VALUE))
+        raw = value_ser(value, SerializationContext(topic, MessageField.VALUE))
         producer.produce(topic, key=raw_key, value=raw)
         raws.append(raw)
         raw_keys.append(raw_key)
