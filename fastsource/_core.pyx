@@ -374,11 +374,18 @@ cdef object bincol_take(BinCol *c, object arrow_type, int64_t length):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Per-split fetch positions.
+# Per-split fetch positions, and where a message's split is found: the message's topic handle leads
+# to its topic (a hash of handles), the topic's partition table to the split's slot. Finished and
+# removed slots are reused, so every per-split cost stays constant however many splits came and went.
+
+cdef struct Topic:
+    char *name
+    rd_kafka_topic_t *rkt      # librdkafka's handle, known from the first message of the topic
+    int32_t *part_slot         # slot of the split reading each partition, -1 for none
+    int32_t nparts             # length of part_slot
+
 
 cdef struct Slot:
-    char *topic
-    rd_kafka_topic_t *rkt      # cached at the first message of the split
     int32_t topic_index
     int32_t partition
     int64_t next_offset        # next offset to fetch; records below it are duplicates
@@ -386,10 +393,10 @@ cdef struct Slot:
     int64_t batch_records
     int64_t batch_bytes
     int64_t batch_max_ts
-    bint active                # assigned and neither removed nor finished
+    bint active                # added and neither removed nor finished
     bint paused
-    bint finished
-    bint reported              # its finishing has been returned by fetch
+    bint assigned              # its partition is in the consumer's assignment
+    bint finished              # reached its stop; reported (and the slot freed) by the next fetch
     bint touched               # has records in the batch being built
 
 
@@ -513,9 +520,23 @@ cdef class Consumer:
     cdef rd_kafka_queue_t *queue
     cdef CoreState state
     cdef Slot *slots
-    cdef int nslots
+    cdef int nslots            # slots ever used (free ones included)
     cdef int capslots
     cdef int last_slot
+    cdef int *free_slots       # each list below has room for capslots entries
+    cdef int nfree
+    cdef int *touched_slots    # slots with records in the batch being built
+    cdef int ntouched
+    cdef int *finished_slots   # slots finished since the last fetch returned
+    cdef int nfinished
+    cdef int fetching          # slots active and not paused
+    cdef Topic *topics
+    cdef int ntopics
+    cdef int captopics
+    cdef rd_kafka_topic_t **rkt_keys   # open addressing: topic handle -> index into topics
+    cdef int *rkt_values
+    cdef int rkt_cap           # a power of two, at least twice ntopics
+    cdef int64_t refetched     # records dropped as already fetched
     cdef rd_kafka_message_t *msgs[MSG_ARRAY]
     cdef int msg_pos           # next message of `msgs` to process
     cdef int msg_cnt
@@ -557,6 +578,11 @@ cdef class Consumer:
         self.rk = NULL
         self.queue = NULL
         self.slots = NULL
+        self.free_slots = self.touched_slots = self.finished_slots = NULL
+        self.topics = NULL
+        self.rkt_keys = NULL
+        self.rkt_values = NULL
+        self.last_slot = -1
         self.state.down_since_ms = -1
 
     def __init__(self, config: dict, include_headers: bool = False, broker_timeout_ms: int = 60000):
@@ -616,11 +642,22 @@ cdef class Consumer:
             with nogil:
                 rd_kafka_consumer_close(rk)
                 rd_kafka_destroy(rk)
-        if self.slots != NULL:
-            for i in range(self.nslots):
-                free(self.slots[i].topic)
-            free(self.slots)
-            self.slots = NULL
+        free(self.slots)
+        free(self.free_slots)
+        free(self.touched_slots)
+        free(self.finished_slots)
+        self.slots = NULL
+        self.free_slots = self.touched_slots = self.finished_slots = NULL
+        if self.topics != NULL:
+            for i in range(self.ntopics):
+                free(self.topics[i].name)
+                free(self.topics[i].part_slot)
+            free(self.topics)
+            self.topics = NULL
+        free(self.rkt_keys)
+        free(self.rkt_values)
+        self.rkt_keys = NULL
+        self.rkt_values = NULL
         self._free_builders()
 
     def close(self) -> None:
@@ -634,84 +671,266 @@ cdef class Consumer:
 
     # ------------------------------------------------------------------ splits
 
-    def add_split(self, split_id: str, topic: str, int partition, int64_t start, int64_t stop) -> None:
-        """Start fetching `topic[partition]` from `start` up to `stop` (exclusive, -1: unbounded).
+    def add_splits(self, splits) -> None:
+        """Start fetching splits `[(split_id, topic, partition, start, stop)]`: each from `start` up
+        to `stop` (exclusive, -1: unbounded). One incremental assignment adds their partitions; the
+        partitions being read already keep their positions and fetched records.
 
-        A split whose start is at or past its stop is finished at once, without a fetch.
+        A split whose start is at or past its stop is finished at once, without a fetch. A partition
+        is read by one split at a time: a split of a partition that another split of this consumer
+        is reading is refused, as is a split id already being read.
         """
         cdef Slot *s
-        cdef bytes btopic = topic.encode()
+        cdef int i, t
         self._check_open()
-        if split_id in self._index and self.slots[<int> self._index[split_id]].active:
-            raise ValueError(f"split {split_id} is already assigned to this reader")
-        if topic not in self._topic_index:
-            self._topic_index[topic] = len(self._topics)
-            self._topics.append(topic)
-            self._topic_dictionary = string_array(self._topics)
-        if self.nslots == self.capslots:
-            self.capslots = self.capslots * 2 if self.capslots else 16
-            self.slots = <Slot *> realloc(self.slots, self.capslots * sizeof(Slot))
-            if self.slots == NULL:
+        seen = set()
+        for split_id, topic, partition, start, stop in splits:
+            i = self._index.get(split_id, -1)
+            if split_id in seen or (i >= 0 and self.slots[i].active):
+                raise ValueError(f"split {split_id} is already assigned to this reader")
+            t = self._topic_index.get(topic, -1)
+            if (topic, partition) in seen or (t >= 0 and 0 <= partition < self.topics[t].nparts
+                                             and self.topics[t].part_slot[partition] >= 0):
+                raise ValueError(f"split {split_id}: {topic}[{partition}] is already being read by "
+                                 "another split of this reader")
+            if partition < 0:
+                raise ValueError(f"split {split_id}: invalid partition {partition}")
+            seen.add(split_id)
+            seen.add((topic, partition))
+        started = []
+        for split_id, topic, partition, start, stop in splits:
+            i = self._new_slot(split_id, topic, partition)
+            s = &self.slots[i]
+            s.next_offset = start
+            s.stop_offset = stop
+            if stop >= 0 and start >= 0 and start >= stop:
+                s.finished = 1
+                self.finished_slots[self.nfinished] = i
+                self.nfinished += 1
+                continue
+            s.active = 1
+            self.fetching += 1
+            self.topics[s.topic_index].part_slot[partition] = i
+            started.append(i)
+        self._change_assignment(started, 1)
+
+    cdef int _new_slot(self, str split_id, str topic, int partition) except -1:
+        """A cleared slot (a free one, or a new one) for `split_id`, its topic's partition table
+        grown to hold `partition`."""
+        cdef int i, t, n
+        cdef Topic *tp
+        cdef int32_t *grown
+        t = self._topic_index.get(topic, -1)
+        if t < 0:
+            t = self._new_topic(topic)
+        tp = &self.topics[t]
+        if partition >= tp.nparts:
+            n = partition + 1 if partition + 1 > 2 * tp.nparts else 2 * tp.nparts
+            grown = <int32_t *> realloc(tp.part_slot, n * sizeof(int32_t))
+            if grown == NULL:
                 raise MemoryError()
-        s = &self.slots[self.nslots]
-        memset(s, 0, sizeof(Slot))
-        s.topic = <char *> malloc(len(btopic) + 1)
-        memcpy(s.topic, <char *> btopic, len(btopic) + 1)
-        s.topic_index = self._topic_index[topic]
-        s.partition = partition
-        s.next_offset = start
-        s.stop_offset = stop
-        s.batch_max_ts = -1
-        s.active = 1
-        self._index[split_id] = self.nslots
-        self._ids.append(split_id)
-        self.nslots += 1
-        if stop >= 0 and start >= 0 and start >= stop:
-            s.active = 0
-            s.finished = 1
-            return
-        self._apply_assignment()
+            for i in range(tp.nparts, n):
+                grown[i] = -1
+            tp.part_slot = grown
+            tp.nparts = n
+        if self.nfree > 0:
+            self.nfree -= 1
+            i = self.free_slots[self.nfree]
+        else:
+            if self.nslots == self.capslots:
+                self._grow_slots()
+            i = self.nslots
+            self.nslots += 1
+            self._ids.append(None)
+        memset(&self.slots[i], 0, sizeof(Slot))
+        self.slots[i].topic_index = t
+        self.slots[i].partition = partition
+        self.slots[i].batch_max_ts = -1
+        self._index[split_id] = i
+        self._ids[i] = split_id
+        return i
+
+    cdef void _grow_slots(self) except *:
+        cdef int cap = self.capslots * 2 if self.capslots else 16
+        cdef Slot *slots = <Slot *> realloc(self.slots, cap * sizeof(Slot))
+        if slots == NULL:
+            raise MemoryError()
+        self.slots = slots
+        if (self._grow_list(&self.free_slots, cap) < 0 or self._grow_list(&self.touched_slots, cap) < 0
+                or self._grow_list(&self.finished_slots, cap) < 0):
+            raise MemoryError()
+        self.capslots = cap
+
+    cdef int _grow_list(self, int **lst, int cap) noexcept:
+        cdef int *grown = <int *> realloc(lst[0], cap * sizeof(int))
+        if grown == NULL:
+            return -1
+        lst[0] = grown
+        return 0
+
+    cdef int _new_topic(self, str topic) except -1:
+        """Register a topic: its name for the batches' dictionary and for message look-ups."""
+        cdef bytes name = topic.encode()
+        cdef int cap
+        cdef Topic *grown
+        if self.ntopics == self.captopics:
+            cap = self.captopics * 2 if self.captopics else 4
+            grown = <Topic *> realloc(self.topics, cap * sizeof(Topic))
+            if grown == NULL:
+                raise MemoryError()
+            self.topics = grown
+            self.captopics = cap
+        memset(&self.topics[self.ntopics], 0, sizeof(Topic))
+        self.topics[self.ntopics].name = <char *> malloc(len(name) + 1)
+        if self.topics[self.ntopics].name == NULL:
+            raise MemoryError()
+        memcpy(self.topics[self.ntopics].name, <char *> name, len(name) + 1)
+        if 2 * (self.ntopics + 1) > self.rkt_cap:
+            self._grow_rkt_table(4 * (self.ntopics + 1))
+        self._topic_index[topic] = self.ntopics
+        self._topics.append(topic)
+        self._topic_dictionary = string_array(self._topics)
+        self.ntopics += 1
+        return self.ntopics - 1
+
+    cdef void _grow_rkt_table(self, int at_least) except *:
+        """A larger handle table (a power of two), the known handles put back."""
+        cdef int cap = 8
+        cdef int i
+        while cap < at_least:
+            cap *= 2
+        cdef rd_kafka_topic_t **keys = <rd_kafka_topic_t **> calloc(cap, sizeof(rd_kafka_topic_t *))
+        cdef int *values = <int *> malloc(cap * sizeof(int))
+        if keys == NULL or values == NULL:
+            free(keys)
+            free(values)
+            raise MemoryError()
+        free(self.rkt_keys)
+        free(self.rkt_values)
+        self.rkt_keys = keys
+        self.rkt_values = values
+        self.rkt_cap = cap
+        for i in range(self.ntopics):
+            if self.topics[i].rkt != NULL:
+                self._rkt_put(self.topics[i].rkt, i)
+
+    cdef inline void _rkt_put(self, rd_kafka_topic_t *rkt, int topic) noexcept nogil:
+        cdef size_t h = (<size_t> rkt >> 4) * <size_t> 0x9E3779B97F4A7C15
+        cdef int mask = self.rkt_cap - 1
+        cdef int i = <int> (h >> 40) & mask
+        while self.rkt_keys[i] != NULL and self.rkt_keys[i] != rkt:
+            i = (i + 1) & mask
+        self.rkt_keys[i] = rkt
+        self.rkt_values[i] = topic
+
+    cdef inline int _topic_of(self, rd_kafka_topic_t *rkt) noexcept nogil:
+        """Index of the topic of a message's handle, or -1 for a topic this consumer does not read.
+        A handle seen for the first time is matched by name (once per topic)."""
+        cdef size_t h
+        cdef int mask, i, t
+        cdef const char *name
+        if rkt == NULL or self.rkt_cap == 0:
+            return -1
+        h = (<size_t> rkt >> 4) * <size_t> 0x9E3779B97F4A7C15
+        mask = self.rkt_cap - 1
+        i = <int> (h >> 40) & mask
+        while self.rkt_keys[i] != NULL:
+            if self.rkt_keys[i] == rkt:
+                return self.rkt_values[i]
+            i = (i + 1) & mask
+        name = rd_kafka_topic_name(rkt)
+        for t in range(self.ntopics):
+            if self.topics[t].rkt == NULL and strcmp(self.topics[t].name, name) == 0:
+                self.topics[t].rkt = rkt
+                self._rkt_put(rkt, t)
+                return t
+        return -1
+
+    cdef void _release_slot(self, int i) noexcept:
+        """Forget slot `i` (finished and reported, or removed) and keep it for reuse."""
+        cdef Slot *s = &self.slots[i]
+        cdef Topic *tp = &self.topics[s.topic_index]
+        if s.partition < tp.nparts and tp.part_slot[s.partition] == i:
+            tp.part_slot[s.partition] = -1
+        split_id = self._ids[i]
+        if self._index.get(split_id) == i:
+            del self._index[split_id]
+        self._ids[i] = None
+        s.active = 0
+        s.finished = 0
+        if self.last_slot == i:
+            self.last_slot = -1
+        self.free_slots[self.nfree] = i
+        self.nfree += 1
 
     def remove_splits(self, split_ids) -> None:
-        """Stop fetching these splits; records of theirs still queued are dropped."""
-        changed = False
+        """Stop fetching these splits; records of theirs still queued are dropped. The other
+        partitions keep their positions and fetched records."""
+        cdef int i
+        unassign = []
         for split_id in split_ids:
-            i = self._index.get(split_id)
-            if i is not None and self.slots[<int> i].active:
-                self.slots[<int> i].active = 0
-                changed = True
-        if changed:
-            self._apply_assignment()
+            i = self._index.get(split_id, -1)
+            if i < 0 or not self.slots[i].active:
+                continue
+            self._deactivate(i)
+            if self.slots[i].assigned:
+                unassign.append(i)
+            else:
+                self._release_slot(i)
+        self._change_assignment(unassign, 0)
+        for i in unassign:
+            self._release_slot(i)
+
+    cdef inline void _deactivate(self, int i) noexcept nogil:
+        if self.slots[i].active and not self.slots[i].paused:
+            self.fetching -= 1
+        self.slots[i].active = 0
 
     def pause_or_resume(self, pause, resume) -> None:
         """Pause the splits in `pause` and resume those in `resume`; a resumed split refetches
         from its next offset, so nothing queued while it was paused is lost."""
-        changed = False
+        cdef int i
+        changes = ([], [])
         for ids, flag in ((pause, 1), (resume, 0)):
             for split_id in ids:
-                i = self._index.get(split_id)
-                if i is not None and self.slots[<int> i].paused != flag:
-                    self.slots[<int> i].paused = flag
-                    changed = True
-        if changed:
-            self._apply_assignment()
+                i = self._index.get(split_id, -1)
+                if i >= 0 and self.slots[i].active and self.slots[i].paused != flag:
+                    self.slots[i].paused = flag
+                    self.fetching += -1 if flag else 1
+                    changes[flag].append(i)
+        self._change_assignment(changes[1], 0)
+        self._change_assignment(changes[0], 1)
 
-    cdef void _apply_assignment(self) except *:
-        """Assign every active, unpaused split at its next offset (one mechanism for all changes)."""
-        cdef rd_kafka_topic_partition_list_t *lst = rd_kafka_topic_partition_list_new(self.nslots + 1)
+    cdef void _change_assignment(self, list slots, bint add) except *:
+        """Add the partitions of `slots` to the consumer's assignment (at their next offsets) or
+        take them out of it, incrementally: the rest of the assignment is left as it is."""
+        cdef rd_kafka_topic_partition_list_t *lst
         cdef rd_kafka_topic_partition_t *tp
-        cdef rd_kafka_resp_err_t err
+        cdef rd_kafka_error_t *error
+        cdef Slot *s
         cdef int i
-        for i in range(self.nslots):
-            if self.slots[i].active and not self.slots[i].paused:
-                tp = rd_kafka_topic_partition_list_add(lst, self.slots[i].topic,
-                                                       self.slots[i].partition)
-                tp.offset = self.slots[i].next_offset
+        if not slots:
+            return
+        lst = rd_kafka_topic_partition_list_new(len(slots))
+        if lst == NULL:
+            raise MemoryError()
+        for i in slots:
+            s = &self.slots[i]
+            tp = rd_kafka_topic_partition_list_add(lst, self.topics[s.topic_index].name, s.partition)
+            tp.offset = s.next_offset
         with nogil:
-            err = rd_kafka_assign(self.rk, lst)
+            if add:
+                error = rd_kafka_incremental_assign(self.rk, lst)
+            else:
+                error = rd_kafka_incremental_unassign(self.rk, lst)
         rd_kafka_topic_partition_list_destroy(lst)
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR:
-            raise FetchError(err, rd_kafka_err2name(err).decode(), rd_kafka_err2str(err).decode())
+        if error != NULL:
+            code = rd_kafka_error_code(error)
+            reason = rd_kafka_error_string(error).decode(errors="replace")
+            rd_kafka_error_destroy(error)
+            raise FetchError(code, rd_kafka_err2name(code).decode(), reason)
+        for i in slots:
+            self.slots[i].assigned = add
 
     # ------------------------------------------------------------------ fetch
 
@@ -750,22 +969,23 @@ cdef class Consumer:
         bincol_free(&self.h_value)
 
     cdef inline int _find_slot(self, rd_kafka_message_t *m) noexcept nogil:
+        """The active split of a message's partition, or -1: by index, never by a scan of slots."""
         cdef int i = self.last_slot
+        cdef int t
         cdef Slot *s
-        if i < self.nslots:
+        if i >= 0:
             s = &self.slots[i]
-            if s.active and s.rkt == m.rkt and s.partition == m.partition and s.rkt != NULL:
+            if s.active and s.partition == m.partition and m.rkt != NULL \
+                    and self.topics[s.topic_index].rkt == m.rkt:
                 return i
-        for i in range(self.nslots):
-            s = &self.slots[i]
-            if s.partition != m.partition or not s.active:
-                continue
-            if s.rkt == NULL and m.rkt != NULL and strcmp(s.topic, rd_kafka_topic_name(m.rkt)) == 0:
-                s.rkt = m.rkt
-            if s.rkt == m.rkt:
-                self.last_slot = i
-                return i
-        return -1
+        t = self._topic_of(m.rkt)
+        if t < 0 or m.partition < 0 or m.partition >= self.topics[t].nparts:
+            return -1
+        i = self.topics[t].part_slot[m.partition]
+        if i < 0 or not self.slots[i].active:
+            return -1
+        self.last_slot = i
+        return i
 
     cdef inline void _destroy_processed(self) noexcept nogil:
         """Give the processed messages back to librdkafka. Done in bulk, between pops, rather than
@@ -788,11 +1008,13 @@ cdef class Consumer:
             return -1
         return 0
 
-    cdef inline void _finish(self, Slot *s) noexcept nogil:
-        s.finished = 1
-        s.active = 0
+    cdef inline void _finish(self, int i) noexcept nogil:
+        self._deactivate(i)
+        self.slots[i].finished = 1
+        self.finished_slots[self.nfinished] = i
+        self.nfinished += 1
 
-    cdef int _append(self, Slot *s, rd_kafka_message_t *m) noexcept nogil:
+    cdef int _append(self, int idx, rd_kafka_message_t *m) noexcept nogil:
         """Copy one record into the column builders. Returns -1 when out of memory."""
         cdef rd_kafka_timestamp_type_t tstype = 0
         cdef int64_t ts = rd_kafka_message_timestamp(m, &tstype)
@@ -801,6 +1023,7 @@ cdef class Consumer:
         cdef const char *hname
         cdef const void *hvalue
         cdef int64_t row = self.rows
+        cdef Slot *s = &self.slots[idx]
         buf_put_i32(&self.c_topic, s.topic_index)
         buf_put_i32(&self.c_partition, m.partition)
         buf_put_i64(&self.c_offset, m.offset)
@@ -829,7 +1052,10 @@ cdef class Consumer:
         s.batch_bytes += <int64_t> (m.len + m.key_len)
         if tstype != 0 and ts > s.batch_max_ts:
             s.batch_max_ts = ts
-        s.touched = 1
+        if not s.touched:
+            s.touched = 1
+            self.touched_slots[self.ntouched] = idx
+            self.ntouched += 1
         return 0
 
     cdef int _fill(self, int64_t max_rows, int64_t max_bytes, int64_t max_wait_ms,
@@ -842,8 +1068,6 @@ cdef class Consumer:
         cdef ssize_t n
         cdef int idx
         cdef Slot *s
-        cdef int i
-        cdef bint any_active
         if self.msg_pos < self.msg_cnt and self._reserve_rows(self.msg_cnt - self.msg_pos) < 0:
             err_code[0] = -1
             return 1
@@ -861,12 +1085,7 @@ cdef class Consumer:
                 err_code[0] = RD_KAFKA_RESP_ERR__AUTHENTICATION
                 return 1
             if self.msg_pos >= self.msg_cnt:
-                any_active = 0
-                for i in range(self.nslots):
-                    if self.slots[i].active and not self.slots[i].paused:
-                        any_active = 1
-                        break
-                if not any_active:
+                if self.fetching <= 0:
                     return 0
                 if self.rows >= max_rows or self.data_bytes >= max_bytes:
                     return 0
@@ -902,25 +1121,27 @@ cdef class Consumer:
                 idx = self._find_slot(m)
                 if idx >= 0:
                     s = &self.slots[idx]
-                    if s.paused or (s.next_offset >= 0 and m.offset < s.next_offset):
+                    if s.paused:
                         pass
+                    elif s.next_offset >= 0 and m.offset < s.next_offset:
+                        self.refetched += 1
                     elif s.stop_offset >= 0 and m.offset >= s.stop_offset:
-                        self._finish(s)
+                        self._finish(idx)
                     else:
                         if self.rows > 0 and \
                                 self.data_bytes + <int64_t> (m.len + m.key_len) > INT32_MAX - 1:
                             return 0          # keeps this message for the next batch
-                        if self._append(s, m) < 0:
+                        if self._append(idx, m) < 0:
                             err_code[0] = -1
                             return 1
                         if s.stop_offset >= 0 and s.next_offset >= s.stop_offset:
-                            self._finish(s)
+                            self._finish(idx)
             elif m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF:
                 idx = self._find_slot(m)
                 if idx >= 0:
                     s = &self.slots[idx]
                     if s.stop_offset >= 0 and m.offset >= s.stop_offset and not s.paused:
-                        self._finish(s)
+                        self._finish(idx)
             elif m.rkt != NULL and (m.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
                                     or m.err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION
                                     or m.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC):
@@ -969,7 +1190,7 @@ cdef class Consumer:
         cdef int err_slot = -1
         cdef int64_t err_offset = -1
         cdef int stopped
-        cdef int i
+        cdef int i, k
         cdef Slot *s
         self._check_open()
         if self._pending_error is not None:
@@ -987,21 +1208,22 @@ cdef class Consumer:
         if stopped:
             self._pending_error = self._error(err_code, err_slot, err_offset)
         progress = []
-        finished = []
-        for i in range(self.nslots):
+        for k in range(self.ntouched):
+            i = self.touched_slots[k]
             s = &self.slots[i]
-            if s.touched:
-                progress.append((self._ids[i], s.next_offset, s.batch_max_ts, s.batch_records,
-                                 s.batch_bytes))
-                s.touched = 0
-                s.batch_records = 0
-                s.batch_bytes = 0
-                s.batch_max_ts = -1
-            if s.finished and not s.reported:
-                finished.append(self._ids[i])
-                s.reported = 1
-        if finished:
-            self._apply_assignment()
+            progress.append((self._ids[i], s.next_offset, s.batch_max_ts, s.batch_records,
+                             s.batch_bytes))
+            s.touched = 0
+            s.batch_records = 0
+            s.batch_bytes = 0
+            s.batch_max_ts = -1
+        self.ntouched = 0
+        ended = [self.finished_slots[k] for k in range(self.nfinished)]
+        self.nfinished = 0
+        finished = [self._ids[i] for i in ended]
+        self._change_assignment([i for i in ended if self.slots[i].assigned], 0)
+        for i in ended:
+            self._release_slot(i)
         batch = self._take_batch() if self.rows else None
         if batch is None and self._pending_error is not None and not progress and not finished:
             error, self._pending_error = self._pending_error, None
@@ -1169,4 +1391,5 @@ cdef class Consumer:
                                   if self.state.last_commit_err else None),
             "last_client_error": (rd_kafka_err2name(self.state.last_error).decode()
                                   if self.state.last_error else None),
+            "records_refetched": self.refetched,
         }

@@ -102,6 +102,25 @@ def make_topic(bootstrap):
                 pass
 
 
+@pytest.fixture(scope="module")
+def kafka_cluster(tmp_path_factory):
+    """A 3-node KRaft cluster of the module's own (fastsource.broker.cluster), stopped and wiped at
+    the end of the module; tests may kill nodes and start them again (`start()`)."""
+    from fastsource.broker.cluster import LocalCluster
+
+    ports: list[int] = []
+    while len(ports) < 3:
+        port = _free_port_pair()
+        if not {port - 1, port, port + 1} & {p + d for p in ports for d in (0, 1)}:
+            ports.append(port)
+    cluster = LocalCluster(ports, tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
 def producer(bootstrap):
     from confluent_kafka import Producer

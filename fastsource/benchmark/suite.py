@@ -3,6 +3,7 @@
     fastsource bench                         # smoke run (CI): 100 k messages, 1 round, no timing claims
     fastsource bench --full                  # full run: 5 M messages per case, 5 rounds, RSS at 5 M and 20 M
     fastsource bench --full --cli-rss        # only peak RSS of `fastsource read -o file.parquet`, 1 M and 10 M
+    fastsource bench --full --many-partitions  # 1,000 partitions, a 300-topic regex, first-batch times
     fastsource bench --peers --records 5000000 --rounds 3   # against Flink, Ray Data, aiokafka (peers/)
     fastsource bench --registry [--full]     # Avro and Protobuf from a Schema Registry (registry_bench.py)
     python bench/run.py [...]                # the same from a source checkout (full by default)
@@ -327,6 +328,9 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     parser.add_argument("--port", type=int, default=29292)
     parser.add_argument("--ranges", action="store_true",
                         help="only the range-split case: read_all() of one partition by 1, 2, 4 readers")
+    parser.add_argument("--many-partitions", action="store_true",
+                        help="only the scale case: read_all() against a bounded stream over a 1,000-partition "
+                             "topic and a 300-topic regex, and time to first batch for 10/100/1,000 partitions")
     parser.add_argument("--cli-rss", action="store_true",
                         help="only peak RSS of `fastsource read -o file.parquet` (1 M and 10 M records)")
     args = parser.parse_args(argv)
@@ -342,6 +346,8 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     with bench_broker(args.bootstrap, args.port, "fastsource-bench-") as (bootstrap, work, _):
         if args.ranges:
             return ranges_case(bootstrap, args.messages, args.rounds)
+        if args.many_partitions:
+            return many_partitions_case(bootstrap, args.rounds, 20 if args.quick else 100)
         if args.cli_rss:
             cli_rss(bootstrap, [100_000, 200_000] if args.quick else [1_000_000, 10_000_000], work)
             return
@@ -453,6 +459,103 @@ def ranges_case(bootstrap: str, messages: int, rounds: int, readers: tuple[int, 
     for p in readers:
         wall = statistics.median(times[p])
         print(f"| {p} | {messages / wall:,.0f} | {base / wall:.2f}x |")
+
+
+
+MANY_READER = """
+import json, sys, time
+import fastsource as fs
+bootstrap, mode, what = sys.argv[1], sys.argv[2], sys.argv[3]
+subscription = {"topic_pattern": what[len("regex:"):]} if what.startswith("regex:") else {"topics": [what]}
+source = fs.KafkaSource(bootstrap, stopping_offsets=fs.OffsetsInitializer.latest(), **subscription)
+started = time.perf_counter()
+first = None
+if mode == "read_all":
+    rows = source.read_all().num_rows
+else:
+    rows = 0
+    with source.open(parallelism=fs.default_parallelism() if mode == "stream" else 1) as stream:
+        for batch in stream:
+            if first is None:
+                first = time.perf_counter() - started
+                if mode == "first":
+                    break
+            rows += batch.num_rows
+print(json.dumps({"messages": rows, "seconds": time.perf_counter() - started, "first_batch_s": first}))
+"""
+
+
+def produce_partitions(bootstrap: str, topics: dict[str, int], per_partition: int) -> None:
+    """Topics of `topics[name]` partitions, each partition holding `per_partition` 100-byte records."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = admin.list_topics(timeout=15).topics
+    missing = {name: n for name, n in topics.items() if name not in existing}
+    if not missing:
+        return
+    for future in admin.create_topics([NewTopic(name, n, 1) for name, n in missing.items()]).values():
+        future.result()
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    value = os.urandom(100)
+    for name, n in missing.items():
+        for partition in range(n):
+            for _ in range(per_partition):
+                while True:
+                    try:
+                        producer.produce(name, value, partition=partition)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+    producer.flush()
+
+
+def many_partitions_case(bootstrap: str, rounds: int, per_partition: int) -> None:
+    """Many partitions: `read_all()` against a bounded stream of the same records (both with the
+    default parallelism), over one topic of 1,000 partitions and a regex matching 300 one-partition
+    topics; and the time to the first batch of one reader over 10, 100 and 1,000 partitions.
+    Each read runs in its own process, in rotating order; medians over the rounds are printed."""
+    tag = f"{per_partition}"
+    topics = {f"bench-many-{n}-{tag}": n for n in (10, 100, 1000)}
+    regex_topics = {f"bench-regex-{tag}-{i:03d}": 1 for i in range(300)}
+    print(f"broker {bootstrap}; producing {per_partition} records per partition ...", flush=True)
+    produce_partitions(bootstrap, {**topics, **regex_topics}, per_partition)
+    big = f"bench-many-1000-{tag}"
+    regex = f"regex:bench-regex-{tag}-.*"
+    cases = {"1,000 partitions": [("read_all", big), ("stream", big)],
+             "300-topic regex": [("read_all", regex), ("stream", regex)]}
+    first_cases = [(n, f"bench-many-{n}-{tag}") for n in (10, 100, 1000)]
+    expected = {big: 1000 * per_partition, regex: 300 * per_partition}
+    times: dict[tuple[str, str], list[float]] = {}
+    firsts: dict[int, list[float]] = {n: [] for n, _ in first_cases}
+    for round_ in range(rounds):
+        for case, runs in cases.items():
+            order = runs[round_ % 2:] + runs[:round_ % 2]
+            for mode, what in order:
+                result = run_reader([sys.executable, "-c", MANY_READER, bootstrap, mode, what], timeout=600)
+                if result["messages"] != expected[what]:
+                    raise SystemExit(f"{mode} of {what} read {result['messages']} of {expected[what]}")
+                times.setdefault((case, mode), []).append(result["seconds"])
+                print(f"  round {round_ + 1} {case:17} {mode:9} {result['seconds']:7.2f} s", flush=True)
+        for n, topic in first_cases:
+            result = run_reader([sys.executable, "-c", MANY_READER, bootstrap, "first", topic], timeout=600)
+            firsts[n].append(result["first_batch_s"])
+            print(f"  round {round_ + 1} first batch, {n:5} partitions {result['first_batch_s']:7.2f} s", flush=True)
+    print()
+    print(f"## Many partitions: {per_partition} 100-byte records per partition, {rounds} round(s), median")
+    print()
+    print("| read | read_all() s | bounded stream s | read_all / stream |")
+    print("|---|---:|---:|---:|")
+    for case in cases:
+        all_s, stream_s = statistics.median(times[(case, "read_all")]), statistics.median(times[(case, "stream")])
+        print(f"| {case} | {all_s:.2f} | {stream_s:.2f} | {all_s / stream_s:.2f}x |")
+    print()
+    print("| partitions (1 reader) | time to first batch s | per partition ms |")
+    print("|---:|---:|---:|")
+    for n, _ in first_cases:
+        median = statistics.median(firsts[n])
+        print(f"| {n:,} | {median:.2f} | {1000 * median / n:.2f} |")
 
 
 if __name__ == "__main__":

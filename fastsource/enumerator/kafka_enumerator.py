@@ -191,22 +191,22 @@ class KafkaSourceEnumerator:
         starts, stops = result
         partitions = [tp for tp in partitions if tp not in self._known]
         self._initial_discovery_done = True
-        splits = []
         for tp in partitions:
             self._known.add(tp)
             self._ends[tp] = stops.get(tp)
-            splits.extend(self._plan(tp, starts[tp], stops.get(tp)))
         if partitions:
             log.info("discovered %d new partition(s)", len(partitions))
-        self._add_pending(splits)
+        self._add_pending(self._plan([(tp, starts[tp], stops.get(tp)) for tp in partitions]))
 
-    def _plan(self, tp: TopicPartitionKey, start: int, stop: Optional[int]) -> list[KafkaPartitionSplit]:
-        """The splits of `[start, stop)` of one partition: offset ranges when configured (bounded)."""
-        topic, partition = tp
-        if stop is None or (self._max_records_per_split is None and self._min_splits is None):
-            return [KafkaPartitionSplit(topic, partition, start, stop)]
-        ranges = plan_ranges([OffsetRange(topic, partition, start, stop)], self._max_records_per_split,
-                             self._min_splits)
+    def _plan(self, spans: list[tuple[TopicPartitionKey, int, Optional[int]]]) -> list[KafkaPartitionSplit]:
+        """The splits of partitions' `[start, stop)`: offset ranges when configured (bounded),
+        planned over all of them together, so that `min_splits` counts splits in total."""
+        splits = [KafkaPartitionSplit(t, p, start, stop) for (t, p), start, stop in spans
+                  if stop is None or (self._max_records_per_split is None and self._min_splits is None)]
+        if len(splits) == len(spans):
+            return splits
+        ranges = plan_ranges([OffsetRange(t, p, start, stop) for (t, p), start, stop in spans],
+                             self._max_records_per_split, self._min_splits)
         return [KafkaPartitionSplit.range_split(r.topic, r.partition, r.start, r.stop) for r in ranges]
 
     def _confirmed_deleted(self, current: set[TopicPartitionKey]) -> set[TopicPartitionKey]:
@@ -270,15 +270,14 @@ class KafkaSourceEnumerator:
                 split = split.with_stopping_offset(new_stop)
             splits.append(split)
         if not explicit:
+            extensions = []
             for tp in sorted(self._known - reaching_end):
                 old_end = self._ends.get(tp)
                 new_end = stops.get(tp) if self.bounded else None
                 if old_end is None or (new_end is not None and new_end <= old_end):
                     continue
-                if new_end is None:
-                    splits.append(KafkaPartitionSplit(tp[0], tp[1], old_end, None))
-                else:
-                    splits.extend(self._plan(tp, old_end, new_end))
+                extensions.append((tp, old_end, new_end))
+            splits.extend(self._plan(extensions))
             for tp in self._known:
                 new_end = stops.get(tp) if self.bounded else None
                 old_end = self._ends.get(tp)

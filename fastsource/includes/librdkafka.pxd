@@ -13,6 +13,7 @@ cdef extern from "rdkafka_abi.h":
     ctypedef struct rd_kafka_queue_t
     ctypedef struct rd_kafka_headers_t
     ctypedef struct rd_kafka_metadata_t
+    ctypedef struct rd_kafka_error_t
     ctypedef int rd_kafka_resp_err_t
     ctypedef int rd_kafka_conf_res_t
     ctypedef int rd_kafka_type_t
@@ -83,8 +84,13 @@ cdef extern from "rdkafka_abi.h":
     void rd_kafka_topic_partition_list_destroy(rd_kafka_topic_partition_list_t *rkparlist) nogil
     rd_kafka_topic_partition_t *rd_kafka_topic_partition_list_add(
         rd_kafka_topic_partition_list_t *rktparlist, const char *topic, int32_t partition) nogil
-    rd_kafka_resp_err_t rd_kafka_assign(rd_kafka_t *rk,
-                                        const rd_kafka_topic_partition_list_t *partitions) nogil
+    rd_kafka_error_t *rd_kafka_incremental_assign(
+        rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *partitions) nogil
+    rd_kafka_error_t *rd_kafka_incremental_unassign(
+        rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *partitions) nogil
+    rd_kafka_resp_err_t rd_kafka_error_code(const rd_kafka_error_t *error) nogil
+    const char *rd_kafka_error_string(const rd_kafka_error_t *error) nogil
+    void rd_kafka_error_destroy(rd_kafka_error_t *error) nogil
     rd_kafka_resp_err_t rd_kafka_commit(rd_kafka_t *rk,
                                         const rd_kafka_topic_partition_list_t *offsets,
                                         int async) nogil

@@ -12,6 +12,7 @@ typedef struct rd_kafka_topic_s rd_kafka_topic_t;
 typedef struct rd_kafka_queue_s rd_kafka_queue_t;
 typedef struct rd_kafka_headers_s rd_kafka_headers_t;
 typedef struct rd_kafka_metadata rd_kafka_metadata_t;
+typedef struct rd_kafka_error_s rd_kafka_error_t;
 typedef int rd_kafka_resp_err_t;
 typedef int rd_kafka_conf_res_t;
 typedef int rd_kafka_type_t;
@@ -86,6 +87,13 @@ rd_kafka_topic_partition_t *rd_kafka_topic_partition_list_add(
     rd_kafka_topic_partition_list_t *rktparlist, const char *topic, int32_t partition);
 rd_kafka_resp_err_t rd_kafka_assign(rd_kafka_t *rk,
                                     const rd_kafka_topic_partition_list_t *partitions);
+rd_kafka_error_t *rd_kafka_incremental_assign(rd_kafka_t *rk,
+                                              const rd_kafka_topic_partition_list_t *partitions);
+rd_kafka_error_t *rd_kafka_incremental_unassign(rd_kafka_t *rk,
+                                                const rd_kafka_topic_partition_list_t *partitions);
+rd_kafka_resp_err_t rd_kafka_error_code(const rd_kafka_error_t *error);
+const char *rd_kafka_error_string(const rd_kafka_error_t *error);
+void rd_kafka_error_destroy(rd_kafka_error_t *error);
 rd_kafka_resp_err_t rd_kafka_commit(rd_kafka_t *rk,
                                     const rd_kafka_topic_partition_list_t *offsets, int async);
 void rd_kafka_conf_set_offset_commit_cb(

@@ -188,6 +188,7 @@ class KafkaAdmin:
         """
         started = time.monotonic()
         budget_s = self.health.broker_timeout_ms / 1000
+        others_answer_since: Optional[float] = None
         while True:
             attempt_start = time.monotonic()
             if self._answered:
@@ -211,6 +212,18 @@ class KafkaAdmin:
                         raise self._unreachable(exc) from exc
                     time.sleep(max(0.0, attempt_start + 0.2 - now))
                     continue
+                if self._cluster_answers():
+                    # One broker is down while others serve: its partitions move to new leaders.
+                    # That is not an outage; the request is repeated until `timeout_s`.
+                    self.health.up()
+                    others_answer_since = others_answer_since or attempt_start
+                    if now - others_answer_since >= self.timeout_s or self._closed.is_set():
+                        raise KafkaFetchError(
+                            f"a request to {self.bootstrap_servers} failed for {now - others_answer_since:.1f} s "
+                            f"while other brokers answered (a broker is down and its partitions have no "
+                            f"leader yet): {exc}", name=self._error_name(exc), retriable=True) from exc
+                    self._closed.wait(max(0.0, attempt_start + 0.5 - time.monotonic()))
+                    continue
                 self.health.down(attempt_start)
                 if self.health.down_for() >= budget_s or self._closed.is_set():
                     raise self.health.error(self.health.down_for()) from exc
@@ -219,6 +232,19 @@ class KafkaAdmin:
             self._answered = True
             self.health.up()
             return result
+
+    PROBE_S = 2.0
+    # How long a request is repeated while a partition has no leader: Kafka moves the partitions of
+    # a dead broker once it is fenced, after broker.session.timeout.ms (9 s by default).
+    LEADER_CHANGE_S = 30.0
+
+    def _cluster_answers(self) -> bool:
+        """Whether some broker of the cluster answers a metadata request now (librdkafka sends it to
+        a broker it is connected to): a failed request then met one broker down, not an outage."""
+        try:
+            return bool(self._client.list_topics(timeout=self.PROBE_S).brokers)
+        except KafkaException:
+            return False
 
     def cluster_id(self) -> Optional[str]:
         """The cluster's id from its metadata (None when the broker does not say): what a
@@ -275,6 +301,19 @@ class KafkaAdmin:
             futures = self._client.list_offsets(request, isolation_level=self._isolation,
                                                 request_timeout=timeout)
             results = {(tp.topic, tp.partition): f.result() for tp, f in futures.items()}
+            unanswered = sorted(tp for tp, r in results.items() if r.offset < -1)
+            if unanswered:
+                # librdkafka answers -1001 (no offset), without an error, for a partition whose
+                # leader is down: the partition is moving to a new leader. Its topic's metadata is
+                # refreshed (the new leader is then known sooner) and the request repeated.
+                for name in sorted({t for t, _ in unanswered}):
+                    try:
+                        self._client.list_topics(name, timeout=min(timeout, self.PROBE_S))
+                    except KafkaException:
+                        pass
+                raise KafkaException(KafkaError(
+                    KafkaError.LEADER_NOT_AVAILABLE,
+                    "no offset (leader unavailable) for " + ", ".join(f"{t}[{p}]" for t, p in unanswered)))
             return {tp: (r.offset, r.timestamp) for tp, r in results.items()}
 
         return self._retrying(ask, "list offsets")
@@ -305,7 +344,7 @@ class KafkaAdmin:
         A topic created a moment ago answers NOT_LEADER_FOR_PARTITION or LEADER_NOT_AVAILABLE until
         its leaders are elected; a reader started right after creating a topic must not fail on that.
         """
-        pauses = self._pauses()
+        pauses = self._pauses(max(self.timeout_s, self.LEADER_CHANGE_S))
         while True:
             try:
                 return self._answer(request)
@@ -317,9 +356,10 @@ class KafkaAdmin:
                     raise self._offsets_error(exc, what) from exc
             time.sleep(pause)
 
-    def _pauses(self) -> Iterator[float]:
-        """Back-off pauses (20 ms, doubling up to 0.5 s) for as long as they fit in `timeout_s`."""
-        deadline = time.monotonic() + self.timeout_s
+    def _pauses(self, budget_s: Optional[float] = None) -> Iterator[float]:
+        """Back-off pauses (20 ms, doubling up to 0.5 s) for as long as they fit in `budget_s`
+        (default `timeout_s`)."""
+        deadline = time.monotonic() + (self.timeout_s if budget_s is None else budget_s)
         pause = 0.02
         while time.monotonic() + pause <= deadline:
             yield pause

@@ -191,21 +191,23 @@ class KafkaPartitionSplitReader:
             self._positions[split_id] = (topic, partition, next_offset)
         for split_id in finished:
             self._positions.pop(split_id, None)
-        for split_id in finished:
-            self._next_range(split_id)
+        self._start(self._next_ranges(finished))
         return RecordsWithSplitIds(batch, progress, finished)
 
-    def _next_range(self, split_id: str) -> None:
-        """The split ended: its partition's next waiting range (if any) starts."""
-        tp = self._partition_of.pop(split_id, None)
-        if tp is None or self._reading.get(tp) != split_id:
-            return
-        del self._reading[tp]
-        waiting = self._waiting.get(tp)
-        if waiting:
-            self._start(waiting.popleft())
-            if not waiting:
-                del self._waiting[tp]
+    def _next_ranges(self, ended: Iterable[str]) -> list[KafkaPartitionSplit]:
+        """The splits ended: the next waiting range (if any) of each of their partitions."""
+        following = []
+        for split_id in ended:
+            tp = self._partition_of.pop(split_id, None)
+            if tp is None or self._reading.get(tp) != split_id:
+                continue
+            del self._reading[tp]
+            waiting = self._waiting.get(tp)
+            if waiting:
+                following.append(waiting.popleft())
+                if not waiting:
+                    del self._waiting[tp]
+        return following
 
     def _report_health(self) -> None:
         """Tell the stream's broker health when this consumer loses or regains the cluster."""
@@ -246,21 +248,29 @@ class KafkaPartitionSplitReader:
             code=exc.code, name=exc.name, topic=exc.topic, partition=exc.partition, offset=exc.offset)
 
     def add_splits(self, splits: Iterable[KafkaPartitionSplit]) -> None:
-        """Start each split now, or once the range before it in its partition finished."""
+        """Start each split now, or once the range before it in its partition finished. The splits
+        that start now are added to the consumer's assignment in one step."""
+        starting = []
         for split in sorted(splits, key=lambda s: (s.topic_partition, s.starting_offset)):
             tp = split.topic_partition
             self._partition_of[split.split_id] = tp
             if tp in self._reading:
                 self._waiting.setdefault(tp, collections.deque()).append(split)
             else:
-                self._start(split)
+                self._reading[tp] = split.split_id
+                starting.append(split)
+        self._start(starting)
 
-    def _start(self, split: KafkaPartitionSplit) -> None:
-        self._reading[split.topic_partition] = split.split_id
-        stop = -1 if split.stopping_offset is None else split.stopping_offset
+    def _start(self, splits: list[KafkaPartitionSplit]) -> None:
+        if not splits:
+            return
+        for split in splits:
+            self._reading[split.topic_partition] = split.split_id
         with self._mapped():
-            self._consumer.add_split(split.split_id, split.topic, split.partition,
-                                     split.starting_offset, stop)
+            self._consumer.add_splits([
+                (s.split_id, s.topic, s.partition, s.starting_offset,
+                 -1 if s.stopping_offset is None else s.stopping_offset) for s in splits])
+        for split in splits:
             self._positions[split.split_id] = (split.topic, split.partition, split.starting_offset)
 
     def remove_splits(self, split_ids: Iterable[str]) -> None:
@@ -271,7 +281,7 @@ class KafkaPartitionSplitReader:
             self._consumer.remove_splits(list(removed))
         for split_id in removed:
             self._positions.pop(split_id, None)
-            self._next_range(split_id)
+        self._start(self._next_ranges(removed))
 
     def pause_or_resume_splits(self, pause: Iterable[str], resume: Iterable[str]) -> None:
         with self._mapped():

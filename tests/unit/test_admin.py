@@ -31,6 +31,13 @@ class ScriptedOffsetsClient:
     def __init__(self, *errors: tuple[int, bool]) -> None:
         self.errors = list(errors)
         self.calls = 0
+        self.others_answer = False   # whether the metadata probe is answered during failures
+        self.unanswered = 0          # answers of offset -1001 (a partition without a leader) first
+
+    def list_topics(self, topic=None, timeout=None):
+        if self.others_answer:
+            return SimpleNamespace(brokers={1: None}, topics={})
+        raise KafkaException(KafkaError(KafkaError._TRANSPORT, "scripted"))
 
     def poll(self, timeout):
         return 0
@@ -40,6 +47,9 @@ class ScriptedOffsetsClient:
         if self.errors:
             code, retriable = self.errors.pop(0)
             return {tp: _failed(code, retriable) for tp in request}
+        if self.unanswered:
+            self.unanswered -= 1
+            return {tp: _done(SimpleNamespace(offset=-1001, timestamp=-1)) for tp in request}
         return {tp: _done(SimpleNamespace(offset=7, timestamp=-1)) for tp in request}
 
 
@@ -101,6 +111,42 @@ def test_an_outage_after_the_first_answer_is_waited_out_up_to_the_broker_timeout
     assert admin.list_offsets([("t", 0)], "earliest") == {("t", 0): 7}
     assert client.calls == 4
     assert health.outages == 1 and health.down_for() == 0 and health.down_s() > 0
+
+
+def test_a_failure_while_other_brokers_answer_is_no_outage():
+    """One broker down while the metadata probe is answered: a leader change, retried, no outage
+    counted (broker_timeout_ms is not what bounds it)."""
+    health = BrokerHealth("127.0.0.1:1", broker_timeout_ms=1000)
+    client = ScriptedOffsetsClient()
+    admin = _admin(client, timeout_s=5.0, health=health)
+    admin.list_offsets([("t", 0)], "earliest")
+    client.errors = [(KafkaError._TRANSPORT, True)] * 4
+    client.others_answer = True
+    assert admin.list_offsets([("t", 0)], "earliest") == {("t", 0): 7}
+    assert health.outages == 0 and health.down_s() == 0
+
+
+def test_a_failure_while_other_brokers_answer_ends_after_the_request_timeout():
+    """A request that keeps failing while others answer fails after timeout_s, as a fetch error
+    naming the situation, not as an outage."""
+    client = ScriptedOffsetsClient()
+    admin = _admin(client, timeout_s=0.5, health=BrokerHealth("127.0.0.1:1", 60000))
+    admin.list_offsets([("t", 0)], "earliest")
+    client.errors = [(KafkaError._TRANSPORT, True)] * 100_000
+    client.others_answer = True
+    with pytest.raises(KafkaFetchError, match="while other brokers answered"):
+        admin.list_offsets([("t", 0)], "earliest")
+    assert admin.health.outages == 0
+
+
+def test_an_offset_of_a_partition_without_leader_is_asked_again_never_returned():
+    """librdkafka answers -1001 without an error for a partition whose leader is down: that is asked
+    again (it used to become a split's starting offset)."""
+    client = ScriptedOffsetsClient()
+    client.unanswered = 2
+    client.others_answer = True
+    assert _admin(client).list_offsets([("t", 0), ("t", 1)], "latest") == {("t", 0): 7, ("t", 1): 7}
+    assert client.calls == 3
 
 
 def _in_an_outage(broker_timeout_ms: int) -> KafkaAdmin:

@@ -311,3 +311,34 @@ def test_bounded_source_checks_for_deletions_but_adds_no_new_partitions():
     del admin.partition_counts["a"]
     checks_until_deleted(context, clock, seconds_between=5)
     assert context.events == [(0, SplitsRemovedEvent((("a", 0),)))]
+
+
+def test_min_splits_counts_splits_over_all_partitions_not_per_partition():
+    """25 partitions with min_splits=4 are already 25 splits: none is cut (Spark's semantics: the
+    largest ranges are cut only until there are that many in total)."""
+    context, _ = started(FakeAdmin({"a": 25}), parallelism=4, readers=(0, 1, 2, 3), min_splits=4)
+    splits = [s for r in context.assigned.values() for s in r]
+    assert sorted((s.partition, s.starting_offset, s.stopping_offset) for s in splits) == \
+        [(p, 0, 100) for p in range(25)]
+
+
+def test_min_splits_cuts_the_largest_ranges_until_the_total_is_reached():
+    """Three partitions and min_splits=8: eight ranges in total, each partition covered exactly."""
+    context, _ = started(FakeAdmin({"a": 3}), parallelism=2, readers=(0, 1), min_splits=8)
+    splits = [s for r in context.assigned.values() for s in r]
+    assert len(splits) >= 8 and len(splits) <= 9
+    for p in range(3):
+        mine = sorted((s.starting_offset, s.stopping_offset) for s in splits if s.partition == p)
+        assert mine[0][0] == 0 and mine[-1][1] == 100
+        assert all(a[1] == b[0] for a, b in zip(mine, mine[1:]))
+
+
+def test_restored_extensions_are_planned_together():
+    """A restored bounded read whose 10 partitions grew is cut into min_splits ranges in total."""
+    admin = FakeAdmin({"a": 10})
+    state = started(admin, min_splits=2)[1].snapshot_state(1)
+    admin.latest = 130
+    restored, _ = started(admin, state=state, restored_splits=[], min_splits=2)
+    splits = restored.assigned[0]
+    assert sorted((s.partition, s.starting_offset, s.stopping_offset) for s in splits) == \
+        [(p, 100, 130) for p in range(10)]
