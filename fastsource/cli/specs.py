@@ -73,12 +73,17 @@ def _offsets_or_time(spec: str, topics: Sequence[str], unlisted: str) -> Optiona
     return OffsetsInitializer.timestamp(ms) if ms is not None else None
 
 
-def starting_offsets(spec: str, topics: Sequence[str]) -> OffsetsInitializer:
-    """earliest | latest | committed | time (ISO-8601 or epoch ms) | [topic:]partition=offset,..."""
+def starting_offsets(spec: str, topics: Sequence[str], reset: Optional[str] = None) -> OffsetsInitializer:
+    """earliest | latest | committed | time (ISO-8601 or epoch ms) | [topic:]partition=offset,...
+
+    `reset` (earliest|latest) is where `committed` starts partitions the group has no offset for;
+    without it such a partition is an error naming the group, never a silent fallback."""
+    if reset is not None and spec != "committed":
+        raise ConfigError(f"--reset applies to --from committed, not --from {spec}")
     if spec in ("earliest", "latest"):
         return getattr(OffsetsInitializer, spec)()
     if spec == "committed":
-        return OffsetsInitializer.committed(reset="earliest")
+        return OffsetsInitializer.committed(reset=reset)
     initializer = _offsets_or_time(spec, topics, unlisted="earliest")
     if initializer is None:
         raise ConfigError(f"bad --from {spec!r}: use earliest, latest, committed, an ISO-8601 time, "

@@ -38,7 +38,11 @@ def test_malformed_or_impossible_times_are_not_times(text):
 
 def test_starting_specs():
     assert starting_offsets("earliest", ["t"]).kind == "earliest"
-    assert starting_offsets("committed", ["t"]).reset == "earliest"
+    # committed never falls back silently: a reset is asked for explicitly (--reset)
+    assert starting_offsets("committed", ["t"]).reset is None
+    assert starting_offsets("committed", ["t"], reset="latest").reset == "latest"
+    with pytest.raises(ConfigError, match="--reset applies to --from committed"):
+        starting_offsets("earliest", ["t"], reset="latest")
     assert starting_offsets("0=5,1=7", ["t"]).offsets_map == {("t", 0): 5, ("t", 1): 7}
     # Partitions a spec does not name keep the option's default; out-of-range offsets never reset.
     assert starting_offsets("0=5", ["t"]).unlisted == "earliest"
