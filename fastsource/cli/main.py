@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="printed records: a table (default on a terminal) or JSON lines (default "
                            "otherwise)")
     read.add_argument("--parallelism", "-p", type=_positive, default=None, metavar="N",
-                      help="readers, each with its own consumer (default: two per CPU core, at most 4)")
+                      help="readers, each with its own consumer (default 2)")
     read.add_argument("--batch-size", type=_positive, default=65536, metavar="ROWS",
                       help="most records per batch (default 65536; batches also end at 4 MiB)")
     read.add_argument("--checkpoint-dir", help="checkpoints to resume from (a dataset output keeps "

@@ -14,14 +14,20 @@ from typing import Any, Optional, Sequence
 from fastsource.cli.common import bootstrap_servers
 from fastsource.errors import ConfigError
 
-# What the CLI's outputs hold in memory per reader, whatever the topic size (README, "Memory"):
-# librdkafka's prefetch queue (its 64 MiB default per consumer fills up whenever the output is
-# slower than the fetch) and batches of at most BATCH_BYTES, of which a reader holds about four.
-CLI_PROPERTIES = {"queued.max.messages.kbytes": "8192"}
+# What the CLI's outputs hold in memory per reader, whatever the topic size (docs/cli.md, "Memory"):
+# librdkafka's prefetch queue and batches of at most BATCH_BYTES, of which a reader holds about four.
+# The queue is bounded in bytes (2 MiB; librdkafka's default is 64 MiB, and it fills up whenever the
+# output is slower than the fetch) and in records (20,000: librdkafka spends some hundred bytes on
+# each queued record, so 2 MiB of 100-byte records cost ~10 MB), and a fetch response in 4 MiB (50 MiB
+# by default; a response is held until its last record is read). Measured (bench/RESULTS.md): 8 MiB
+# and no record bound cost ~40 MB per reader with 100-byte records.
+CLI_PROPERTIES = {"queued.max.messages.kbytes": "2048", "queued.min.messages": "20000",
+                  "fetch.max.bytes": str(4 << 20)}
 BATCH_BYTES = 4 << 20
-# Default readers: the library's default (two per core), at most this many, so that the bound holds
-# on large machines too; one output thread writes the records anyway.
-CLI_MAX_READERS = 4
+# Default readers, whatever the machine, so that the bound holds on large machines too. One output
+# thread writes the records, and it is the slower side: 2 readers kept up with it (2 M records to
+# Parquet: 9.2 s against 11.7 s with 4, and 70 MB less).
+CLI_READERS = 2
 # Parquet row groups: batches are gathered up to this many rows (or ROW_GROUP_BYTES) before a write.
 ROW_GROUP_ROWS = 131072
 ROW_GROUP_BYTES = 32 << 20
@@ -203,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         batch_limits=fs.BatchLimits(max_rows=args.batch_size, max_bytes=BATCH_BYTES),
         partition_discovery_interval_ms=10_000 if args.to == "follow" else None)
     progress = Progress(enabled=None if args.progress is None else args.progress)
-    parallelism = args.parallelism or min(fs.default_parallelism(), CLI_MAX_READERS)
+    parallelism = args.parallelism or CLI_READERS
     if output.kind == "dataset":
         output.state_dir.mkdir(exist_ok=True)
     with source.open(parallelism=parallelism, checkpoint_dir=checkpoint_dir) as stream:
