@@ -52,8 +52,21 @@ def load_core() -> ModuleType:
     try:
         return importlib.import_module("fastsource._core")
     except ImportError as exc:
-        raise ImportError(
-            "fastsource's compiled core (fastsource._core) cannot be imported: "
-            f"{exc}. Reinstall fastsource with `pip install .` so that the extension is built; "
-            "there is no pure-Python fallback."
-        ) from exc
+        raise ImportError(_no_core_message(exc)) from exc
+
+
+def _no_core_message(exc: ImportError) -> str:
+    """What to do when `fastsource._core` is missing: a source checkout that comes first on
+    `sys.path` (Python puts the current directory there) shadows the installed package and its
+    compiled core; it needs the core built in place."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent
+    if (package / "_core.pyx").is_file() and (checkout / "pyproject.toml").is_file():
+        return (f"fastsource is imported from the source checkout {checkout}, whose compiled core "
+                f"(fastsource._core) is not built ({exc}); it shadows any installed fastsource when "
+                f"Python runs there: build the core in place with `pip install -e .` in {checkout} "
+                "(after changing a .pyx: `python setup.py build_ext --inplace`), or run Python from "
+                "another directory")
+    return (f"fastsource's compiled core (fastsource._core) cannot be imported: {exc}; reinstall "
+            "fastsource so that the extension is built (from a source checkout: `pip install -e .`); "
+            "there is no pure-Python fallback")

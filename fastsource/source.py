@@ -592,6 +592,19 @@ class SourceStream:
         self._commit(checkpoint_id, _group_offsets(enumerator_state, splits))
         return checkpoint_id
 
+    def commit(self) -> None:
+        """Commit the offsets handed out so far to the consumer group now, without a checkpoint, and
+        wait for the answer: per partition the next offset to hand out (its end once read to the
+        end). For outputs that deliver every batch as it is handed out, as Kafka's console consumer
+        commits what it printed; `metrics()["commits_failed"]` counts a commit that failed. Needs
+        `group_id`."""
+        if self.source.group_id is None:
+            raise ConfigError("commit() needs a group_id on the source")
+        if self._closed:
+            raise FastsourceError("commit() on a closed stream: its readers are gone")
+        enumerator_state, splits = self._snapshot(0)
+        self._commit(0, _group_offsets(enumerator_state, splits), flush=True)
+
     def _commit(self, checkpoint_id: int, offsets: list[tuple[str, int, int]],
                 flush: bool = False) -> None:
         """Send `offsets` to the group through the first reader that has a consumer."""

@@ -2,7 +2,7 @@
 
     fastsource bench                         # smoke run (CI): 100 k messages, 1 round, no timing claims
     fastsource bench --full                  # full run: 5 M messages per case, 5 rounds, RSS at 5 M and 20 M
-    fastsource bench --full --cli-rss        # only peak RSS of `fastsource read -o file.parquet`, 1 M and 10 M
+    fastsource bench --full --cli-rss        # only peak RSS of `fastsource read -o file.parquet`, Binary and JSON, 2 M and 10 M
     fastsource bench --full --many-partitions  # 1,000 partitions, a 300-topic regex, first-batch times
     fastsource bench --peers --records 5000000 --rounds 3   # against Flink, Ray Data, aiokafka (peers/)
     fastsource bench --registry [--full]     # Avro and Protobuf from a Schema Registry (registry_bench.py)
@@ -214,28 +214,32 @@ def run_reader(cmd: list[str], timeout: float | None = None, env: dict | None = 
     return result
 
 
-def cli_rss(bootstrap: str, counts: list[int], work: Path) -> dict[int, dict]:
+def cli_rss(bootstrap: str, counts: list[int], work: Path) -> dict[tuple[str, int], dict]:
     """Peak RSS (and wall time) of `fastsource read -t TOPIC -o file.parquet` over topics of `counts`
-    100-byte records, 4 partitions, with the command's defaults: the bound README's "Memory" states."""
+    records, 4 partitions, as Binary (100-byte records) and as decoded JSON (~110-byte objects of five
+    fields, `--value-format json`), with the command's defaults: the bound docs/cli.md states. The
+    peak is the child's `ru_maxrss` from `wait4` (the whole process, threads included)."""
     exe = Path(sys.executable).parent / "fastsource"
     results = {}
-    for count in counts:
-        topic = f"bench-100b-{count}"
-        produce(bootstrap, topic, count, "100b")
-        out = work / f"cli-{count}.parquet"
-        cmd = [str(exe), "read", "-b", bootstrap, "-t", topic, "-o", str(out), "--no-progress", "--overwrite"]
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr.read().decode()[-3000:]}")
-        results[count] = {"peak_rss_mb": usage.ru_maxrss / 1024, "seconds": wall,
-                          "file_mb": out.stat().st_size / 1e6}
-        out.unlink()
-        print(f"  fastsource read -o file.parquet, {count:,} records: peak RSS "
-              f"{results[count]['peak_rss_mb']:,.0f} MB, {wall:.1f} s, file {results[count]['file_mb']:,.0f} MB",
-              flush=True)
+    for kind, value_format in (("100b", "binary"), ("json", "json")):
+        for count in counts:
+            topic = f"bench-{kind}-{count}"
+            produce(bootstrap, topic, count, kind)
+            out = work / f"cli-{kind}-{count}.parquet"
+            cmd = [str(exe), "read", "-b", bootstrap, "-t", topic, "-o", str(out), "--no-progress",
+                   "--overwrite", "--value-format", value_format]
+            started = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - started
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr.read().decode()[-3000:]}")
+            result = results[(value_format, count)] = {
+                "peak_rss_mb": usage.ru_maxrss / 1024, "seconds": wall, "file_mb": out.stat().st_size / 1e6}
+            out.unlink()
+            print(f"  fastsource read -o file.parquet --value-format {value_format}, {count:,} records: "
+                  f"peak RSS {result['peak_rss_mb']:,.0f} MB, {wall:.1f} s, file {result['file_mb']:,.0f} MB",
+                  flush=True)
     return results
 
 
@@ -332,7 +336,8 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
                         help="only the scale case: read_all() against a bounded stream over a 1,000-partition "
                              "topic and a 300-topic regex, and time to first batch for 10/100/1,000 partitions")
     parser.add_argument("--cli-rss", action="store_true",
-                        help="only peak RSS of `fastsource read -o file.parquet` (1 M and 10 M records)")
+                        help="only peak RSS of `fastsource read -o file.parquet`, Binary and JSON, 2 M and "
+                             "10 M records (quick: 100 k, 200 k)")
     args = parser.parse_args(argv)
     if args.registry:
         from fastsource.benchmark import registry_bench
@@ -349,7 +354,7 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
         if args.many_partitions:
             return many_partitions_case(bootstrap, args.rounds, 20 if args.quick else 100)
         if args.cli_rss:
-            cli_rss(bootstrap, [100_000, 200_000] if args.quick else [1_000_000, 10_000_000], work)
+            cli_rss(bootstrap, [100_000, 200_000] if args.quick else [2_000_000, 10_000_000], work)
             return
         exe = build_c_baseline(work)
         n = args.messages

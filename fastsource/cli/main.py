@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--from", dest="from_", default="earliest", metavar="SPEC",
                       help="earliest | latest | committed | ISO-8601 time | epoch ms | "
                            "[topic:]partition=offset,... (default earliest)")
+    read.add_argument("--reset", choices=["earliest", "latest"],
+                      help="with --from committed: where partitions without a committed offset of "
+                           "the group start (default: such a partition is an error)")
     read.add_argument("--from-beginning", dest="from_", action="store_const", const="earliest",
                       help="kafka-console-consumer's spelling of --from earliest")
     read.add_argument("--to", default="latest", metavar="SPEC",
@@ -153,18 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--dead-letter-output", metavar="FILE",
                       help="JSON lines file that undecodable records are appended to")
     read.add_argument("--headers", action="store_true", help="include record headers")
-    read.add_argument("--group-id", help="consumer group (committed offsets; commits on checkpoints)")
+    read.add_argument("--group-id", help="consumer group: --from committed starts at its offsets, and "
+                                         "what the read wrote is committed to it")
     read.add_argument("--output", "-o", metavar="PATH",
-                      help="file.parquet, file.arrow, a dataset directory, or - for an Arrow IPC "
-                           "stream on standard output; default: print records")
-    read.add_argument("--format", choices=["parquet", "dataset", "arrow", "console"],
+                      help="file.parquet, file.arrow, file.csv, file.jsonl, a dataset directory, or - "
+                           "for an Arrow IPC stream on standard output; default: print records")
+    read.add_argument("--format", choices=["parquet", "dataset", "arrow", "csv", "jsonl", "console"],
                       help="output kind (default: from --output)")
     read.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     read.add_argument("--console-format", choices=["table", "jsonl"],
                       help="printed records: a table (default on a terminal) or JSON lines (default "
                            "otherwise)")
     read.add_argument("--parallelism", "-p", type=_positive, default=None, metavar="N",
-                      help="readers, each with its own consumer (default: two per CPU core, at most 4)")
+                      help="readers, each with its own consumer (default 2)")
     read.add_argument("--batch-size", type=_positive, default=65536, metavar="ROWS",
                       help="most records per batch (default 65536; batches also end at 4 MiB)")
     read.add_argument("--checkpoint-dir", help="checkpoints to resume from (a dataset output keeps "

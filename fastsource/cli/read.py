@@ -14,14 +14,20 @@ from typing import Any, Optional, Sequence
 from fastsource.cli.common import bootstrap_servers
 from fastsource.errors import ConfigError
 
-# What the CLI's outputs hold in memory per reader, whatever the topic size (README, "Memory"):
-# librdkafka's prefetch queue (its 64 MiB default per consumer fills up whenever the output is
-# slower than the fetch) and batches of at most BATCH_BYTES, of which a reader holds about four.
-CLI_PROPERTIES = {"queued.max.messages.kbytes": "8192"}
+# What the CLI's outputs hold in memory per reader, whatever the topic size (docs/cli.md, "Memory"):
+# librdkafka's prefetch queue and batches of at most BATCH_BYTES, of which a reader holds about four.
+# The queue is bounded in bytes (2 MiB; librdkafka's default is 64 MiB, and it fills up whenever the
+# output is slower than the fetch) and in records (20,000: librdkafka spends some hundred bytes on
+# each queued record, so 2 MiB of 100-byte records cost ~10 MB), and a fetch response in 4 MiB (50 MiB
+# by default; a response is held until its last record is read). Measured (bench/RESULTS.md): 8 MiB
+# and no record bound cost ~40 MB per reader with 100-byte records.
+CLI_PROPERTIES = {"queued.max.messages.kbytes": "2048", "queued.min.messages": "20000",
+                  "fetch.max.bytes": str(4 << 20)}
 BATCH_BYTES = 4 << 20
-# Default readers: the library's default (two per core), at most this many, so that the bound holds
-# on large machines too; one output thread writes the records anyway.
-CLI_MAX_READERS = 4
+# Default readers, whatever the machine, so that the bound holds on large machines too. One output
+# thread writes the records, and it is the slower side: 2 readers kept up with it (2 M records to
+# Parquet: 9.2 s against 11.7 s with 4, and 70 MB less).
+CLI_READERS = 2
 # The Schema Registry of --key-format/--value-format avro|protobuf given no --schema-registry.
 SCHEMA_REGISTRY_ENV = "FASTSOURCE_SCHEMA_REGISTRY"
 # Parquet row groups: batches are gathered up to this many rows (or ROW_GROUP_BYTES) before a write.
@@ -29,12 +35,16 @@ ROW_GROUP_ROWS = 131072
 ROW_GROUP_BYTES = 32 << 20
 
 _KCAT_OFFSET = re.compile(r"^(beginning|end|stored|-?\d+|[se]@-?\d+)$")
-_FILE_SUFFIXES = {"parquet": "parquet", "arrow": "arrow", "arrows": "arrow", "feather": "arrow"}
+_FILE_SUFFIXES = {"parquet": "parquet", "arrow": "arrow", "arrows": "arrow", "feather": "arrow",
+                  "csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl"}
+_SUPPORTED = ("*.parquet, *.arrow (.arrows, .feather), *.csv, *.jsonl (.ndjson), a directory name "
+              "without a suffix (a Parquet dataset), or - (an Arrow IPC stream)")
 
 
 @dataclasses.dataclass
 class Output:
-    """Where records go: kind is console, stdout (Arrow IPC stream), parquet, arrow or dataset."""
+    """Where records go: kind is console, stdout (Arrow IPC stream), parquet, arrow, csv, jsonl or
+    dataset."""
 
     kind: str
     path: Optional[Path] = None
@@ -70,7 +80,7 @@ def plan_output(args: argparse.Namespace) -> Output:
         raise ConfigError("--format console prints records; drop -o")
     path = Path(given)
     if kind is None:
-        kind = _FILE_SUFFIXES.get(path.suffix.lower().lstrip("."), "dataset")
+        kind = _output_kind(given, path)
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write {given}: directory {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK | os.X_OK):
@@ -92,10 +102,26 @@ def plan_output(args: argparse.Namespace) -> Output:
                           "suffix for a dataset directory)" if path.suffix else f"{given} is a directory")
     if path.exists() and not args.overwrite:
         raise ConfigError(f"{given} exists; add --overwrite to replace it")
-    if kind in ("parquet", "arrow") and args.to == "follow":
+    if kind == "csv" and args.headers:
+        raise ConfigError(f"{given}: CSV holds one value per cell, and --headers adds a list of "
+                          "headers per record; write .jsonl, .parquet or .arrow to keep headers")
+    if args.to == "follow":
         raise ConfigError(f"--to follow never ends; write {kind} output with --to latest|time|offsets, "
                           "a dataset directory, or -o - for a stream")
     return Output(kind, path)
+
+
+def _output_kind(given: str, path: Path) -> str:
+    """The output kind a path names by its suffix; an unknown suffix is refused, not guessed."""
+    suffix = path.suffix.lower().lstrip(".")
+    if not suffix or given.endswith(("/", os.sep)):
+        return "dataset"
+    if suffix in _FILE_SUFFIXES:
+        return _FILE_SUFFIXES[suffix]
+    if path.is_dir() and dataset_state_dir(path.resolve()).is_dir():
+        return "dataset"  # a dataset written before under a name with a dot
+    raise ConfigError(f"-o {given}: unknown output type .{path.suffix.lstrip('.')}; write {_SUPPORTED} "
+                      "(or name the type with --format)")
 
 
 def _format(name: str, schema_file: Optional[str], errors: str, registry: Optional[str] = None,
@@ -230,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
         bootstrap, topics=None if partitions or not topics else topics, topic_pattern=args.pattern,
         partitions=[(t, p) for t in topics for p in partitions] if partitions else None,
         group_id=args.group_id,
-        starting_offsets=starting_offsets(args.from_, topics),
+        starting_offsets=starting_offsets(args.from_, topics, args.reset),
         stopping_offsets=stopping_offsets(args.to, topics),
         key_format=_format(args.key_format, None, errors, registry, args.key_message),
         value_format=_format(args.value_format, args.schema, errors, registry, args.message),
@@ -238,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
         batch_limits=fs.BatchLimits(max_rows=args.batch_size, max_bytes=BATCH_BYTES),
         partition_discovery_interval_ms=10_000 if args.to == "follow" else None)
     progress = Progress(enabled=None if args.progress is None else args.progress)
-    parallelism = args.parallelism or min(fs.default_parallelism(), CLI_MAX_READERS)
+    parallelism = args.parallelism or CLI_READERS
     if output.kind == "dataset":
         output.state_dir.mkdir(exist_ok=True)
     with source.open(parallelism=parallelism, checkpoint_dir=checkpoint_dir) as stream:
@@ -246,52 +272,70 @@ def run(args: argparse.Namespace) -> int:
         dead = None
         try:
             dead = _DeadLetters(args.dead_letter_output) if errors == "dead_letter" else None
-            written = _copy(stream, sink, args, checkpoint_dir, progress, dead)
+            _copy(stream, sink, args, checkpoint_dir, progress, dead,
+                  commit_on_write=output.kind in ("console", "stdout"))
             sink.finish()
         finally:
             sink.abort()
             if dead is not None:
                 dead.close()
+        if args.group_id:
+            _commit(stream, args.group_id)
         progress.finish(stream.metrics())
     if output.kind != "console":
         where = "standard output" if output.kind == "stdout" else str(output.path)
-        print(f"{written:,} records -> {where}", file=sys.stderr)
+        print(f"{progress.records:,} records -> {where}", file=sys.stderr)
     if dead is not None and dead.count:
         print(f"{dead.count:,} undecodable records -> {args.dead_letter_output}", file=sys.stderr)
     return 0
 
 
+def _commit(stream: Any, group_id: str) -> None:
+    """Commit what the read handed out (and wrote) to the group, as Kafka's console consumer does, so
+    that `--from committed` resumes right after it; a failed commit is said, not hidden."""
+    failed = stream.metrics()["commits_failed"]
+    stream.commit()
+    if stream.metrics()["commits_failed"] > failed:
+        print(f"fastsource: warning: the offsets read could not be committed to group {group_id!r}; "
+              "a later --from committed starts at the group's previous offsets (-v shows why)",
+              file=sys.stderr)
+
+
 def _copy(stream: Any, sink: "_Sink", args: argparse.Namespace, checkpoint_dir: Optional[str],
-          progress: Any, dead: Optional["_DeadLetters"]) -> int:
-    """The read loop: batches to the sink, checkpoints every interval, the limit applied exactly."""
+          progress: Any, dead: Optional["_DeadLetters"], commit_on_write: bool) -> None:
+    """The read loop: batches to the sink, the limit applied exactly, and every interval a
+    checkpoint (with a checkpoint directory) or, with a group and an output that delivers records as
+    it writes them (the console, standard output), a commit of what was written."""
     limit = args.limit
-    written = 0
     last_checkpoint = time.monotonic()
     unsaved = False
-    while not stream.ended and (limit is None or written < limit):
+    periodic_commit = commit_on_write and args.group_id is not None
+    while not stream.ended and (limit is None or progress.records < limit):
         batch = stream.poll(0.2)
         if dead is not None:
             dead.write(stream.dead_letters())
         if batch is not None:
-            if limit is not None and written + batch.num_rows > limit:
-                keep = limit - written
-                if checkpoint_dir:
+            if limit is not None and progress.records + batch.num_rows > limit:
+                keep = limit - progress.records
+                if checkpoint_dir or args.group_id:
                     stream.take_back(batch.slice(keep))
                 batch = batch.slice(0, keep)
-            written += batch.num_rows
-            unsaved = True
             sink.write(batch)
+            progress.wrote(batch)
+            unsaved = True
         # on time, not only when batches come: a followed read that caught up still commits
-        due = time.monotonic() - last_checkpoint >= args.checkpoint_interval
-        if checkpoint_dir and unsaved and due:
-            sink.flush()
-            stream.checkpoint()
+        if unsaved and time.monotonic() - last_checkpoint >= args.checkpoint_interval:
+            if checkpoint_dir:
+                sink.flush()
+                stream.checkpoint()
+            elif periodic_commit:
+                sink.flush()
+                stream.commit()
             last_checkpoint, unsaved = time.monotonic(), False
         progress.update(stream.metrics())
     if checkpoint_dir:
         sink.flush()
         stream.checkpoint()
-    return written
 
 
 class _DeadLetters:
@@ -367,7 +411,8 @@ class _IpcStream(_Sink):
 
 class _Gathered(_Sink):
     """Gathers batches into row groups of about ROW_GROUP_ROWS rows (one batch would make one small
-    row group each) and hands them to `_put`; holds at most one row group."""
+    row group each) and hands them to `_put` as one table of the batches, uncopied; holds at most one
+    row group."""
 
     def __init__(self) -> None:
         self._batches: list[Any] = []
@@ -386,7 +431,7 @@ class _Gathered(_Sink):
         if self._batches:
             import pyarrow as pa
 
-            table = pa.Table.from_batches(self._batches).combine_chunks()
+            table = pa.Table.from_batches(self._batches)
             self._batches, self._rows, self._bytes = [], 0, 0
             self._put(table)
 
@@ -395,29 +440,29 @@ class _Gathered(_Sink):
 
 
 class _File(_Gathered):
-    """A Parquet or Arrow IPC file, written to a hidden temporary file beside it and renamed into
-    place only when the read completed."""
+    """A Parquet, Arrow IPC, CSV or JSON lines file, written to a hidden temporary file beside it and
+    renamed into place only when the read completed. Parquet gets row groups of about
+    ROW_GROUP_ROWS rows; the other kinds write each batch as it comes."""
 
     def __init__(self, kind: str, path: Path, schema: Any) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         super().__init__()
         self.path = path
         self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self._gather = kind == "parquet"
         try:
-            self._writer: Any = (pq.ParquetWriter(self.tmp, schema, compression="zstd")
-                                 if kind == "parquet" else pa.ipc.new_file(self.tmp, schema))
+            self._writer: Any = _open_writer(kind, self.tmp, schema)
         except OSError as exc:
             self.tmp.unlink(missing_ok=True)
             raise ConfigError(f"cannot write {path}: {exc}") from exc
-        self._parquet = kind == "parquet"
+
+    def write(self, batch: Any) -> None:
+        if self._gather:
+            super().write(batch)
+        elif batch.num_rows:
+            self._writer.write(batch)
 
     def _put(self, table: Any) -> None:
-        if self._parquet:
-            self._writer.write_table(table, row_group_size=table.num_rows)
-        else:
-            self._writer.write_table(table)
+        self._writer.write(table)
 
     def finish(self) -> None:
         self.flush()
@@ -430,6 +475,136 @@ class _File(_Gathered):
             self._writer.close()
             self._writer = None
             self.tmp.unlink(missing_ok=True)
+
+
+def _open_writer(kind: str, path: Path, schema: Any) -> Any:
+    """A writer of `kind` at `path`: `write(batch or table)` and `close()`."""
+    if kind == "parquet":
+        return _ParquetWriter(path, schema)
+    if kind == "arrow":
+        return _IpcFileWriter(path, schema)
+    if kind == "csv":
+        return _CsvWriter(path, schema)
+    return _JsonLinesWriter(path)
+
+
+class _ParquetWriter:
+    def __init__(self, path: Path, schema: Any) -> None:
+        import pyarrow.parquet as pq
+
+        self._writer = pq.ParquetWriter(path, schema, compression="zstd")
+
+    def write(self, table: Any) -> None:
+        self._writer.write_table(table, row_group_size=table.num_rows)  # one row group
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class _IpcFileWriter:
+    def __init__(self, path: Path, schema: Any) -> None:
+        import pyarrow as pa
+
+        self._writer = pa.ipc.new_file(path, schema)
+
+    def write(self, batch: Any) -> None:
+        self._writer.write(batch)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class _JsonLinesWriter:
+    """JSON lines as the console writes them (`fastsource.cli.console`): one object per record,
+    bytes as UTF-8 text or base64 under `key_base64`/`value_base64`, decoded JSON values nested."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "w", encoding="utf-8", newline="\n")
+
+    def write(self, batch: Any) -> None:
+        from fastsource.cli.console import write_jsonl
+
+        write_jsonl(batch, self._file)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _CsvWriter:
+    """CSV through pyarrow's writer, with a header line. CSV holds one text value per cell: struct
+    columns (decoded JSON values) become one column per field (`value.id`, `value.user.name`), key and
+    value bytes are written as UTF-8 text (bytes that are not UTF-8 fail the read, naming the
+    record), and list or map columns are refused before anything is read."""
+
+    def __init__(self, path: Path, schema: Any) -> None:
+        import pyarrow as pa
+        import pyarrow.csv as csv
+
+        flat = _flat_schema(schema)
+        nested = [f for f in flat if pa.types.is_nested(f.type)]
+        if nested:
+            raise ConfigError(f"CSV holds one value per cell, but column {nested[0].name} is a "
+                              f"{nested[0].type}; write .jsonl, .parquet or .arrow for it")
+        self._schema = pa.schema([pa.field(f.name, pa.string() if _is_bytes(f.type) else f.type)
+                                  for f in flat])
+        self._writer = csv.CSVWriter(path, self._schema)
+
+    def write(self, batch: Any) -> None:
+        import pyarrow as pa
+
+        table = pa.Table.from_batches([batch])
+        while any(pa.types.is_struct(t) for t in table.schema.types):
+            table = table.flatten()
+        columns = []
+        for name, column in zip(table.column_names, table.columns):
+            if _is_bytes(column.type):
+                column = _utf8(column, name, table)
+            columns.append(column)
+        self._writer.write_table(pa.Table.from_arrays(columns, schema=self._schema))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def _flat_schema(schema: Any) -> list[Any]:
+    """The fields of `schema` with struct fields replaced by their children, `parent.child`."""
+    import pyarrow as pa
+
+    flat = []
+    for field in schema:
+        if pa.types.is_struct(field.type):
+            children = pa.schema([field.type.field(i) for i in range(field.type.num_fields)])
+            flat.extend(child.with_name(f"{field.name}.{child.name}") for child in _flat_schema(children))
+        else:
+            flat.append(field)
+    return flat
+
+
+def _is_bytes(type_: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_binary(type_) or pa.types.is_large_binary(type_)
+
+
+def _utf8(column: Any, name: str, table: Any) -> Any:
+    """A binary column as UTF-8 text; DecodeError naming the first record whose bytes are not."""
+    import pyarrow as pa
+
+    from fastsource.errors import DecodeError
+
+    try:
+        return column.cast(pa.string())
+    except pa.ArrowInvalid:
+        for row, value in enumerate(column.to_pylist()):
+            try:
+                value is None or value.decode("utf-8")
+            except UnicodeDecodeError:
+                topic, partition, offset = (table.column(c)[row].as_py()
+                                            for c in ("topic", "partition", "offset"))
+                raise DecodeError(f"the {name} of {topic}[{partition}] at offset {offset} is not UTF-8 "
+                                  "text, which CSV cannot hold: write .jsonl (it keeps such bytes as "
+                                  "base64), .parquet or .arrow instead", topic, partition, offset) from None
+        raise
 
 
 class _Dataset(_Gathered):

@@ -1,24 +1,45 @@
 """Command-line offset specs (`--from`, `--to`) turned into offsets initializers."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Optional, Sequence
 
 from fastsource.errors import ConfigError
 from fastsource.enumerator.offsets import OffsetsInitializer
 
 
+# ISO-8601 in its extended form: a date, optionally a time (T or a space) with optional seconds and
+# fraction (any number of digits, "." or ","), optionally a zone (Z, +HH, +HH:MM, +HHMM). Parsed here
+# rather than by datetime.fromisoformat, which accepts fractions and "Z" only from Python 3.11 on.
+_ISO_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
+    r"(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?)?")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def parse_time_ms(text: str) -> Optional[int]:
-    """Epoch milliseconds from digits or an ISO-8601 time (naive times are UTC); None if neither."""
+    """Epoch milliseconds from digits or an ISO-8601 time (naive times are UTC; fractions of a
+    millisecond are cut); None if neither."""
     if text.isdigit():
         return int(text)
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    match = _ISO_TIME.fullmatch(text.strip())
+    if match is None:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
+    year, month, day, hour, minute, second, fraction, _, sign, zone_h, zone_m = match.groups()
+    try:
+        zone = timezone.utc
+        if sign:
+            shift = timedelta(hours=int(zone_h), minutes=int(zone_m or 0))
+            zone = timezone(shift if sign == "+" else -shift)
+        moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
+                          int(second or 0), tzinfo=zone)
+    except ValueError:  # a month 13, a day 31 of a short month, a zone of 24 hours or more
+        return None
+    millis = int((fraction or "0")[:3].ljust(3, "0"))
+    return (moment - _EPOCH) // timedelta(seconds=1) * 1000 + millis
 
 
 def parse_offsets(text: str, topics: Sequence[str]) -> Optional[dict[tuple[str, int], int]]:
@@ -52,12 +73,17 @@ def _offsets_or_time(spec: str, topics: Sequence[str], unlisted: str) -> Optiona
     return OffsetsInitializer.timestamp(ms) if ms is not None else None
 
 
-def starting_offsets(spec: str, topics: Sequence[str]) -> OffsetsInitializer:
-    """earliest | latest | committed | time (ISO-8601 or epoch ms) | [topic:]partition=offset,..."""
+def starting_offsets(spec: str, topics: Sequence[str], reset: Optional[str] = None) -> OffsetsInitializer:
+    """earliest | latest | committed | time (ISO-8601 or epoch ms) | [topic:]partition=offset,...
+
+    `reset` (earliest|latest) is where `committed` starts partitions the group has no offset for;
+    without it such a partition is an error naming the group, never a silent fallback."""
+    if reset is not None and spec != "committed":
+        raise ConfigError(f"--reset applies to --from committed, not --from {spec}")
     if spec in ("earliest", "latest"):
         return getattr(OffsetsInitializer, spec)()
     if spec == "committed":
-        return OffsetsInitializer.committed(reset="earliest")
+        return OffsetsInitializer.committed(reset=reset)
     initializer = _offsets_or_time(spec, topics, unlisted="earliest")
     if initializer is None:
         raise ConfigError(f"bad --from {spec!r}: use earliest, latest, committed, an ISO-8601 time, "

@@ -98,6 +98,14 @@ class OffsetsInitializer:
             chosen = self._listed(partitions, earliest, latest, stopping)
         else:
             raise ConfigError(f"unknown offsets initializer kind {self.kind!r}")
+        if self.kind == "committed" and self.reset is None:
+            missing = [tp for tp in partitions if chosen.get(tp) is None]
+            if missing:
+                raise FastsourceError(
+                    f"group {group_id!r} has no committed offset for "
+                    f"{', '.join(f'{t}[{p}]' for t, p in missing)} and no reset was given: choose "
+                    "where such partitions start with committed(reset='earliest'|'latest') "
+                    "(fastsource read: --reset earliest|latest)")
         result = {}
         for tp in partitions:
             offset = chosen.get(tp)

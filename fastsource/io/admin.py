@@ -43,6 +43,33 @@ CONNECT_DEFAULTS = {"reconnect.backoff.ms": "10", "reconnect.backoff.max.ms": "1
 _AUTH_CODES = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL})
 
 
+# librdkafka's reasons for a failed connection that no waiting mends (unlike silence, which may be a
+# broker still starting behind a filter): said in a few words of what the user can check.
+_CONNECT_CAUSES = (("Connection refused", "connection refused (nothing listens on that port: is the "
+                                          "broker running, and is that its address?)"),
+                   ("Failed to resolve", "the host name does not resolve"),
+                   ("Invalid response size", "what answers there does not speak the Kafka protocol "
+                                             "(is that the broker's Kafka listener port?)"),
+                   ("Network is unreachable", "the network is unreachable"),
+                   ("No route to host", "there is no route to that host"))
+
+
+def connect_cause(reason: str) -> str:
+    """librdkafka's reason for a failed connection (`host:port/bootstrap: Connect to ... failed:
+    Connection refused (after 0ms in state CONNECT)`) in a few plain words."""
+    for needle, cause in _CONNECT_CAUSES:
+        if needle in reason:
+            return cause
+    reason = reason.split(": ", 1)[-1]
+    return reason.split(" (after ", 1)[0]
+
+
+def bootstrap_addresses(bootstrap_servers: str) -> list[str]:
+    """The host:port entries of a bootstrap string, without a security protocol prefix, as
+    librdkafka names them in its errors."""
+    return [entry.strip().rsplit("://", 1)[-1] for entry in bootstrap_servers.split(",") if entry.strip()]
+
+
 def authentication_failure(code: int, reason: str) -> bool:
     """Whether a client error is a security mismatch (SASL refused, TLS handshake failed) rather than
     a broker that is away. librdkafka reports a TLS client talking to a PLAINTEXT listener as a
@@ -156,10 +183,14 @@ class KafkaAdmin:
         self._answered = False
         self._closed = threading.Event()
         self._auth_failure: Optional[str] = None
+        self._connect_failures: dict[str, str] = {}  # bootstrap address -> librdkafka's last reason
         self._isolation = (IsolationLevel.READ_COMMITTED if read_committed
                            else IsolationLevel.READ_UNCOMMITTED)
 
     ATTEMPT_S = 5.0
+    # A new read whose every bootstrap address has failed to connect for a reason no waiting mends
+    # (refused, unresolvable, not Kafka) fails after this long rather than after `timeout_s`.
+    CONNECT_FAILURE_S = 1.0
 
     def close(self) -> None:
         """Stop waiting out an outage: a request in progress ends after its current attempt, so that
@@ -167,12 +198,32 @@ class KafkaAdmin:
         self._closed.set()
 
     def _on_client_error(self, error: KafkaError) -> None:
-        if authentication_failure(error.code(), error.str()):
-            self._auth_failure = f"{error.name()}: {error.str()}"
+        reason = error.str()
+        if authentication_failure(error.code(), reason):
+            self._auth_failure = f"{error.name()}: {reason}"
+        elif "/bootstrap: " in reason and "timed out" not in reason:
+            self._connect_failures[reason.split("/bootstrap: ", 1)[0]] = reason
+
+    def _connect_failed(self) -> bool:
+        """Whether every bootstrap address has failed to connect for a reason no waiting mends."""
+        return all(address in self._connect_failures
+                   for address in bootstrap_addresses(self.bootstrap_servers))
 
     def _unreachable(self, exc: Exception) -> BrokerUnavailableError:
-        return BrokerUnavailableError(f"no Kafka broker answered at {self.bootstrap_servers} within "
-                                      f"{self.timeout_s:g} s ({exc})")
+        """A new read's error for a cluster never reached: one sentence with the address and why."""
+        addresses = bootstrap_addresses(self.bootstrap_servers)
+        causes = {a: connect_cause(self._connect_failures[a]) for a in addresses
+                  if a in self._connect_failures}
+        if not causes:
+            return BrokerUnavailableError(
+                f"no Kafka broker answered at {self.bootstrap_servers} within {self.timeout_s:g} s "
+                "(no connection was refused either: a host that is down or a filtered port?)")
+        if len(addresses) == 1:
+            return BrokerUnavailableError(f"cannot connect to the Kafka broker at {addresses[0]}: "
+                                          f"{causes[addresses[0]]}")
+        said = "; ".join(f"{a}: {causes.get(a, 'no answer')}" for a in addresses)
+        return BrokerUnavailableError(f"cannot connect to any Kafka broker of {self.bootstrap_servers} "
+                                      f"({said})")
 
     def _answer(self, request: Callable[[float], T]) -> T:
         """Run `request(timeout_s)` until the cluster answers it.
@@ -208,7 +259,8 @@ class KafkaAdmin:
                     raise
                 now = time.monotonic()
                 if not self._answered:
-                    if now - started >= self.timeout_s:
+                    if now - started >= self.timeout_s or (
+                            self._connect_failed() and now - started >= self.CONNECT_FAILURE_S):
                         raise self._unreachable(exc) from exc
                     time.sleep(max(0.0, attempt_start + 0.2 - now))
                     continue

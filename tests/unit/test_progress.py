@@ -1,6 +1,8 @@
 """The progress line: drawn on terminals only, with records, bytes, rate and lag per topic."""
 import io
 
+import pyarrow as pa
+
 from fastsource.cli.progress import Progress
 
 METRICS = {"records": 1500, "bytes": 3_000_000,
@@ -8,13 +10,19 @@ METRICS = {"records": 1500, "bytes": 3_000_000,
                       "my-topic-2-0": {"pending_records": None}}}
 
 
-def test_renders_records_bytes_and_lag_per_topic():
+def test_renders_records_written_bytes_and_lag_per_topic():
+    """The line counts the records handed to the output, not the stream's fetched records
+    (`-c 3` once ended with "65,536 records")."""
     out = io.StringIO()
     progress = Progress(out, enabled=True)
+    progress.wrote(pa.record_batch([pa.array(range(1000), pa.int64())], names=["x"]))
+    progress.wrote(pa.record_batch([pa.array(range(500), pa.int64())], names=["x"]))
     progress.update(METRICS, force=True)
     line = out.getvalue()
-    assert "1,500 records" in line and "3.0 MB" in line
+    assert "1,500 records" in line and "0.0 MB" in line
     assert "orders 15" in line and "my-topic-2 0" in line
+    progress.update({**METRICS, "records": 65536}, force=True)
+    assert out.getvalue().rsplit("\r", 1)[-1].startswith("1,500 records")
 
 
 def test_silent_when_output_is_not_a_terminal():
