@@ -186,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
     parallelism = args.parallelism or min(fs.default_parallelism(), CLI_MAX_READERS)
     if output.kind == "dataset":
         output.state_dir.mkdir(exist_ok=True)
-    with source.open(parallelism=parallelism, checkpoint_dir=checkpoint_dir) as stream:
+    with _dataset_lock(output), \
+            source.open(parallelism=parallelism, checkpoint_dir=checkpoint_dir) as stream:
         sink = _open_sink(output, stream, args)
         dead = None
         try:
@@ -204,6 +205,18 @@ def run(args: argparse.Namespace) -> int:
     if dead is not None and dead.count:
         print(f"{dead.count:,} undecodable records -> {args.dead_letter_output}", file=sys.stderr)
     return 0
+
+
+def _dataset_lock(output: Output) -> Any:
+    """A dataset directory serves one read at a time, whatever checkpoint directory each names: its
+    state directory is locked until the read ends (`DirectoryLockedError` names the holder)."""
+    import contextlib
+
+    from fastsource.runtime.checkpoint import DirectoryLock
+
+    if output.kind != "dataset":
+        return contextlib.nullcontext()
+    return DirectoryLock(output.state_dir, f"state of the dataset {output.path}")
 
 
 def _copy(stream: Any, sink: "_Sink", args: argparse.Namespace, checkpoint_dir: Optional[str],

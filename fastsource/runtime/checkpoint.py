@@ -49,6 +49,12 @@ class DirectoryLock:
         os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode(), 0)
         self._fd: Optional[int] = fd
 
+    def __enter__(self) -> "DirectoryLock":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.release()
+
     def release(self) -> None:
         """Let the next opener in (idempotent); the lock file stays, empty of a holder."""
         fd, self._fd = self._fd, None
