@@ -13,7 +13,6 @@ import warnings
 
 import pyarrow as pa
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 
 import fastsource as fs
 
@@ -27,21 +26,6 @@ def produce(producer, topic, values, partition=0):
     producer.flush(30)
 
 
-def recreate(bootstrap, topic, partitions=1):
-    """Delete `topic` and create it again under its name (a new topic id), waiting until both took."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.delete_topics([topic])[topic].result()
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            admin.create_topics([NewTopic(topic, partitions, 1, config={"retention.ms": "-1"})]
-                                )[topic].result()
-            return
-        except Exception:  # still being deleted
-            assert time.monotonic() < deadline, f"{topic} could not be created again"
-            time.sleep(0.2)
-
-
 # ---------------------------------------------------------------- 1. recreated topics
 
 def read_values(stream) -> list[int]:
@@ -50,14 +34,14 @@ def read_values(stream) -> list[int]:
 
 @pytest.mark.timeout(120)
 def test_a_topic_recreated_since_the_checkpoint_fails_the_restore_naming_both_ids(
-        bootstrap, make_topic, producer, tmp_path):
+        bootstrap, make_topic, producer, tmp_path, recreate_topic):
     topic = make_topic()
     produce(producer, topic, range(100))
     source = fs.KafkaSource(bootstrap, topics=[topic], value_format=FN_INT)
     with source.open(checkpoint_dir=tmp_path) as stream:
         assert read_values(stream) == list(range(100))
         stream.checkpoint()
-    recreate(bootstrap, topic)
+    recreate_topic(topic)
     produce(producer, topic, range(1000, 1150))
     with pytest.raises(fs.TopicRecreatedError, match=f"topic '{topic}' was deleted and created again "
                        "since the checkpoint: its id was ") as info:
@@ -74,14 +58,15 @@ def test_a_topic_recreated_since_the_checkpoint_fails_the_restore_naming_both_id
 
 
 @pytest.mark.timeout(120)
-def test_the_cli_rerun_of_a_dataset_refuses_a_recreated_topic(bootstrap, make_topic, producer, tmp_path):
+def test_the_cli_rerun_of_a_dataset_refuses_a_recreated_topic(bootstrap, make_topic, producer, tmp_path,
+                                                              recreate_topic):
     topic = make_topic()
     produce(producer, topic, range(50))
     cmd = [sys.executable, "-m", "fastsource", "read", "-b", bootstrap, "-t", topic,
            "-o", str(tmp_path / "ds"), "--no-progress"]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert first.returncode == 0, first.stderr
-    recreate(bootstrap, topic)
+    recreate_topic(topic)
     produce(producer, topic, range(20))
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert rerun.returncode != 0
@@ -89,7 +74,8 @@ def test_the_cli_rerun_of_a_dataset_refuses_a_recreated_topic(bootstrap, make_to
 
 
 @pytest.mark.timeout(120)
-def test_a_topic_recreated_while_a_stream_reads_it_fails_the_stream(bootstrap, make_topic, producer):
+def test_a_topic_recreated_while_a_stream_reads_it_fails_the_stream(bootstrap, make_topic, producer,
+                                                                     recreate_topic):
     topic = make_topic()
     produce(producer, topic, range(10))
     source = fs.KafkaSource(bootstrap, topics=[topic], stopping_offsets=None, value_format=FN_INT)
@@ -98,7 +84,7 @@ def test_a_topic_recreated_while_a_stream_reads_it_fails_the_stream(bootstrap, m
         while len(got) < 10:
             batch = stream.poll(1.0)
             got += batch.column("value").to_pylist() if batch is not None else []
-        recreate(bootstrap, topic)
+        recreate_topic(topic)
         produce(producer, topic, range(100, 130))
         deadline = time.monotonic() + 60
         with pytest.raises(fs.TopicRecreatedError, match="created again while reading"):
