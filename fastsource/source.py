@@ -206,7 +206,7 @@ class KafkaSource:
 
         Records a format with `errors="dead_letter"` could not decode are left out of the table:
         with `return_dead_letters=True` the result is `(table, dead_letters)` (the schema of
-        `SourceStream.dead_letters()`); otherwise a `DeadLettersWarning` gives their count."""
+        `SourceStream.dead_letters()`, ordered by topic, partition and offset); otherwise a `DeadLettersWarning` gives their count."""
         check_bool("return_dead_letters", return_dead_letters)
         if not self.bounded:
             raise ConfigError("read_all() needs a bounded source: set stopping_offsets")
@@ -225,6 +225,13 @@ class KafkaSource:
                 batches, schema = _merged(batches)
             table = _in_offset_order(batches, schema)
             dead = stream.dead_letters()
+        if dead.num_rows:  # readers divert in parallel: give them in the table's order
+            import pyarrow.compute as pc
+
+            keys = pa.table({"t": dead.column("topic").cast(pa.string()),
+                             "p": dead.column("partition"), "o": dead.column("offset")})
+            dead = dead.take(pc.sort_indices(keys, sort_keys=[("t", "ascending"), ("p", "ascending"),
+                                                              ("o", "ascending")]))
         if return_dead_letters:
             return table, dead
         if dead.num_rows:

@@ -200,7 +200,7 @@ def test_read_all_dead_letters_are_returned_or_counted_in_a_warning(bootstrap, m
         warnings.simplefilter("error")
         table, dead = source.read_all(parallelism=2, return_dead_letters=True)
     assert table.num_rows == 3
-    assert sorted(dead.column("offset").to_pylist()) == [1, 3]
+    assert dead.column("offset").to_pylist() == [1, 3]  # in offset order, whichever reader had them
     assert dead.column("value").to_pylist() == [b"\xff", b"\xfe\xfe"]
 
 
