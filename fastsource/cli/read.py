@@ -181,13 +181,15 @@ def run(args: argparse.Namespace) -> int:
         value_format=_format(args.value_format, args.schema, errors),
         include_headers=args.headers, properties=_properties(args.property),
         batch_limits=fs.BatchLimits(max_rows=args.batch_size, max_bytes=BATCH_BYTES),
-        partition_discovery_interval_ms=10_000 if args.to == "follow" else None)
+        partition_discovery_interval_ms=10_000 if args.to == "follow" else None,
+        on_topic_recreated=args.on_topic_recreated)
     progress = Progress(enabled=None if args.progress is None else args.progress)
     parallelism = args.parallelism or min(fs.default_parallelism(), CLI_MAX_READERS)
     if output.kind == "dataset":
         output.state_dir.mkdir(exist_ok=True)
     with _dataset_lock(output), \
-            source.open(parallelism=parallelism, checkpoint_dir=checkpoint_dir) as stream:
+            source.open(parallelism=parallelism, checkpoint_dir=checkpoint_dir,
+                        restore=args.restore) as stream:
         sink = _open_sink(output, stream, args)
         dead = None
         try:

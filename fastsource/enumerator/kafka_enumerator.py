@@ -164,8 +164,8 @@ class KafkaSourceEnumerator:
         topic, (old, new) = next(iter(recreated.items()))
         others = "" if len(recreated) == 1 else f" (and {', '.join(list(recreated)[1:])})"
         hint = ("" if when == "while reading" else
-                "; to read the new topic from its earliest offset, open with "
-                "on_topic_recreated=\"earliest\"")
+                "; to read the new topic from its earliest offset, set "
+                "on_topic_recreated=\"earliest\" (--on-topic-recreated earliest on the command line)")
         return TopicRecreatedError(
             f"topic {topic!r}{others} was deleted and created again {when}: its id was {old}, it is "
             f"now {new}, so the recorded offsets do not belong to its records{hint}", topic, old, new)

@@ -174,7 +174,8 @@ class CheckpointStore:
                 if mode == "latest":
                     raise SerializationError(
                         f"{exc}; to restore from the previous intact checkpoint instead, open with "
-                        f"restore=\"latest-intact\" (or move this file out of {self.directory})"
+                        f"restore=\"latest-intact\" (--restore latest-intact on the command line), or "
+                        f"move this file out of {self.directory}"
                     ) from exc
                 first_error = first_error or exc
                 log.warning("skipping damaged checkpoint (restore=\"latest-intact\"): %s", exc)

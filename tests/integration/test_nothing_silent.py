@@ -12,6 +12,7 @@ import time
 import warnings
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import fastsource as fs
@@ -71,6 +72,13 @@ def test_the_cli_rerun_of_a_dataset_refuses_a_recreated_topic(bootstrap, make_to
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert rerun.returncode != 0
     assert f"topic '{topic}' was deleted and created again since the checkpoint" in rerun.stderr
+    assert "--on-topic-recreated earliest" in rerun.stderr
+    again = subprocess.run(cmd + ["--on-topic-recreated", "earliest"], capture_output=True, text=True,
+                           timeout=90)
+    assert again.returncode == 0, again.stderr
+    table = pq.read_table(tmp_path / "ds")
+    assert table.num_rows == 70  # the 50 of the old topic, then the 20 of the new one from its start
+    assert table.column("offset").to_pylist()[-20:] == list(range(20))
 
 
 @pytest.mark.timeout(120)
@@ -261,6 +269,12 @@ def test_damaged_checkpoint_contents_are_refused_naming_file_and_field_and_the_p
         assert stream.restored_checkpoint_id == 1
         first = stream.poll(30)
         assert first.column("value").to_pylist()[0] == 20
+    cli = subprocess.run([sys.executable, "-m", "fastsource", "read", "-b", bootstrap, "-t", topic,
+                          "--checkpoint-dir", str(tmp_path), "--to", "latest", "-c", "5",
+                          "--restore", "latest-intact", "--no-progress"],
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    assert [json.loads(line)["offset"] for line in cli.stdout.splitlines()] == list(range(20, 25))
 
 
 # ---------------------------------------------------------------- 14. watermark at the end
