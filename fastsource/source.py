@@ -355,17 +355,19 @@ class SourceStream:
         self._left_out: set[str] = set()
         self._runtime: Runtime = runtime if runtime is not None else default_runtime()
         self._admin = source.admin()
-        self._store = CheckpointStore(checkpoint_dir, lock=True) if checkpoint_dir is not None else None
-        self._dir_lock = self._store.directory_lock if self._store is not None else None
+        self._store: Optional[CheckpointStore] = None
         try:
+            if checkpoint_dir is not None:
+                self._store = CheckpointStore(checkpoint_dir, lock=True)
+                self._dir_lock = self._store.directory_lock
             restored = self._store.restore_point(restore) if self._store is not None else None
+            self.restored_checkpoint_id = restored["checkpoint_id"] if restored else None
+            self._identity = self._source_identity() if self._store is not None else None
+            if restored is not None:
+                self._check_identity(restored)
         except BaseException:
             self.close()
             raise
-        self.restored_checkpoint_id = restored["checkpoint_id"] if restored else None
-        self._identity = self._source_identity() if self._store is not None else None
-        if restored is not None:
-            self._check_identity(restored)
         self._transport = self._runtime.create_transport()
         self._coordinator = SourceCoordinator(self._transport, parallelism, self._on_failure,
                                               source.watermark_strategy.alignment_max_drift_ms)
