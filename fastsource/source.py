@@ -450,6 +450,8 @@ class SourceStream:
         schema = self._formats.schema
         if schema is not None:
             return schema
+        if self._pinned is not None:
+            return self._pinned
         with self._lock:
             if self._peeked is None:
                 self._peeked = self._poll(None)

@@ -61,4 +61,5 @@ def conform(array: pa.Array, target: pa.DataType) -> pa.Array:
                     else pa.nulls(len(array), field.type) for field in target]
         return pa.StructArray.from_arrays(children, fields=list(target),
                                           mask=array.is_null() if array.null_count else None)
-    return array.cast(target)
+    # an integer past 2^53 becomes the nearest double, as a JSON number does in most readers
+    return array.cast(target, safe=not (pa.types.is_integer(array.type) and pa.types.is_floating(target)))

@@ -45,6 +45,8 @@ def test_json_without_schema_infers_each_batch_reading_numbers_as_doubles():
     assert first.to_pylist() == [{"a": 1.0, "l": [1.0, 2.0], "s": {"n": 3.0}}]
     assert fmt.decode(raw([b'{"a": 2.5, "new": true}'])).type == pa.struct(
         [("a", pa.float64()), ("new", pa.bool_())])
+    big = fmt.decode(raw([b'{"a": 9007199254740993}']))  # 2^53 + 1: valid JSON, the nearest double
+    assert big.to_pylist() == [{"a": 9007199254740992.0}]
 
 
 def test_inferred_types_merge_and_conform_or_name_the_conflicting_field():
