@@ -206,7 +206,8 @@ class KafkaSource:
 
         Records a format with `errors="dead_letter"` could not decode are left out of the table:
         with `return_dead_letters=True` the result is `(table, dead_letters)` (the schema of
-        `SourceStream.dead_letters()`, ordered by topic, partition and offset); otherwise a `DeadLettersWarning` gives their count."""
+        `SourceStream.dead_letters()`, ordered by topic, partition and offset); otherwise a
+        `DeadLettersWarning` gives their count."""
         check_bool("return_dead_letters", return_dead_letters)
         if not self.bounded:
             raise ConfigError("read_all() needs a bounded source: set stopping_offsets")
@@ -582,10 +583,13 @@ class SourceStream:
         it; later batches are conformed to it (missing fields and null columns take its types).
         A field it lacks is left out, with a warning naming it once; a field of another type fails
         the read with a `DecodeError` that says to give a schema."""
+        columns = _inferred_columns(batch.schema)
         if self._pinned is None:
+            if any(pa.types.is_struct(t) and t.num_fields == 0
+                   for t in (batch.schema.field(i).type for i in columns)):
+                return batch  # only nulls and empty objects so far: nothing to pin yet
             self._pinned = batch.schema
             return batch
-        columns = _inferred_columns(self._pinned)
         for index in columns:
             pinned, own = self._pinned.field(index).type, batch.schema.field(index).type
             try:
