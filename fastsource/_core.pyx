@@ -1063,6 +1063,9 @@ cdef class Consumer:
         """The hot loop. Returns 1 when stopped by an error (code, slot and offset set), 2 when no
         broker has answered for `broker_timeout_ms`, else 0."""
         cdef int64_t deadline = now_ms() + max_wait_ms
+        # A batch never grows past max_bytes of keys and values (nor past what 32-bit Arrow offsets
+        # hold); a single record larger than that is a batch of its own.
+        cdef int64_t byte_limit = max_bytes if max_bytes < INT32_MAX - 1 else INT32_MAX - 1
         cdef int64_t remaining
         cdef rd_kafka_message_t *m
         cdef ssize_t n
@@ -1129,7 +1132,7 @@ cdef class Consumer:
                         self._finish(idx)
                     else:
                         if self.rows > 0 and \
-                                self.data_bytes + <int64_t> (m.len + m.key_len) > INT32_MAX - 1:
+                                self.data_bytes + <int64_t> (m.len + m.key_len) > byte_limit:
                             return 0          # keeps this message for the next batch
                         if self._append(idx, m) < 0:
                             err_code[0] = -1
@@ -1178,7 +1181,8 @@ cdef class Consumer:
             self.msg_pos += 1
 
     def fetch(self, int64_t max_rows=65536, int64_t max_bytes=16 << 20, int64_t max_wait_ms=100):
-        """Build one batch: stops at `max_rows` records, about `max_bytes` of keys and values,
+        """Build one batch: stops at `max_rows` records, at `max_bytes` of keys and values (a batch
+        grows past it only by being one record larger than that),
         `max_wait_ms` of waiting, a `wake_up()`, or when no split is left to fetch.
 
         Returns `(batch or None, progress, finished)`: `progress` lists, per split with records in

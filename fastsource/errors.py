@@ -91,6 +91,27 @@ class SerializationError(FastsourceError):
     """Serialized state (a split, a checkpoint) is malformed or of an unknown version."""
 
 
+class DirectoryLockedError(CheckpointError):
+    """A checkpoint or dataset directory is in use by another stream or read (named with its pid and
+    host); each directory serves one at a time."""
+
+
+class TopicRecreatedError(FastsourceError):
+    """A topic read (or recorded in the checkpoint) was deleted and created again under the same name:
+    its id changed, so its offsets no longer mean the same records."""
+
+    def __init__(self, message: str, topic: str, old_id: str, new_id: str) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.old_id = old_id
+        self.new_id = new_id
+
+
+class DeadLettersWarning(UserWarning):
+    """`read_all()` diverted undecodable records (errors="dead_letter"); the warning gives their count
+    and how to get them."""
+
+
 class CheckpointMismatchError(ConfigError):
     """A checkpoint was taken for another source (cluster or subscription) than the one restoring."""
 

@@ -8,12 +8,13 @@ import logging
 import os
 import threading
 import time
+import warnings
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import pyarrow as pa
 
 from fastsource.io.admin import BrokerHealth, KafkaAdmin
-from fastsource.runtime.checkpoint import CheckpointStore
+from fastsource.runtime.checkpoint import RESTORE_MODES, CheckpointStore, DirectoryLock
 from fastsource.runtime.coordinator import SourceCoordinator
 from fastsource.runtime.events import ReaderFailedEvent
 from fastsource.runtime.handles import InProcessRuntime, ReaderHandle, ReaderSpec, Runtime
@@ -21,8 +22,10 @@ from fastsource.reader.emitter import KafkaRecordEmitter
 from fastsource.enumerator.kafka_enumerator import KafkaSourceEnumerator
 from fastsource.enumerator.ranges import check_positive
 from fastsource.errors import (CheckpointMismatchError, CheckpointTimeoutError, ConfigError,
-                               FastsourceError, ReaderFailedError, is_fatal)
+                               DeadLettersWarning, DecodeError, FastsourceError, ReaderFailedError,
+                               is_fatal)
 from fastsource.formats import Binary, Format, FormatLike, as_format
+from fastsource.formats.infer import TypeConflict, conform, merge_types
 from fastsource.enumerator.offsets import OffsetsInitializer
 from fastsource.reader.source_reader import InputStatus, ReaderOutput, SplitLineage
 from fastsource.split import (KafkaPartitionSplit, KafkaPartitionSplitState, deserialize_split,
@@ -39,6 +42,7 @@ _UNSET: Any = object()
 log = logging.getLogger(__name__)
 
 MAX_REPLACEMENTS_IN_A_ROW = 3
+TOPIC_RECREATED_POLICIES = ("fail", "earliest")
 
 
 def default_parallelism() -> int:
@@ -67,7 +71,11 @@ class KafkaSource:
     `broker_timeout_ms` is how long every part of a running read waits out a lost cluster before
     failing; `watermark_strategy` sets watermarks, idleness and alignment.
     `max_records_per_split` and `min_splits` (bounded sources only) cut partitions into offset
-    ranges that several readers read in parallel.
+    ranges that several readers read in parallel. `on_topic_recreated` decides what a restore does
+    with a topic that was deleted and created again since the checkpoint (its topic id changed):
+    `"fail"` (default) raises `TopicRecreatedError` naming the topic and both ids; `"earliest"` reads
+    the new topic from its earliest offset. A recreation noticed while reading always fails the
+    stream (records of the new topic may have been handed out as continuing the old one).
     """
 
     def __init__(self, bootstrap_servers: str, topics: Optional[Sequence[str]] = None,
@@ -85,7 +93,8 @@ class KafkaSource:
                  broker_timeout_ms: int = 60000,
                  watermark_strategy: WatermarkStrategy = WatermarkStrategy(),
                  max_records_per_split: Optional[int] = None,
-                 min_splits: Optional[int] = None) -> None:
+                 min_splits: Optional[int] = None,
+                 on_topic_recreated: str = "fail") -> None:
         check_bootstrap_servers(bootstrap_servers)
         chosen = [n for n, v in (("topics", topics), ("topic_pattern", topic_pattern),
                                  ("partitions", partitions)) if v is not None]
@@ -130,6 +139,10 @@ class KafkaSource:
                                                  WatermarkStrategy, "a WatermarkStrategy")
         self.max_records_per_split = max_records_per_split
         self.min_splits = min_splits
+        if on_topic_recreated not in TOPIC_RECREATED_POLICIES:
+            raise ConfigError(f"on_topic_recreated must be one of {TOPIC_RECREATED_POLICIES}, not "
+                              f"{on_topic_recreated!r}")
+        self.on_topic_recreated = on_topic_recreated
         self._subscriber()  # validates the subscription arguments now
 
     @property
@@ -178,20 +191,33 @@ class KafkaSource:
         return {"partitions": sorted([t, p] for t, p in self.partitions or [])}
 
     def open(self, parallelism: int = 1, checkpoint_dir: Optional[str | os.PathLike] = None,
-             runtime: Optional[Runtime] = None) -> "SourceStream":
+             runtime: Optional[Runtime] = None, restore: str = "latest") -> "SourceStream":
         """Start reading with `parallelism` readers; restores from `checkpoint_dir` if it holds a
-        checkpoint. `runtime` creates the readers and their transport (default: in this process,
-        `InProcessRuntime()`). Use as a context manager so that every thread and consumer is
-        released."""
+        checkpoint, which the stream locks for as long as it is open (`DirectoryLockedError` names
+        the holder when another process or stream has it). `restore="latest"` takes the newest
+        checkpoint and refuses a damaged one naming its file and field; `"latest-intact"` takes the
+        newest intact one, naming each damaged file it skips in a warning. `runtime` creates the
+        readers and their transport (default: in this process, `InProcessRuntime()`). Use as a
+        context manager so that every thread and consumer is released."""
         check_int("parallelism", parallelism, minimum=1)
         check_path("checkpoint_dir", checkpoint_dir, optional=True)
-        return SourceStream(self, parallelism, checkpoint_dir, runtime)
+        if restore not in RESTORE_MODES:
+            raise ConfigError(f"restore must be one of {RESTORE_MODES}, not {restore!r}")
+        return SourceStream(self, parallelism, checkpoint_dir, runtime, restore)
 
-    def read_all(self, parallelism: Optional[int] = None) -> pa.Table:
+    def read_all(self, parallelism: Optional[int] = None,
+                 return_dead_letters: bool = False) -> pa.Table | tuple[pa.Table, pa.Table]:
         """Read a bounded source to its stopping offsets into one table, with `parallelism` readers
         (default: `default_parallelism()`), cutting partitions into at least `parallelism` offset
         ranges unless `min_splits` is set, so every reader has work. Each partition's rows come in
-        offset order."""
+        offset order. A format that infers its type (`Json()` without a schema) gives one type
+        merged over all batches.
+
+        Records a format with `errors="dead_letter"` could not decode are left out of the table:
+        with `return_dead_letters=True` the result is `(table, dead_letters)` (the schema of
+        `SourceStream.dead_letters()`, ordered by topic, partition and offset); otherwise a
+        `DeadLettersWarning` gives their count."""
+        check_bool("return_dead_letters", return_dead_letters)
         if not self.bounded:
             raise ConfigError("read_all() needs a bounded source: set stopping_offsets")
         if parallelism is None:
@@ -202,7 +228,67 @@ class KafkaSource:
             source = copy.copy(self)
             source.min_splits = parallelism
         with source.open(parallelism=parallelism) as stream:
-            return _in_offset_order(list(stream._batches_with_lineage()), stream.schema)
+            stream._merge_inferred = True
+            batches = list(stream._batches_with_lineage())
+            schema = stream.schema
+            if stream._formats.schema is None and batches:
+                batches, schema = _merged(batches)
+            table = _in_offset_order(batches, schema)
+            dead = stream.dead_letters()
+        if dead.num_rows:  # readers divert in parallel: give them in the table's order
+            import pyarrow.compute as pc
+
+            keys = pa.table({"t": dead.column("topic").cast(pa.string()),
+                             "p": dead.column("partition"), "o": dead.column("offset")})
+            dead = dead.take(pc.sort_indices(keys, sort_keys=[("t", "ascending"), ("p", "ascending"),
+                                                              ("o", "ascending")]))
+        if return_dead_letters:
+            return table, dead
+        if dead.num_rows:
+            warnings.warn(f"read_all() left out {dead.num_rows:,} undecodable record(s) "
+                          "(errors=\"dead_letter\"); call read_all(return_dead_letters=True) to "
+                          "get them", DeadLettersWarning, stacklevel=2)
+        return table
+
+
+def _batch_error(batch: pa.RecordBatch, message: str) -> DecodeError:
+    """A DecodeError at the first record of `batch`."""
+    topic, partition, offset = (batch.column(i)[0].as_py() for i in range(3))
+    return DecodeError(f"{message} (records of {topic}[{partition}] from offset {offset} among them): "
+                       "give the format a schema, e.g. Json(schema=...)", topic, partition, offset)
+
+
+def _inferred_columns(schema: pa.Schema) -> list[int]:
+    return [schema.get_field_index(name) for name in ("key", "value")]
+
+
+def _merged(batches: list[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]]
+            ) -> tuple[list[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]], pa.Schema]:
+    """Every batch conformed to one schema whose key and value types are merged over all batches
+    (in an order that depends on the types only, not on which batch came first)."""
+    schema = batches[0][0].schema
+    columns = _inferred_columns(schema)
+    for index in columns:
+        types = {}
+        for batch, _ in batches:
+            types.setdefault(str(batch.schema.field(index).type), (batch.schema.field(index).type, batch))
+        merged = None
+        for name in sorted(types):
+            type_, batch = types[name]
+            try:
+                merged = type_ if merged is None else merge_types(merged, type_)
+            except TypeConflict as exc:
+                raise _batch_error(batch, f"the inferred {schema.field(index).name} types disagree: "
+                                   f"{exc}") from exc
+        schema = schema.set(index, schema.field(index).with_type(merged))
+    return [(_conformed(batch, schema, columns), lineage) for batch, lineage in batches], schema
+
+
+def _conformed(batch: pa.RecordBatch, schema: pa.Schema, columns: list[int]) -> pa.RecordBatch:
+    arrays = list(batch.columns)
+    for index in columns:
+        arrays[index] = conform(arrays[index], schema.field(index).type)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _in_offset_order(batches: list[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]],
@@ -255,29 +341,43 @@ class SourceStream:
     Iterating yields `pyarrow.RecordBatch`es. Split positions advance here, when a batch is handed
     out (each batch carries its lineage), so `checkpoint()` between batches makes a durable snapshot
     covering exactly the batches already yielded, and a failed reader is replaced with its splits
-    resuming right after the last record handed out.
+    resuming right after the last record handed out. `poll`, iteration, `checkpoint`, `take_back`
+    and `dead_letters` may be called from several threads: they run one at a time (a lock), so each
+    batch goes to exactly one caller and a checkpoint falls between two batches.
     """
 
     def __init__(self, source: KafkaSource, parallelism: int,
                  checkpoint_dir: Optional[str | os.PathLike],
-                 runtime: Optional[Runtime] = None) -> None:
+                 runtime: Optional[Runtime] = None, restore: str = "latest") -> None:
         if not isinstance(parallelism, int) or isinstance(parallelism, bool) or parallelism < 1:
             raise ConfigError(f"parallelism must be a positive integer, not {parallelism!r}")
         self.source = source
         self.parallelism = parallelism
         self._available = threading.Event()
+        self._lock = threading.RLock()
         self._failure: Optional[BaseException] = None
         self._closed = False
         self.readers: list[ReaderHandle] = []
         self._sinks: list[ParquetDatasetSink] = []
+        self._dir_lock: Optional[DirectoryLock] = None
+        self._pinned: Optional[pa.Schema] = None
+        self._merge_inferred = False
+        self._left_out: set[str] = set()
         self._runtime: Runtime = runtime if runtime is not None else default_runtime()
         self._admin = source.admin()
-        self._store = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
-        restored = self._store.latest() if self._store is not None else None
-        self.restored_checkpoint_id = restored["checkpoint_id"] if restored else None
-        self._identity = self._source_identity() if self._store is not None else None
-        if restored is not None:
-            self._check_identity(restored)
+        self._store: Optional[CheckpointStore] = None
+        try:
+            if checkpoint_dir is not None:
+                self._store = CheckpointStore(checkpoint_dir, lock=True)
+                self._dir_lock = self._store.directory_lock
+            restored = self._store.restore_point(restore) if self._store is not None else None
+            self.restored_checkpoint_id = restored["checkpoint_id"] if restored else None
+            self._identity = self._source_identity() if self._store is not None else None
+            if restored is not None:
+                self._check_identity(restored)
+        except BaseException:
+            self.close()
+            raise
         self._transport = self._runtime.create_transport()
         self._coordinator = SourceCoordinator(self._transport, parallelism, self._on_failure,
                                               source.watermark_strategy.alignment_max_drift_ms)
@@ -306,7 +406,8 @@ class SourceStream:
                 source.stopping_offsets, source.group_id, source.partition_discovery_interval_ms,
                 state=restored["enumerator"] if restored else None,
                 max_records_per_split=source.max_records_per_split, min_splits=source.min_splits,
-                restored_splits=[deserialize_split(d) for d in restored["splits"]] if restored else None)
+                restored_splits=[deserialize_split(d) for d in restored["splits"]] if restored else None,
+                on_topic_recreated=source.on_topic_recreated)
             self.readers = [self._runtime.create_reader(i, self._spec, self._transport, self._available)
                             for i in range(parallelism)]
             self._coordinator.start(enumerator)
@@ -361,8 +462,11 @@ class SourceStream:
         schema = self._formats.schema
         if schema is not None:
             return schema
-        if self._peeked is None:
-            self._peeked = self._poll(None)
+        if self._pinned is not None:
+            return self._pinned
+        with self._lock:
+            if self._peeked is None:
+                self._peeked = self._poll(None)
         if self._peeked is not None:
             return self._peeked[0].schema
         return self._formats.raw_schema
@@ -393,6 +497,11 @@ class SourceStream:
             yield polled
 
     def _next_polled(self, timeout: Optional[float]) -> Optional[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]]:
+        with self._lock:
+            return self._next_polled_locked(timeout)
+
+    def _next_polled_locked(self, timeout: Optional[float]
+                            ) -> Optional[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]]:
         if self._taken_back:
             raise FastsourceError("the stream took records back (take_back): it hands out no more "
                                   "batches; checkpoint() and close() remain")
@@ -409,6 +518,10 @@ class SourceStream:
         limit cut it): the next checkpoint resumes at the first of them in each partition, so a
         restore reads them. The stream then hands out no more batches (its readers are past them);
         checkpoint() and close() remain."""
+        with self._lock:
+            self._take_back(tail)
+
+    def _take_back(self, tail: pa.RecordBatch) -> None:
         columns = tail.select(["topic", "partition", "offset"]).to_pydict()
         offsets: dict[tuple[str, int], list[int]] = {}
         for topic, partition, offset in zip(columns["topic"], columns["partition"], columns["offset"]):
@@ -437,6 +550,8 @@ class SourceStream:
             self._watermarks.update(self._positions.values())
             if polled is not None:
                 batch, lineage = polled
+                if self._formats.schema is None and not self._merge_inferred:
+                    batch = self._pin_inferred(batch)
                 if self._watermarks.strategy.emit_in_metadata and self.watermark() is not None:
                     metadata = dict(batch.schema.metadata or {})
                     metadata[WATERMARK_METADATA_KEY] = str(self.watermark()).encode()
@@ -465,12 +580,47 @@ class SourceStream:
             if output.status is InputStatus.END_OF_INPUT:
                 self._ended.add(i)
                 if len(self._ended) == self.parallelism:
+                    self._watermarks.end_of_input()
                     self._commit_final()
                 continue
             batch = self._hand_over(i, output)
             if batch is not None:
                 return batch, output.lineage
         return None
+
+    def _pin_inferred(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """A stream gives every batch one schema even when a format infers its type batch by batch
+        (`Json()` without a schema, in any reader, local or remote): the first batch handed out pins
+        it; later batches are conformed to it (missing fields and null columns take its types).
+        A field it lacks is left out, with a warning naming it once; a field of another type fails
+        the read with a `DecodeError` that says to give a schema."""
+        columns = _inferred_columns(batch.schema)
+        if self._pinned is None:
+            if any(pa.types.is_struct(t) and t.num_fields == 0
+                   for t in (batch.schema.field(i).type for i in columns)):
+                return batch  # only nulls and empty objects so far: nothing to pin yet
+            self._pinned = batch.schema
+            return batch
+        for index in columns:
+            pinned, own = self._pinned.field(index).type, batch.schema.field(index).type
+            try:
+                merged = merge_types(pinned, own)
+            except TypeConflict as exc:
+                raise _batch_error(batch, f"the {self._pinned.field(index).name} type changed after "
+                                   f"the first batch pinned it: {exc}") from exc
+            if merged != pinned and pa.types.is_struct(merged):
+                new = [f.name for f in merged if pinned.get_field_index(f.name) < 0
+                       and f.name not in self._left_out]
+                if new:
+                    self._left_out.update(new)
+                    log.warning("field(s) %s of %s appear after the first batch pinned its type and "
+                                "are left out; give the format a schema to read them",
+                                ", ".join(new), self._pinned.field(index).name)
+                if any(pinned.get_field_index(f.name) >= 0 and f.type != pinned.field(f.name).type
+                       for f in merged):
+                    raise _batch_error(batch, f"the {self._pinned.field(index).name} type changed "
+                                       f"after the first batch pinned it as {pinned}: now {own}")
+        return _conformed(batch, self._pinned, columns)
 
     def _hand_over(self, reader_id: int, output: ReaderOutput) -> Optional[pa.RecordBatch]:
         """Advance the positions of the batch's splits (they are now handed out)."""
@@ -537,9 +687,10 @@ class SourceStream:
     def dead_letters(self) -> pa.Table:
         """Records diverted by a format with `errors="dead_letter"` since the last call: raw key and
         value, their coordinates, and the reason in `error`."""
-        batches, self._dead_letters = self._dead_letters, []
-        for reader in self.readers:
-            batches.extend(reader.dead_letters())
+        with self._lock:
+            batches, self._dead_letters = self._dead_letters, []
+            for reader in self.readers:
+                batches.extend(reader.dead_letters())
         return pa.Table.from_batches(batches, schema=self._formats.dead_letter_schema)
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
@@ -566,6 +717,10 @@ class SourceStream:
         """Snapshot the enumerator and the hand-over positions; durable when this returns. Needs
         checkpoint_dir. Offsets go to the consumer group (with group_id) once it is durable. A
         checkpoint that fails (e.g. a CheckpointError) commits nothing; the next one covers it all."""
+        with self._lock:
+            return self._checkpoint()
+
+    def _checkpoint(self) -> int:
         if self._closed:
             raise FastsourceError("checkpoint() on a closed stream: nothing is left to snapshot")
         if self._store is None:
@@ -686,6 +841,8 @@ class SourceStream:
         if hasattr(self, "_coordinator"):
             self._coordinator.close()
         self._runtime.close()
+        if self._dir_lock is not None:
+            self._dir_lock.release()
 
 
 def _group_offsets(enumerator_state: dict[str, Any],

@@ -165,3 +165,27 @@ def mock_registry(request):
                 raise
 
     return ConfluentCodes()
+
+
+def recreate_topic(bootstrap):
+    """recreate_topic(name, partitions=1): delete a topic and create it again under its name (a new
+    topic id, KIP-516), waiting until the deletion has taken."""
+    import time
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    def recreate(topic: str, partitions: int = 1) -> None:
+        admin.delete_topics([topic])[topic].result()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                admin.create_topics([NewTopic(topic, partitions, 1, config={"retention.ms": "-1"})]
+                                    )[topic].result()
+                return
+            except Exception:  # the deletion has not finished yet
+                assert time.monotonic() < deadline, f"{topic} could not be created again"
+                time.sleep(0.2)
+
+    return recreate

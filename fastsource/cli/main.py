@@ -174,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--checkpoint-dir", help="checkpoints to resume from (a dataset output keeps "
                                                "them in .<name>.fastsource/ beside it)")
     read.add_argument("--checkpoint-interval", type=float, default=5.0, help="seconds between checkpoints")
+    read.add_argument("--restore", default="latest", choices=["latest", "latest-intact"],
+                      help="resume from the newest checkpoint (default; a damaged one is an error) or "
+                           "from the newest intact one (damaged newer ones are named and skipped)")
+    read.add_argument("--on-topic-recreated", default="fail", choices=["fail", "earliest"],
+                      help="a topic deleted and created again since the checkpoint fails the read "
+                           "(default) or is read from its earliest offset")
     read.add_argument("--limit", "-c", "--max-messages", type=_count, metavar="N",
                       help="stop after N records")
     read.add_argument("-X", dest="property", action="append", default=[], metavar="PROPERTY=VALUE",

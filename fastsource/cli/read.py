@@ -262,12 +262,15 @@ def run(args: argparse.Namespace) -> int:
         value_format=_format(args.value_format, args.schema, errors, registry, args.message),
         include_headers=args.headers, properties=_properties(args.property),
         batch_limits=fs.BatchLimits(max_rows=args.batch_size, max_bytes=BATCH_BYTES),
-        partition_discovery_interval_ms=10_000 if args.to == "follow" else None)
+        partition_discovery_interval_ms=10_000 if args.to == "follow" else None,
+        on_topic_recreated=args.on_topic_recreated)
     progress = Progress(enabled=None if args.progress is None else args.progress)
     parallelism = args.parallelism or CLI_READERS
     if output.kind == "dataset":
         output.state_dir.mkdir(exist_ok=True)
-    with source.open(parallelism=parallelism, checkpoint_dir=checkpoint_dir) as stream:
+    with _dataset_lock(output), \
+            source.open(parallelism=parallelism, checkpoint_dir=checkpoint_dir,
+                        restore=args.restore) as stream:
         sink = _open_sink(output, stream, args)
         dead = None
         try:
@@ -299,6 +302,18 @@ def _commit(stream: Any, group_id: str) -> None:
         print(f"fastsource: warning: the offsets read could not be committed to group {group_id!r}; "
               "a later --from committed starts at the group's previous offsets (-v shows why)",
               file=sys.stderr)
+
+
+def _dataset_lock(output: Output) -> Any:
+    """A dataset directory serves one read at a time, whatever checkpoint directory each names: its
+    state directory is locked until the read ends (`DirectoryLockedError` names the holder)."""
+    import contextlib
+
+    from fastsource.runtime.checkpoint import DirectoryLock
+
+    if output.kind != "dataset":
+        return contextlib.nullcontext()
+    return DirectoryLock(output.state_dir, f"state of the dataset {output.path}")
 
 
 def _copy(stream: Any, sink: "_Sink", args: argparse.Namespace, checkpoint_dir: Optional[str],

@@ -6,7 +6,7 @@ import time
 from typing import Any, Callable, Optional, Protocol
 
 from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
-from fastsource.errors import SerializationError
+from fastsource.errors import SerializationError, TopicRecreatedError
 from fastsource.runtime.events import SplitsRemovedEvent
 from fastsource.enumerator.offsets import OffsetsInitializer
 from fastsource.enumerator.ranges import OffsetRange, plan_ranges
@@ -15,7 +15,7 @@ from fastsource.enumerator.subscriber import KafkaSubscriber
 
 log = logging.getLogger(__name__)
 
-ENUMERATOR_STATE_VERSION = 2
+ENUMERATOR_STATE_VERSION = 3  # 3: topic ids; 2: partition ends; every older version still loads
 
 # A partition counts as deleted only once this many consecutive checks, spread over at least
 # `deletion_confirm_ms`, found it missing: a broker restarting (or one whose metadata lags) may
@@ -91,7 +91,8 @@ class KafkaSourceEnumerator:
                  deletion_check_interval_ms: int = 5000, deletion_confirm_ms: int = 10000,
                  max_records_per_split: Optional[int] = None, min_splits: Optional[int] = None,
                  restored_splits: Optional[list[KafkaPartitionSplit]] = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_topic_recreated: str = "fail") -> None:
         self._subscriber = subscriber
         self._admin = admin
         self._context = context
@@ -116,6 +117,10 @@ class KafkaSourceEnumerator:
         self._no_more_splits_sent: set[int] = set()
         self._restored: list[KafkaPartitionSplit] = []
         self._awaiting_ends = False
+        # the id of every topic read (KIP-516): a name that comes back with another id is a new topic
+        self._topic_ids: dict[str, str] = {}
+        self._on_topic_recreated = on_topic_recreated
+        self._fresh: list[tuple[TopicPartitionKey, int]] = []  # recreated partitions, at restore
         if state is not None:
             self._restore(state, list(restored_splits or []))
 
@@ -134,7 +139,8 @@ class KafkaSourceEnumerator:
         if self._initial_discovery_done:
             self._awaiting_ends = True
             known = sorted(self._known)
-            self._context.call_async(lambda: self._resolve_stops(known), self._reresolve_ends)
+            ids = dict(self._topic_ids)
+            self._context.call_async(lambda: self._restore_lookup(known, ids), self._reresolve_ends)
         period = self._discovery_interval_ms or self._deletion_check_interval_ms
         self._context.call_async(self._list_partitions, self._handle_partitions, 0, period)
 
@@ -143,10 +149,26 @@ class KafkaSourceEnumerator:
 
     # ------------------------------------------------------------------ discovery
 
-    def _list_partitions(self) -> set[TopicPartitionKey]:
-        """I/O only (off the coordinator thread): the subscription's current partitions. Strict
-        (a missing topic is an error) until the first discovery succeeded."""
-        return self._subscriber.partitions(self._admin, strict=not self._initial_discovery_done)
+    def _list_partitions(self) -> tuple[set[TopicPartitionKey], dict[str, str]]:
+        """I/O only (off the coordinator thread): the subscription's current partitions, and the
+        ids of their topics. Strict (a missing topic is an error) until the first discovery
+        succeeded."""
+        partitions = self._subscriber.partitions(self._admin, strict=not self._initial_discovery_done)
+        return partitions, self._admin.topic_ids({t for t, _ in partitions})
+
+    def _recreated(self, ids: dict[str, str], known: dict[str, str]) -> dict[str, tuple[str, str]]:
+        """Topics whose id in `ids` differs from the one `known` recorded: (old id, new id)."""
+        return {t: (known[t], ids[t]) for t in sorted(ids) if t in known and known[t] != ids[t]}
+
+    def _recreated_error(self, recreated: dict[str, tuple[str, str]], when: str) -> TopicRecreatedError:
+        topic, (old, new) = next(iter(recreated.items()))
+        others = "" if len(recreated) == 1 else f" (and {', '.join(list(recreated)[1:])})"
+        hint = ("" if when == "while reading" else
+                "; to read the new topic from its earliest offset, set "
+                "on_topic_recreated=\"earliest\" (--on-topic-recreated earliest on the command line)")
+        return TopicRecreatedError(
+            f"topic {topic!r}{others} was deleted and created again {when}: its id was {old}, it is "
+            f"now {new}, so the recorded offsets do not belong to its records{hint}", topic, old, new)
 
     def _resolve_stops(self, partitions: list[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
         """I/O only: the stopping offsets of `partitions` as they resolve now."""
@@ -154,13 +176,21 @@ class KafkaSourceEnumerator:
             return {}
         return self._stopping.resolve(self._admin, partitions, self._group_id, stopping=True)
 
-    def _handle_partitions(self, current: Optional[set[TopicPartitionKey]],
+    def _handle_partitions(self, answer: Optional[tuple[set[TopicPartitionKey], dict[str, str]]],
                            error: Optional[BaseException]) -> None:
         """On the coordinator thread: the difference with the known partitions, and a request to
-        resolve the offsets of new ones."""
+        resolve the offsets of new ones. A topic read whose id changed fails the read (records of
+        the new topic would otherwise pass for the old one's)."""
         if error is not None:
             raise error
-        assert current is not None
+        assert answer is not None
+        current, ids = answer
+        if not self._awaiting_ends:  # a restore compares the ids itself, before assigning
+            recreated = self._recreated(ids, self._topic_ids)
+            if recreated:
+                raise self._recreated_error(recreated, "while reading")
+        for topic, topic_id in ids.items():
+            self._topic_ids.setdefault(topic, topic_id)
         removed = self._confirmed_deleted(current)
         if removed:
             self._handle_removed(removed)
@@ -235,6 +265,8 @@ class KafkaSourceEnumerator:
         self._known -= removed
         for tp in removed:
             self._ends.pop(tp, None)
+        for topic in {t for t, _ in removed} - {t for t, _ in self._known}:
+            self._topic_ids.pop(topic, None)  # gone: if it comes back, discovery reads it as new
         for reader, splits in list(self._pending.items()):
             self._pending[reader] = [s for s in splits if s.topic_partition not in removed]
         names = ", ".join(f"{t}[{p}]" for t, p in sorted(removed))
@@ -245,16 +277,62 @@ class KafkaSourceEnumerator:
 
     # ------------------------------------------------------------------ restore: where partitions end
 
-    def _reresolve_ends(self, stops: Optional[dict[TopicPartitionKey, int]],
+    def _restore_lookup(self, known: list[TopicPartitionKey], recorded: dict[str, str]
+                        ) -> tuple[dict[TopicPartitionKey, int], dict[str, str],
+                                   dict[TopicPartitionKey, int]]:
+        """I/O only, at restore: where the known partitions stop now, the ids of their topics, and,
+        for topics recreated since the checkpoint (with on_topic_recreated="earliest"), the
+        earliest offset of each of their partitions now."""
+        ids = self._admin.topic_ids({t for t, _ in known})
+        recreated = self._recreated(ids, recorded)
+        if recreated and self._on_topic_recreated == "fail":
+            raise self._recreated_error(recreated, "since the checkpoint")
+        restart: dict[TopicPartitionKey, int] = {}
+        if recreated:
+            now = self._subscriber.partitions(self._admin, strict=False)
+            restart = OffsetsInitializer.earliest().resolve(
+                self._admin, sorted(tp for tp in now if tp[0] in recreated), self._group_id)
+        stops = self._resolve_stops(sorted(set(known) | set(restart)))
+        return stops, ids, restart
+
+    def _restart_recreated(self, ids: dict[str, str], restart: dict[TopicPartitionKey, int],
+                           restored: list[KafkaPartitionSplit]) -> list[KafkaPartitionSplit]:
+        """Forget the checkpointed splits and partitions of recreated topics; their partitions as
+        they are now are planned afresh from `restart` (earliest offsets)."""
+        recreated = self._recreated(ids, self._topic_ids)
+        if not recreated:
+            return restored
+        for topic, (old, new) in recreated.items():
+            log.warning("topic %r was deleted and created again since the checkpoint (id %s, now %s): "
+                        "reading it from its earliest offset (on_topic_recreated=\"earliest\")",
+                        topic, old, new)
+            self._topic_ids[topic] = new
+        for tp in [tp for tp in self._known if tp[0] in recreated]:
+            self._known.discard(tp)
+            self._ends.pop(tp, None)
+        for reader, splits in list(self._pending.items()):
+            self._pending[reader] = [s for s in splits if s.topic not in recreated]
+        self._fresh = sorted(restart.items())
+        return [split for split in restored if split.topic not in recreated]
+
+    def _reresolve_ends(self, answer: Optional[tuple[dict[TopicPartitionKey, int], dict[str, str],
+                                                     dict[TopicPartitionKey, int]]],
                         error: Optional[BaseException]) -> None:
         """A restored read goes up to the stopping point resolved now. Splits that ended a partition
         (at its recorded end, or unbounded) take the new end; explicit offsets stay; a partition
         whose splits all finished gets a new split from its recorded end to the new one when that is
-        further; an unbounded source continues bounded splits past their end."""
+        further; an unbounded source continues bounded splits past their end. Topics recreated since
+        the checkpoint start again at their earliest offsets (with on_topic_recreated="earliest";
+        the lookup refused them otherwise)."""
         if error is not None:
             raise error
+        assert answer is not None
+        stops, ids, restart = answer
         restored, self._restored = self._restored, []
         self._awaiting_ends = False
+        restored = self._restart_recreated(ids, restart, restored)
+        for topic, topic_id in ids.items():
+            self._topic_ids.setdefault(topic, topic_id)
         stops = stops or {}
         explicit = self._stopping is not None and self._stopping.kind == "offsets"
         splits, reaching_end = [], set()
@@ -282,6 +360,11 @@ class KafkaSourceEnumerator:
                 new_end = stops.get(tp) if self.bounded else None
                 old_end = self._ends.get(tp)
                 self._ends[tp] = new_end if new_end is None or old_end is None else max(new_end, old_end)
+        for tp, start in self._fresh:
+            self._known.add(tp)
+            stop = stops.get(tp) if self.bounded else None
+            self._ends[tp] = stop
+            splits.extend(self._plan(tp, start, max(start, stop) if stop is not None else None))
         self._add_pending(splits)
 
     # ------------------------------------------------------------------ assignment
@@ -335,13 +418,15 @@ class KafkaSourceEnumerator:
             "partition_ends": sorted([t, p, e] for (t, p), e in self._ends.items()),
             "pending_splits": [serialize_split(s) for s in pending],
             "initial_discovery_done": self._initial_discovery_done,
+            "topic_ids": dict(sorted(self._topic_ids.items())),
         }
 
     def _restore(self, state: dict[str, Any], assigned: list[KafkaPartitionSplit]) -> None:
-        """Take a snapshot back (versions 1 and 2). Its pending splits and the splits that readers
-        held (`assigned`) all go through assignment again, so any parallelism can restore."""
+        """Take a snapshot back (versions 1 to 3; before 3 no topic ids were kept, so a recreated
+        topic is noticed only from the first look-up on). Its pending splits and the splits that
+        readers held (`assigned`) all go through assignment again, so any parallelism can restore."""
         version = state.get("version")
-        if version not in (1, ENUMERATOR_STATE_VERSION):
+        if version not in (1, 2, ENUMERATOR_STATE_VERSION):
             raise SerializationError(f"unknown enumerator state version {version!r}")
         try:
             self._known = {(str(t), int(p)) for t, p in state["known_partitions"]}
@@ -349,7 +434,8 @@ class KafkaSourceEnumerator:
                           for t, p, e in state.get("partition_ends", [])}
             self._initial_discovery_done = bool(state["initial_discovery_done"])
             pending = [deserialize_split(data) for data in state["pending_splits"]]
-        except (KeyError, TypeError, ValueError) as exc:
+            self._topic_ids = {str(t): str(i) for t, i in state.get("topic_ids", {}).items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SerializationError(f"malformed enumerator state: {exc}") from exc
         if version == 1:
             for split in pending + assigned:

@@ -134,7 +134,9 @@ class Json(Format):
     core in one pass, which also checks every record before the parser sees it.
 
     With `schema`, fields are converted to its types and other fields are ignored; without, the types
-    are inferred from the first batch and then pinned for the rest of the stream. A null Kafka value,
+    are inferred from each batch, every JSON number read as a double (a later record may always hold
+    a fraction), and the stream gives all batches one type (`SourceStream`: pinned from the first
+    batch handed out; `read_all()`: merged over all of them). A null Kafka value,
     an empty value and the JSON value `null` give null rows. Undecodable records (handled by `errors`)
     are: anything but one JSON object (arrays, numbers, strings, truncated or trailing data), objects
     and arrays nested more than `max_depth` levels deep (the record's object is level 1; at most
@@ -178,10 +180,13 @@ class Json(Format):
         if table.num_columns == 0:  # only empty objects and nulls: nothing to infer a type from yet
             return pa.StructArray.from_buffers(self.output_type() or pa.struct([]), len(raw),
                                                [None if nulls is None else pc.invert(nulls).buffers()[1]])
-        if self.schema is None:
-            self.schema = table.schema
         children = [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks() for c in table.columns]
-        return pa.StructArray.from_arrays(children, fields=list(table.schema), mask=nulls)
+        decoded = pa.StructArray.from_arrays(children, fields=list(table.schema), mask=nulls)
+        if self.schema is None:
+            from fastsource.formats.infer import conform, widen_integers
+
+            decoded = conform(decoded, widen_integers(decoded.type))
+        return decoded
 
     def _parse_or_point(self, raw: pa.Array) -> pa.StructArray:
         """`_parse`, turning a parser error into the first row the parser refuses."""

@@ -11,7 +11,7 @@ import time
 from typing import Callable, Iterable, Iterator, Mapping, Optional, TypeVar, Union
 
 from confluent_kafka import (ConsumerGroupTopicPartitions, IsolationLevel, KafkaError,
-                             KafkaException, TopicPartition)
+                             KafkaException, TopicCollection, TopicPartition)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from fastsource.errors import (AuthenticationError, BrokerUnavailableError, ConfigError,
@@ -319,6 +319,28 @@ class KafkaAdmin:
                 return {name: len(t.partitions) for name, t in metadata.topics.items()
                         if t.error is None and not name.startswith("__")}
             time.sleep(pause)
+
+    def topic_ids(self, topics: Iterable[str]) -> dict[str, str]:
+        """The topic id (KIP-516, as Kafka's tools print it) of each of `topics` that exists: a topic
+        deleted and created again under its name gets a new one. Topics that do not exist are left
+        out."""
+        topics = sorted(set(topics))
+        if not topics:
+            return {}
+
+        def ask(timeout: float) -> dict[str, str]:
+            futures = self._client.describe_topics(TopicCollection(topics), request_timeout=timeout)
+            ids = {}
+            for name, future in futures.items():
+                try:
+                    ids[name] = str(future.result().topic_id)
+                except KafkaException as exc:
+                    error = self._kafka_error(exc)
+                    if error is None or error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        raise
+            return ids
+
+        return self._retrying(ask, "describe topics")
 
     def list_offsets(self, partitions: Iterable[TopicPartitionKey],
                      query: OffsetQuery) -> dict[TopicPartitionKey, int]:

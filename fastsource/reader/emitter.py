@@ -85,6 +85,15 @@ class KafkaRecordEmitter:
                 if fmt.errors == "raise":
                     raise self._fail(batch, row, what, fmt, reason)
                 reasons.setdefault(row, f"{what}: {reason}")
+        while True:  # the records left may still disagree with each other (a format inferring types)
+            kept = [i for i in range(batch.num_rows) if i not in reasons]
+            conflict = self._first_conflict(batch.take(pa.array(kept, pa.int64())), formats)
+            if conflict is None:
+                break
+            row, what, fmt, reason = conflict
+            if fmt.errors == "raise":
+                raise self._fail(batch, kept[row], what, fmt, reason)
+            reasons[kept[row]] = f"{what}: {reason}"
         mask = pa.array([i in reasons for i in range(batch.num_rows)])
         keep = pa.array([i not in reasons for i in range(batch.num_rows)])
         dead = batch.filter(mask)
@@ -92,6 +101,17 @@ class KafkaRecordEmitter:
         self.dead_letters.append(pa.RecordBatch.from_arrays(
             list(dead.columns) + [errors], schema=self.dead_letter_schema))
         return self._decode(batch.filter(keep))
+
+    @staticmethod
+    def _first_conflict(batch: pa.RecordBatch, formats: tuple) -> Optional[tuple[int, str, Format, str]]:
+        """The first row of `batch` a format refuses when decoding the whole column (e.g. a JSON
+        field that is an array in one record and an object in a later one), or None."""
+        for index, fmt, what in formats:
+            try:
+                fmt.decode(batch.column(index))
+            except RecordDecodeError as exc:
+                return exc.row, what, fmt, exc.reason
+        return None
 
     def emit(self, records: RecordsWithSplitIds,
              states: Mapping[str, KafkaPartitionSplitState]) -> Optional[pa.RecordBatch]:

@@ -9,6 +9,8 @@ from fastsource.validation import check_bool, check_int
 from fastsource.split import KafkaPartitionSplitState
 
 WATERMARK_METADATA_KEY = b"fastsource.watermark"
+# The watermark at the end of a bounded input: no record can come any more (Flink's MAX_WATERMARK).
+MAX_WATERMARK = (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,12 @@ class WatermarkTracker:
             lowest = mark if lowest is None else min(lowest, mark)
         if lowest is not None and (self.watermark is None or lowest > self.watermark):
             self.watermark = lowest
+        return self.watermark
+
+    def end_of_input(self) -> int:
+        """A bounded input ended: every event time is complete, so the watermark goes to the end
+        (as Flink emits its maximum watermark at the end of input)."""
+        self.watermark = MAX_WATERMARK
         return self.watermark
 
     def alignment(self, states: Iterable[KafkaPartitionSplitState]) -> tuple[list[str], list[str]]:

@@ -91,3 +91,40 @@ def test_dead_letters_come_back_from_the_actors(ray_local, bootstrap, make_topic
     assert rows == 396
     assert sorted(dead.column("value").to_pylist()) == sorted(b"not json %d" % i for i in (7, 107, 207, 307))
     assert all("value" in reason for reason in dead.column("error").to_pylist())
+
+
+def test_a_topic_recreated_since_the_checkpoint_fails_the_restore_on_ray_too(
+        ray_local, bootstrap, make_topic, producer, tmp_path, recreate_topic):
+    """Issue 18, item 1: the topic-id check runs in the driver's enumerator, before any split goes
+    to a reader actor; with on_topic_recreated="earliest" the new topic is read from its start."""
+    topic = make_topic(partitions=2)
+    fill(producer, topic, 2, 100)
+    with source(bootstrap, topic).open(parallelism=2, checkpoint_dir=tmp_path, runtime=runtime()) as stream:
+        assert sum(batch.num_rows for batch in stream) == 200
+        stream.checkpoint()
+    recreate_topic(topic, partitions=2)
+    fill(producer, topic, 2, 30)
+    with pytest.raises(fs.TopicRecreatedError, match=f"'{topic}' was deleted and created again"):
+        with source(bootstrap, topic).open(parallelism=2, checkpoint_dir=tmp_path,
+                                           runtime=runtime()) as stream:
+            list(stream)
+    again = fs.KafkaSource(bootstrap, topics=[topic], on_topic_recreated="earliest")
+    with again.open(parallelism=2, checkpoint_dir=tmp_path, runtime=runtime()) as stream:
+        got = sorted(coordinates(batch) for batch in stream)
+    assert sorted(pair for batch in got for pair in batch) == [(p, o) for p in range(2) for o in range(30)]
+
+
+def test_schemaless_json_gives_one_type_across_reader_actors(ray_local, bootstrap, make_topic, producer):
+    """Issue 18, item 4: each actor used to infer (and pin) its own type; the stream now pins one."""
+    topic = make_topic(partitions=2)
+    for i in range(200):
+        producer.produce(topic, b'{"x": %d}' % i, partition=0)
+        producer.produce(topic, b'{"x": %d.5}' % i, partition=1)
+    producer.flush(30)
+    src = fs.KafkaSource(bootstrap, topics=[topic], value_format=fs.formats.Json(),
+                         batch_limits=fs.BatchLimits(max_rows=40))
+    with src.open(parallelism=2, runtime=runtime()) as stream:
+        types = {batch.schema.field("value").type for batch in stream}
+    import pyarrow as pa
+
+    assert types == {pa.struct([("x", pa.float64())])}

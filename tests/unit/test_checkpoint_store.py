@@ -66,3 +66,51 @@ def test_a_file_where_the_directory_should_be_is_a_checkpoint_error(tmp_path):
     (tmp_path / "chk").write_text("")
     with pytest.raises(CheckpointError, match="checkpoint directory"):
         CheckpointStore(tmp_path / "chk")
+
+
+def old_checkpoint(enumerator_version: int) -> dict:
+    """A checkpoint as fastsource wrote it before topic ids (enumerator state 2) or before partition
+    ends (state 1, split serializer 1)."""
+    split_v1 = {"version": 1, "topic": "events", "partition": 0, "starting_offset": 5,
+                "stopping_offset": None}
+    enumerator = {"version": enumerator_version, "known_partitions": [["events", 0]],
+                  "pending_splits": [], "initial_discovery_done": True}
+    if enumerator_version >= 2:
+        enumerator["partition_ends"] = [["events", 0, None]]
+    return {"enumerator": enumerator, "splits": [split_v1]}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_checkpoints_written_before_topic_ids_still_restore(tmp_path, version):
+    store = CheckpointStore(tmp_path)
+    store.write(1, old_checkpoint(version))
+    assert store.restore_point()["splits"][0]["starting_offset"] == 5
+
+
+def test_restore_point_compares_positions_with_the_previous_checkpoint_only_for_one_topic_id(tmp_path):
+    store = CheckpointStore(tmp_path)
+    first = old_checkpoint(2)
+    first["enumerator"].update(version=3, topic_ids={"events": "old"})
+    first["splits"][0]["starting_offset"] = 50
+    store.write(1, first)
+    lowered = old_checkpoint(2)
+    lowered["enumerator"].update(version=3, topic_ids={"events": "old"})
+    store.write(2, lowered)
+    with pytest.raises(SerializationError, match=r"chk-000000000002.json is damaged: splits\[0\]."
+                       r"starting_offset is 5, lower than 50 in the previous checkpoint"):
+        store.restore_point()
+    lowered["enumerator"]["topic_ids"] = {"events": "new"}  # the topic was recreated in between
+    store.write(2, lowered)
+    assert store.restore_point()["checkpoint_id"] == 2
+
+
+def test_a_directory_lock_is_exclusive_and_names_its_holder(tmp_path):
+    import os
+
+    from fastsource.errors import DirectoryLockedError
+    from fastsource.runtime.checkpoint import DirectoryLock
+
+    with DirectoryLock(tmp_path, "checkpoint directory"):
+        with pytest.raises(DirectoryLockedError, match=f"in use by pid {os.getpid()} on host"):
+            DirectoryLock(tmp_path, "checkpoint directory")
+    DirectoryLock(tmp_path, "checkpoint directory").release()  # free again once released

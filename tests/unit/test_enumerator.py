@@ -22,9 +22,13 @@ class FakeAdmin:
     def __init__(self, topics: dict[str, int], earliest: int = 0, latest: int = 100) -> None:
         self.partition_counts = dict(topics)
         self.earliest, self.latest = earliest, latest
+        self.ids: dict[str, str] = {}  # topic ids; a topic not listed has id "<topic>-id"
 
     def topics(self, wanted=None):
         return dict(self.partition_counts)
+
+    def topic_ids(self, topics):
+        return {t: self.ids.get(t, f"{t}-id") for t in topics if t in self.partition_counts}
 
     def list_offsets(self, partitions, query):
         value = {"earliest": self.earliest, "latest": self.latest}.get(query, 50)
@@ -342,3 +346,64 @@ def test_restored_extensions_are_planned_together():
     splits = restored.assigned[0]
     assert sorted((s.partition, s.starting_offset, s.stopping_offset) for s in splits) == \
         [(p, 100, 130) for p in range(10)]
+
+
+def checkpointed_state(parallelism=1):
+    """An enumerator's state after reading topic "a" (2 partitions) once, and its assigned splits."""
+    context = FakeContext(parallelism)
+    enumerator = make(FakeAdmin({"a": 2}), context)
+    enumerator.start()
+    context.readers.add(0)
+    context.run_calls()
+    assigned = [s.with_starting_offset(60) for s in context.assigned[0]]
+    return enumerator.snapshot_state(1), assigned
+
+
+def test_the_checkpoint_keeps_topic_ids_and_a_recreated_topic_fails_the_restore_by_default():
+    from fastsource.errors import TopicRecreatedError
+
+    state, assigned = checkpointed_state()
+    assert state["version"] == 3 and state["topic_ids"] == {"a": "a-id"}
+    admin = FakeAdmin({"a": 2})
+    admin.ids["a"] = "new-id"
+    context = FakeContext(1)
+    enumerator = make(admin, context, state=state, restored_splits=assigned)
+    enumerator.start()
+    context.readers.add(0)
+    with pytest.raises(TopicRecreatedError, match="'a' was deleted and created again since the "
+                       "checkpoint: its id was a-id, it is now new-id") as info:
+        context.run_calls()
+    assert (info.value.old_id, info.value.new_id) == ("a-id", "new-id")
+    assert not context.assigned
+
+
+def test_a_recreated_topic_restarts_from_earliest_when_asked():
+    state, assigned = checkpointed_state()
+    admin = FakeAdmin({"a": 3}, earliest=0, latest=40)
+    admin.ids["a"] = "new-id"
+    context = FakeContext(1)
+    enumerator = make(admin, context, state=state, restored_splits=assigned, on_topic_recreated="earliest")
+    enumerator.start()
+    context.readers.add(0)
+    context.run_calls()
+    got = sorted((s.partition, s.starting_offset, s.stopping_offset) for s in context.assigned[0])
+    assert got == [(0, 0, 40), (1, 0, 40), (2, 0, 40)]
+    assert enumerator.snapshot_state(2)["topic_ids"] == {"a": "new-id"}
+
+
+def test_a_topic_recreated_while_reading_fails_the_read_and_old_states_still_load():
+    from fastsource.errors import TopicRecreatedError
+
+    state, assigned = checkpointed_state()
+    del state["topic_ids"]
+    state["version"] = 2
+    admin = FakeAdmin({"a": 2})
+    context = FakeContext(1)
+    enumerator = make(admin, context, stopping=None, state=state, restored_splits=assigned)
+    enumerator.start()
+    context.readers.add(0)
+    context.run_calls()
+    assert sorted(s.starting_offset for s in context.assigned[0]) == [60, 60]
+    admin.ids["a"] = "new-id"
+    with pytest.raises(TopicRecreatedError, match="created again while reading: its id was a-id"):
+        context.run_calls()

@@ -34,12 +34,35 @@ def test_json_with_schema_gives_typed_struct_and_null_rows():
     assert decoded.to_pylist() == [{"a": 1, "b": "x"}, None, None, {"a": 2, "b": None}]
 
 
-def test_json_without_schema_infers_then_pins_the_type():
+def test_json_without_schema_infers_each_batch_reading_numbers_as_doubles():
+    """Without a schema nothing is pinned per decoder (each reader would pin its own type): every
+    batch is inferred alone, and integers come out as doubles so no later fraction contradicts them."""
     fmt = Json()
     assert fmt.output_type() is None
-    first = fmt.decode(raw([b'{"a": 1}']))
-    assert first.type == pa.struct([("a", pa.int64())])
-    assert fmt.decode(raw([b'{"a": 2, "new": true}'])).type == first.type
+    first = fmt.decode(raw([b'{"a": 1, "l": [1, 2], "s": {"n": 3}}']))
+    assert first.type == pa.struct([("a", pa.float64()), ("l", pa.list_(pa.float64())),
+                                    ("s", pa.struct([("n", pa.float64())]))])
+    assert first.to_pylist() == [{"a": 1.0, "l": [1.0, 2.0], "s": {"n": 3.0}}]
+    assert fmt.decode(raw([b'{"a": 2.5, "new": true}'])).type == pa.struct(
+        [("a", pa.float64()), ("new", pa.bool_())])
+    big = fmt.decode(raw([b'{"a": 9007199254740993}']))  # 2^53 + 1: valid JSON, the nearest double
+    assert big.to_pylist() == [{"a": 9007199254740992.0}]
+
+
+def test_inferred_types_merge_and_conform_or_name_the_conflicting_field():
+    from fastsource.formats.infer import TypeConflict, conform, merge_types
+
+    a = pa.struct([("x", pa.float64()), ("n", pa.null())])
+    b = pa.struct([("n", pa.list_(pa.float64())), ("y", pa.string())])
+    merged = merge_types(a, b)
+    assert merged == pa.struct([("x", pa.float64()), ("n", pa.list_(pa.float64())), ("y", pa.string())])
+    assert merge_types(b, a) == pa.struct([("n", pa.list_(pa.float64())), ("y", pa.string()),
+                                           ("x", pa.float64())])
+    array = pa.array([{"x": 1.5, "n": None}, None], a)
+    assert conform(array, merged).to_pylist() == [{"x": 1.5, "n": None, "y": None}, None]
+    with pytest.raises(TypeConflict, match="field s.v is double in some records and string"):
+        merge_types(pa.struct([("s", pa.struct([("v", pa.float64())]))]),
+                    pa.struct([("s", pa.struct([("v", pa.string())]))]))
 
 
 def test_json_names_the_first_invalid_row():
