@@ -1,5 +1,6 @@
 """Shared fixtures. Integration tests get a real broker: FASTSOURCE_BOOTSTRAP if set, otherwise one
-started here with the project's launcher (and stopped at the end of the session)."""
+started here with the project's launcher (and stopped at the end of the session). Tests marked
+`kfake` run a second time against franz-go's kfake (a 3-broker cluster started once per session)."""
 from __future__ import annotations
 
 import os
@@ -38,8 +39,35 @@ def free_port() -> int:
     return _free_port_pair()
 
 
+def pytest_generate_tests(metafunc):
+    """A test marked `kfake` that uses the broker runs against Apache Kafka and against kfake."""
+    if metafunc.definition.get_closest_marker("kfake") and "bootstrap" in metafunc.fixturenames:
+        metafunc.parametrize("bootstrap", ["kafka", "kfake"], indirect=True)
+
+
+@pytest.fixture
+def bootstrap(request) -> str:
+    """The bootstrap address of the Kafka implementation this test runs against (Apache Kafka unless
+    a `kfake` marker parametrized it)."""
+    return request.getfixturevalue(f"{getattr(request, 'param', 'kafka')}_bootstrap")
+
+
 @pytest.fixture(scope="session")
-def bootstrap() -> str:
+def kfake_cluster():
+    """franz-go's kfake, 3 brokers on loopback, for the session (built with Go on first use)."""
+    from fastsource.broker.kfake import KfakeCluster
+
+    with KfakeCluster(brokers=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def kfake_bootstrap(kfake_cluster) -> str:
+    return kfake_cluster.address
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
     given = os.environ.get("FASTSOURCE_BOOTSTRAP")
     if given:
         yield given

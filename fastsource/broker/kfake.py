@@ -96,15 +96,21 @@ def free_ports(count: int) -> list[int]:
     raise BrokerError(f"found no {count} free ports on 127.0.0.1 between 20000 and 32000")
 
 
+# As the project's Kafka launcher sets it: tests produce records of a few MiB.
+DEFAULT_CONFIGS = {"message.max.bytes": str(8 << 20)}
+
+
 class KfakeCluster:
     """A kfake cluster of `brokers` brokers on loopback: `start()` returns its bootstrap address,
     `stop()` ends it; the other methods stage faults (see `kfake-go/main.go` for their semantics)."""
 
-    def __init__(self, brokers: int = 3, ports: Optional[Sequence[int]] = None) -> None:
+    def __init__(self, brokers: int = 3, ports: Optional[Sequence[int]] = None,
+                 configs: Optional[dict[str, str]] = None) -> None:
         if ports is not None and len(ports) != brokers:
             raise BrokerError(f"{brokers} brokers need {brokers} ports, got {list(ports)}")
         self.brokers = brokers
         self.ports = list(ports) if ports is not None else None
+        self.configs = dict(DEFAULT_CONFIGS if configs is None else configs)
         self.addresses: list[str] = []
         self._proc: Optional[subprocess.Popen] = None
         self._answers: "queue.Queue[Optional[str]]" = queue.Queue()
@@ -144,7 +150,8 @@ class KfakeCluster:
         run.mkdir(parents=True, exist_ok=True)
         self._log = run / f"kfake-{ports[0]}.log"
         with open(self._log, "wb") as err:
-            self._proc = subprocess.Popen([str(binary), "-ports", ",".join(map(str, ports))],
+            flags = [f"-config={key}={value}" for key, value in self.configs.items()]
+            self._proc = subprocess.Popen([str(binary), "-ports", ",".join(map(str, ports)), *flags],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
                                           text=True, bufsize=1, start_new_session=True)
         self._answers = queue.Queue()

@@ -38,6 +38,7 @@ def drain(reader, expect_finished, timeout=30):
     return rows, finished
 
 
+@pytest.mark.kfake
 def test_stopping_offset_is_exclusive_and_finishes_the_split(bootstrap, make_topic, producer):
     topic = make_topic()
     fill(producer, topic, [str(i).encode() for i in range(30)])
@@ -62,6 +63,7 @@ def test_split_with_start_at_or_past_stop_finishes_at_once(bootstrap, make_topic
     assert result.batch is None and result.finished_splits == [f"{topic}-0"]
 
 
+@pytest.mark.kfake
 def test_read_committed_skips_aborted_records_and_still_finishes(bootstrap, make_topic):
     topic = make_topic()
     tx = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{topic}"})
@@ -148,6 +150,7 @@ def test_batches_cut_short_by_wake_up_lose_and_repeat_nothing(bootstrap, make_to
     assert len(batches) > 3, "the wake-ups did not cut the read into batches"
 
 
+@pytest.mark.kfake
 def test_deleted_records_are_a_data_loss_error_naming_the_offset(bootstrap, make_topic, producer):
     from confluent_kafka.admin import AdminClient
 

@@ -1,7 +1,7 @@
 // Command fastsource-kfake runs franz-go's kfake, an in-process Kafka cluster written in Go, on loopback
 // for fastsource's tests, and lets the test that started it stage protocol faults on demand.
 //
-// Usage: fastsource-kfake -ports 21300,21301,21302
+// Usage: fastsource-kfake -ports 21300,21301,21302 [-config message.max.bytes=8388608 ...]
 //
 // Once every broker listens, it writes one JSON line to stdout: {"ready": true, "addresses": [...]}.
 // Then it reads commands from stdin, one JSON object per line, and answers each with one JSON line
@@ -294,6 +294,15 @@ func (s *server) handle(c command) (map[string]any, error) {
 
 func main() {
 	portsFlag := flag.String("ports", "", "comma-separated ports, one broker each, on 127.0.0.1")
+	configs := map[string]string{}
+	flag.Func("config", "a broker config key=value (repeatable)", func(kv string) error {
+		key, value, found := strings.Cut(kv, "=")
+		if !found || key == "" {
+			return fmt.Errorf("want key=value, got %q", kv)
+		}
+		configs[key] = value
+		return nil
+	})
 	flag.Parse()
 	var ports []int
 	for _, field := range strings.Split(*portsFlag, ",") {
@@ -304,7 +313,8 @@ func main() {
 		}
 		ports = append(ports, port)
 	}
-	cluster, err := kfake.NewCluster(kfake.Ports(ports...), kfake.NumBrokers(len(ports)))
+	cluster, err := kfake.NewCluster(kfake.Ports(ports...), kfake.NumBrokers(len(ports)),
+		kfake.BrokerConfigs(configs))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fastsource-kfake: cannot start the cluster on ports %v: %v\n", ports, err)
 		os.Exit(1)
