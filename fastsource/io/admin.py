@@ -277,7 +277,8 @@ class KafkaAdmin:
             results = {(tp.topic, tp.partition): f.result() for tp, f in futures.items()}
             return {tp: (r.offset, r.timestamp) for tp, r in results.items()}
 
-        return self._retrying(ask, "list offsets")
+        topics = ", ".join(sorted({t for t, _ in partitions}))
+        return self._retrying(ask, f"list offsets ({query}) of {topics}")
 
     def committed(self, group_id: str, partitions: Iterable[TopicPartitionKey] | None
                   ) -> dict[TopicPartitionKey, int | None]:
