@@ -8,7 +8,7 @@ import time
 
 import pyarrow as pa
 import pytest
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 import fastsource as fs
 from fastsource.split import KafkaPartitionSplit
@@ -148,6 +148,29 @@ def test_batches_cut_short_by_wake_up_lose_and_repeat_nothing(bootstrap, make_to
     # Unwoken, 100,000 records come in two or three batches; the wake-ups (timed by the scheduler,
     # 7 to 110 batches in trials) end most batches in the middle of an array.
     assert len(batches) > 3, "the wake-ups did not cut the read into batches"
+
+
+@pytest.mark.kfake
+def test_transaction_markers_take_offsets_and_aborted_records_are_skipped(bootstrap, make_topic):
+    """Each commit or abort marker takes an offset; read_committed hands out the committed records at
+    their own offsets, and the read ends at the partition's end past the last marker."""
+    topic = make_topic()
+    tx = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{topic}"})
+    tx.init_transactions(30)
+    for commit, values in ((True, [b"c1", b"c2"]), (False, [b"a1", b"a2", b"a3"]), (True, [b"c3"])):
+        tx.begin_transaction()
+        for v in values:
+            tx.produce(topic, v, partition=0)
+        tx.flush()
+        (tx.commit_transaction if commit else tx.abort_transaction)(30)
+    table = fs.KafkaSource(bootstrap, topics=[topic]).read_all()  # read_committed by default
+    assert table.column("offset").to_pylist() == [0, 1, 7]
+    assert table.column("value").to_pylist() == [b"c1", b"c2", b"c3"]
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic})
+    try:
+        assert consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 9)
+    finally:
+        consumer.close()
 
 
 @pytest.mark.kfake
