@@ -63,9 +63,9 @@ def test_split_with_start_at_or_past_stop_finishes_at_once(bootstrap, make_topic
     assert result.batch is None and result.finished_splits == [f"{topic}-0"]
 
 
-@pytest.mark.kfake
-def test_read_committed_skips_aborted_records_and_still_finishes(bootstrap, make_topic):
-    topic = make_topic()
+def produce_transactions(bootstrap, topic):
+    """Three transactions on partition 0: c1, c2 committed (offsets 0-1, marker 2); a1-a3 aborted
+    (3-5, marker 6); c3 committed (7, marker 8)."""
     tx = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{topic}"})
     tx.init_transactions(30)
     for commit, values in ((True, [b"c1", b"c2"]), (False, [b"a1", b"a2", b"a3"]), (True, [b"c3"])):
@@ -74,6 +74,12 @@ def test_read_committed_skips_aborted_records_and_still_finishes(bootstrap, make
             tx.produce(topic, v, partition=0)
         tx.flush()
         (tx.commit_transaction if commit else tx.abort_transaction)(30)
+
+
+@pytest.mark.kfake
+def test_read_committed_skips_aborted_records_and_still_finishes(bootstrap, make_topic):
+    topic = make_topic()
+    produce_transactions(bootstrap, topic)
     committed = fs.KafkaSource(bootstrap, topics=[topic],
                                properties={"isolation.level": "read_committed"}).read_all()
     everything = fs.KafkaSource(bootstrap, topics=[topic],
@@ -155,14 +161,7 @@ def test_transaction_markers_take_offsets_and_aborted_records_are_skipped(bootst
     """Each commit or abort marker takes an offset; read_committed hands out the committed records at
     their own offsets, and the read ends at the partition's end past the last marker."""
     topic = make_topic()
-    tx = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{topic}"})
-    tx.init_transactions(30)
-    for commit, values in ((True, [b"c1", b"c2"]), (False, [b"a1", b"a2", b"a3"]), (True, [b"c3"])):
-        tx.begin_transaction()
-        for v in values:
-            tx.produce(topic, v, partition=0)
-        tx.flush()
-        (tx.commit_transaction if commit else tx.abort_transaction)(30)
+    produce_transactions(bootstrap, topic)
     table = fs.KafkaSource(bootstrap, topics=[topic]).read_all()  # read_committed by default
     assert table.column("offset").to_pylist() == [0, 1, 7]
     assert table.column("value").to_pylist() == [b"c1", b"c2", b"c3"]

@@ -15,7 +15,8 @@
 //	        answers matching requests with the error instead of the real answer (count -1: until
 //	        removed); min_fetch_offset limits a Fetch fault to fetches of the partitions at or past it.
 //	delay   {"key": "ListOffsets", "topic": "t", "ms": 2000, "count": 1} -> {"id": n}
-//	        holds matching requests for ms milliseconds, then lets the cluster answer them.
+//	        holds the next count requests of the key (ListOffsets: naming the topic, if given) for ms
+//	        milliseconds, then lets the cluster answer them.
 //	hits    {"id": n} -> {"hits": k}: requests a fault or delay has acted on so far.
 //	remove  {"id": n}: uninstalls a fault, or ends a delay.
 //	leader  {"topic": "t", "partition": 0} -> {"leader": node}
@@ -130,38 +131,18 @@ func fetchesAtOrPast(topic string, topicID [16]byte, partitions []int32, min int
 	}
 }
 
-// mentionsTopic is whether a request names the topic (requests without topics match any topic "").
-func mentionsTopic(req kmsg.Request, topic string) bool {
-	if topic == "" {
-		return true
+// listsOffsetsOf is whether a request is a ListOffsets naming the topic ("": any ListOffsets).
+func listsOffsetsOf(req kmsg.Request, topic string) bool {
+	r, ok := req.(*kmsg.ListOffsetsRequest)
+	if !ok {
+		return false
 	}
-	switch r := req.(type) {
-	case *kmsg.ListOffsetsRequest:
-		for _, t := range r.Topics {
-			if t.Topic == topic {
-				return true
-			}
-		}
-	case *kmsg.MetadataRequest:
-		for _, t := range r.Topics {
-			if t.Topic != nil && *t.Topic == topic {
-				return true
-			}
-		}
-	case *kmsg.OffsetCommitRequest:
-		for _, t := range r.Topics {
-			if t.Topic == topic {
-				return true
-			}
-		}
-	case *kmsg.FetchRequest:
-		for _, t := range r.Topics {
-			if t.Topic == topic {
-				return true
-			}
+	for _, t := range r.Topics {
+		if topic == "" || t.Topic == topic {
+			return true
 		}
 	}
-	return false
+	return topic == ""
 }
 
 func (s *server) fault(c command) (map[string]any, error) {
@@ -195,11 +176,16 @@ func (s *server) fault(c command) (map[string]any, error) {
 		f.When = fetchesAtOrPast(c.Topic, info.TopicID, c.Partitions, *c.MinFetchOffset)
 	}
 	handle := s.cluster.Fault(f)
+	return s.register(func(id int) { s.faults[id] = handle }), nil
+}
+
+// register files an installed fault or delay under a new id, the answer to its command.
+func (s *server) register(file func(id int)) map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextID++
-	s.faults[s.nextID] = handle
-	return map[string]any{"id": s.nextID}, nil
+	file(s.nextID)
+	return map[string]any{"id": s.nextID}
 }
 
 func (s *server) delay(c command) (map[string]any, error) {
@@ -209,6 +195,9 @@ func (s *server) delay(c command) (map[string]any, error) {
 	}
 	if c.Ms <= 0 {
 		return nil, fmt.Errorf("delay needs ms > 0")
+	}
+	if c.Topic != "" && key != kmsg.ListOffsets {
+		return nil, fmt.Errorf("a delay selects by topic on ListOffsets only")
 	}
 	d := &delay{left: c.Count, active: true}
 	if d.left == 0 {
@@ -222,7 +211,7 @@ func (s *server) delay(c command) (map[string]any, error) {
 			s.cluster.DropControl()
 			return nil, nil, false
 		}
-		if !mentionsTopic(req, c.Topic) {
+		if key == kmsg.ListOffsets && !listsOffsetsOf(req, c.Topic) {
 			d.mu.Unlock()
 			return nil, nil, false
 		}
@@ -234,11 +223,7 @@ func (s *server) delay(c command) (map[string]any, error) {
 		s.cluster.SleepControl(func() { time.Sleep(hold) })
 		return nil, nil, false // the cluster answers it now, late
 	})
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nextID++
-	s.delays[s.nextID] = d
-	return map[string]any{"id": s.nextID}, nil
+	return s.register(func(id int) { s.delays[id] = d }), nil
 }
 
 func (s *server) handle(c command) (map[string]any, error) {
