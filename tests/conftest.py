@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import uuid
 
 import pytest
@@ -37,6 +38,28 @@ def _free_port_pair() -> int:
 def free_port() -> int:
     """A port for a broker of the test's own (its controller takes the next one)."""
     return _free_port_pair()
+
+
+def _needs_kfake(item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return ("kfake_cluster" in getattr(item, "fixturenames", ())
+            or (callspec is not None and callspec.params.get("bootstrap") == "kfake"))
+
+
+def pytest_collection_finish(session):
+    """Build the kfake launcher in the background once the selected tests need it (Go takes a minute
+    or more the first time), so that the build overlaps the tests before; the fixture waits for it,
+    and reports a failed build itself."""
+    if any(_needs_kfake(item) for item in session.items):
+        from fastsource.broker.kfake import kfake_binary
+
+        def build() -> None:
+            try:
+                kfake_binary()
+            except Exception:
+                pass
+
+        threading.Thread(target=build, name="kfake-build", daemon=True).start()
 
 
 def pytest_generate_tests(metafunc):

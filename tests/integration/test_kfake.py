@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient
 
 from fastsource.broker import kfake
 from fastsource.errors import BrokerError
-from fastsource.io.admin import KafkaAdmin
+from fastsource.io.admin import KafkaAdmin, _transient
 
 
 def test_the_launcher_is_built_once_per_source_and_reused(kfake_cluster):
@@ -80,7 +80,7 @@ def test_kfake_answers_offsets_of_a_group_that_never_committed_with_group_id_not
             try:
                 answer = consumer.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
             except KafkaException as exc:
-                if exc.args[0].retriable() and time.monotonic() < deadline:
+                if _transient(exc.args[0]) and time.monotonic() < deadline:
                     time.sleep(0.2)
                     continue
                 answer = exc.args[0].name()
