@@ -156,7 +156,7 @@ class KfakeCluster:
                                           text=True, bufsize=1, start_new_session=True)
         self._answers = queue.Queue()
         threading.Thread(target=self._read_answers, args=(self._proc,), daemon=True,
-                         name="fastsource-kfake-answers").start()
+                         name="kfake-answers").start()
         try:
             ready = json.loads(self._next_answer(timeout))
         except BrokerError:

@@ -171,8 +171,7 @@ func (s *server) fault(c command) (map[string]any, error) {
 		if info == nil {
 			return nil, fmt.Errorf("topic %q does not exist", c.Topic)
 		}
-		// Fetch v13+ names topics by id only; the id filter then does the matching.
-		f.Topic = ""
+		// The When filter sees the raw request, which names topics by id only from Fetch v13 on.
 		f.When = fetchesAtOrPast(c.Topic, info.TopicID, c.Partitions, *c.MinFetchOffset)
 	}
 	handle := s.cluster.Fault(f)
