@@ -1,12 +1,14 @@
 """Shared fixtures. Integration tests get a real broker: FASTSOURCE_BOOTSTRAP if set, otherwise one
 started here with the project's launcher (and stopped at the end of the session); likewise a real
-Schema Registry: FASTSOURCE_SCHEMA_REGISTRY if set, otherwise a local one started on first use."""
+Schema Registry: FASTSOURCE_SCHEMA_REGISTRY if set, otherwise a local one started on first use.. Tests marked
+`kfake` run a second time against franz-go's kfake (a 3-broker cluster started once per session)."""
 from __future__ import annotations
 
 import os
 import shutil
 import socket
 import tempfile
+import threading
 import uuid
 
 import pytest
@@ -39,8 +41,57 @@ def free_port() -> int:
     return _free_port_pair()
 
 
+def _needs_kfake(item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return ("kfake_cluster" in getattr(item, "fixturenames", ())
+            or (callspec is not None and callspec.params.get("bootstrap") == "kfake"))
+
+
+def pytest_collection_finish(session):
+    """Build the kfake launcher in the background once the selected tests need it (Go takes a minute
+    or more the first time), so that the build overlaps the tests before; the fixture waits for it,
+    and reports a failed build itself."""
+    if any(_needs_kfake(item) for item in session.items):
+        from fastsource.broker.kfake import kfake_binary
+
+        def build() -> None:
+            try:
+                kfake_binary()
+            except Exception:
+                pass
+
+        threading.Thread(target=build, name="kfake-build", daemon=True).start()
+
+
+def pytest_generate_tests(metafunc):
+    """A test marked `kfake` that uses the broker runs against Apache Kafka and against kfake."""
+    if metafunc.definition.get_closest_marker("kfake") and "bootstrap" in metafunc.fixturenames:
+        metafunc.parametrize("bootstrap", ["kafka", "kfake"], indirect=True)
+
+
+@pytest.fixture
+def bootstrap(request) -> str:
+    """The bootstrap address of the Kafka implementation this test runs against (Apache Kafka unless
+    a `kfake` marker parametrized it)."""
+    return request.getfixturevalue(f"{getattr(request, 'param', 'kafka')}_bootstrap")
+
+
 @pytest.fixture(scope="session")
-def bootstrap() -> str:
+def kfake_cluster():
+    """franz-go's kfake, 3 brokers on loopback, for the session (built with Go on first use)."""
+    from fastsource.broker.kfake import KfakeCluster
+
+    with KfakeCluster(brokers=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def kfake_bootstrap(kfake_cluster) -> str:
+    return kfake_cluster.address
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
     given = os.environ.get("FASTSOURCE_BOOTSTRAP")
     if given:
         yield given

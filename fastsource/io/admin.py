@@ -390,7 +390,8 @@ class KafkaAdmin:
                     "no offset (leader unavailable) for " + ", ".join(f"{t}[{p}]" for t, p in unanswered)))
             return {tp: (r.offset, r.timestamp) for tp, r in results.items()}
 
-        return self._retrying(ask, "list offsets")
+        topics = ", ".join(sorted({t for t, _ in partitions}))
+        return self._retrying(ask, f"list offsets ({query}) of {topics}")
 
     def committed(self, group_id: str, partitions: Iterable[TopicPartitionKey] | None
                   ) -> dict[TopicPartitionKey, int | None]:
@@ -403,11 +404,19 @@ class KafkaAdmin:
         wanted = None if partitions is None else [TopicPartition(t, p) for t, p in partitions]
         request = [ConsumerGroupTopicPartitions(group_id, wanted)]
 
-        def ask(timeout: float) -> ConsumerGroupTopicPartitions:
+        def ask(timeout: float) -> Optional[ConsumerGroupTopicPartitions]:
             futures = self._client.list_consumer_group_offsets(request, request_timeout=timeout)
-            return futures[group_id].result()
+            try:
+                return futures[group_id].result()
+            except KafkaException as exc:
+                error = self._kafka_error(exc)
+                if error is not None and error.code() == KafkaError.GROUP_ID_NOT_FOUND:
+                    return None  # a group that does not exist has committed nothing
+                raise
 
         result = self._retrying(ask, f"read committed offsets of group {group_id!r}")
+        if result is None:
+            return {} if partitions is None else {tp: None for tp in partitions}
         return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
                 for tp in result.topic_partitions}
 

@@ -24,6 +24,7 @@ def fill(producer, topic, partitions, per_partition, timestamp0=None):
     producer.flush()
 
 
+@pytest.mark.kfake
 @pytest.mark.parametrize("parallelism", [1, 3])
 def test_each_record_exactly_once_across_readers(bootstrap, make_topic, producer, parallelism,
                                                  any_transport):
@@ -66,6 +67,7 @@ def test_splits_are_spread_over_readers(bootstrap, make_topic, producer, any_tra
     assert sorted(owned) == [1, 2, 2]
 
 
+@pytest.mark.kfake
 def test_offsets_initializers(bootstrap, make_topic, producer):
     topic = make_topic(partitions=2)
     fill(producer, topic, 2, 10, timestamp0=1_000_000)
@@ -100,6 +102,7 @@ def test_offsets_initializers(bootstrap, make_topic, producer):
         [(0, o) for o in range(3)] + [(1, o) for o in range(6)]
 
 
+@pytest.mark.kfake
 def test_checkpoint_commits_offsets_to_the_group(bootstrap, make_topic, producer, tmp_path,
                                                  any_transport):
     topic = make_topic(partitions=2)

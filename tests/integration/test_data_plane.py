@@ -8,7 +8,7 @@ import time
 
 import pyarrow as pa
 import pytest
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 import fastsource as fs
 from fastsource.split import KafkaPartitionSplit
@@ -38,6 +38,7 @@ def drain(reader, expect_finished, timeout=30):
     return rows, finished
 
 
+@pytest.mark.kfake
 def test_stopping_offset_is_exclusive_and_finishes_the_split(bootstrap, make_topic, producer):
     topic = make_topic()
     fill(producer, topic, [str(i).encode() for i in range(30)])
@@ -62,8 +63,9 @@ def test_split_with_start_at_or_past_stop_finishes_at_once(bootstrap, make_topic
     assert result.batch is None and result.finished_splits == [f"{topic}-0"]
 
 
-def test_read_committed_skips_aborted_records_and_still_finishes(bootstrap, make_topic):
-    topic = make_topic()
+def produce_transactions(bootstrap, topic):
+    """Three transactions on partition 0: c1, c2 committed (offsets 0-1, marker 2); a1-a3 aborted
+    (3-5, marker 6); c3 committed (7, marker 8)."""
     tx = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{topic}"})
     tx.init_transactions(30)
     for commit, values in ((True, [b"c1", b"c2"]), (False, [b"a1", b"a2", b"a3"]), (True, [b"c3"])):
@@ -72,6 +74,12 @@ def test_read_committed_skips_aborted_records_and_still_finishes(bootstrap, make
             tx.produce(topic, v, partition=0)
         tx.flush()
         (tx.commit_transaction if commit else tx.abort_transaction)(30)
+
+
+@pytest.mark.kfake
+def test_read_committed_skips_aborted_records_and_still_finishes(bootstrap, make_topic):
+    topic = make_topic()
+    produce_transactions(bootstrap, topic)
     committed = fs.KafkaSource(bootstrap, topics=[topic],
                                properties={"isolation.level": "read_committed"}).read_all()
     everything = fs.KafkaSource(bootstrap, topics=[topic],
@@ -148,6 +156,23 @@ def test_batches_cut_short_by_wake_up_lose_and_repeat_nothing(bootstrap, make_to
     assert len(batches) > 3, "the wake-ups did not cut the read into batches"
 
 
+@pytest.mark.kfake
+def test_transaction_markers_take_offsets_and_aborted_records_are_skipped(bootstrap, make_topic):
+    """Each commit or abort marker takes an offset; read_committed hands out the committed records at
+    their own offsets, and the read ends at the partition's end past the last marker."""
+    topic = make_topic()
+    produce_transactions(bootstrap, topic)
+    table = fs.KafkaSource(bootstrap, topics=[topic]).read_all()  # read_committed by default
+    assert table.column("offset").to_pylist() == [0, 1, 7]
+    assert table.column("value").to_pylist() == [b"c1", b"c2", b"c3"]
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic})
+    try:
+        assert consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 9)
+    finally:
+        consumer.close()
+
+
+@pytest.mark.kfake
 def test_deleted_records_are_a_data_loss_error_naming_the_offset(bootstrap, make_topic, producer):
     from confluent_kafka.admin import AdminClient
 

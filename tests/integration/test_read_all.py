@@ -49,6 +49,7 @@ def key_of(row: dict) -> tuple:
     return (row["partition"], row["offset"])
 
 
+@pytest.mark.kfake
 def test_read_all_matches_confluent_kafka(bootstrap, make_topic, producer):
     """Keys, values, offsets, timestamps, headers, null/empty keys and values, binary bytes and
     several partitions come out exactly as confluent-kafka reads them."""
@@ -96,6 +97,7 @@ def test_empty_topic_reads_to_an_empty_table(bootstrap, make_topic):
     assert table.schema.names[:3] == ["topic", "partition", "offset"]
 
 
+@pytest.mark.kfake
 def test_unknown_topic_is_named(bootstrap):
     with pytest.raises(fs.UnknownTopicError, match="no-such-topic-xyz"):
         fs.KafkaSource(bootstrap, topics=["no-such-topic-xyz"]).read_all()

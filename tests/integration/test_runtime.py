@@ -114,6 +114,7 @@ def test_a_fatal_error_fails_the_stream_without_replacing_the_reader(bootstrap, 
     assert faults.created == 1
 
 
+@pytest.mark.kfake
 def test_ranges_of_one_partition_are_read_by_every_reader_in_offset_order(bootstrap, make_topic,
                                                                          producer):
     topic = make_topic(partitions=1)
@@ -134,6 +135,7 @@ def test_ranges_of_one_partition_are_read_by_every_reader_in_offset_order(bootst
     assert table.column("offset").to_pylist() == list(range(3000))
 
 
+@pytest.mark.kfake
 def test_several_ranges_per_reader_are_read_one_after_another(bootstrap, make_topic, producer):
     topic = make_topic(partitions=2)
     fill(producer, topic, 2, 1000)
@@ -160,6 +162,7 @@ def read_some_then_checkpoint(source, parallelism, directory, batches):
     return taken
 
 
+@pytest.mark.kfake
 @pytest.mark.parametrize("before,after,ranges", [(3, 2, 6), (2, 5, None)])
 def test_restore_with_another_parallelism_is_exactly_once(bootstrap, make_topic, producer, tmp_path,
                                                          any_transport, before, after, ranges):
@@ -208,6 +211,7 @@ def test_a_checkpoint_of_another_subscription_is_refused_naming_both(bootstrap, 
     assert isinstance(caught.value, fs.FastsourceError)
 
 
+@pytest.mark.kfake
 def test_rerunning_a_finished_bounded_read_reads_exactly_the_new_records(bootstrap, make_topic,
                                                                         producer, tmp_path):
     topic = make_topic(partitions=2)
@@ -250,6 +254,7 @@ def test_a_followed_read_resumed_bounded_ends_at_the_latest_offsets(bootstrap, m
     assert sorted(rows) == [(0, o) for o in range(120)] and set(rows.values()) == {1}
 
 
+@pytest.mark.kfake
 @pytest.mark.parametrize("ranges", [None, 3])
 def test_a_bounded_read_commits_the_end_offsets_to_the_group(bootstrap, make_topic, producer,
                                                             tmp_path, ranges):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
@@ -48,6 +50,7 @@ def partitions_seen(batches):
                                                     b.column("partition").to_pylist())}
 
 
+@pytest.mark.kfake
 def test_discovery_picks_up_new_partitions_from_their_start(bootstrap, make_topic, producer,
                                                            any_transport):
     topic = make_topic(partitions=1)
@@ -66,6 +69,7 @@ def test_discovery_picks_up_new_partitions_from_their_start(bootstrap, make_topi
     assert values == [b"p1", b"p2"]
 
 
+@pytest.mark.kfake
 def test_pattern_subscription_picks_up_new_topics(bootstrap, make_topic, producer):
     first = make_topic(prefix="pat")
     prefix = first.rsplit("-", 1)[0]
