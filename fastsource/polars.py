@@ -141,7 +141,18 @@ def _conjuncts(node: Any) -> Iterator[Any]:
 
 
 def _column(node: Any) -> Optional[str]:
-    name = node.get("Column") if isinstance(node, dict) else None
+    """The bounded column a node reads, seeing through a change of the timestamp's time unit (ms
+    to a finer unit is exact; DuckDB compares in microseconds)."""
+    if not isinstance(node, dict):
+        return None
+    function = node.get("Function")
+    if isinstance(function, dict) and len(function.get("input") or []) == 1:
+        kind = function.get("function")
+        temporal = kind.get("TemporalExpr") if isinstance(kind, dict) else None
+        if isinstance(temporal, dict) and "CastTimeUnit" in temporal:
+            return "timestamp" if _column(function["input"][0]) == "timestamp" else None
+        return None
+    name = node.get("Column")
     return name if name in ("timestamp", "offset", "partition") else None
 
 

@@ -68,3 +68,9 @@ def test_what_the_scan_does_not_understand_bounds_nothing(predicate):
 def test_understood_conjuncts_bound_even_beside_others():
     got = pushdown_of((pl.col("key") == b"x") & (ts >= T0) & ((offset < 3) | (offset > 9)))
     assert got == Pushdown(timestamp_from=T0_MS)
+
+
+def test_a_timestamp_cast_to_a_finer_unit_bounds_like_the_column():
+    """DuckDB hands its filters over as `timestamp.dt.cast_time_unit("us") >= <µs literal>`."""
+    got = pushdown_of((ts.dt.cast_time_unit("us") >= T0) & (ts.dt.cast_time_unit("ns") < T1))
+    assert (got.timestamp_from, got.timestamp_until) == (T0_MS, T1_MS)
