@@ -308,6 +308,9 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     parser.add_argument("--peers", action="store_true",
                         help="fastsource against Flink's KafkaSource, Ray Data, aiokafka and the baselines")
     parser.add_argument("--markdown", type=Path, help="with --peers: also write the tables to this file")
+    parser.add_argument("--chart", type=Path,
+                        help="with --peers: also draw the figures as a bar chart to this .svg or .png "
+                             "(needs matplotlib: pip install 'fastsource[bench]')")
     parser.add_argument("--bootstrap", help="use this cluster instead of a local broker")
     parser.add_argument("--port", type=int, default=29292)
     parser.add_argument("--ranges", action="store_true",
@@ -315,6 +318,13 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     parser.add_argument("--cli-rss", action="store_true",
                         help="only peak RSS of `fastsource read -o file.parquet` (1 M and 10 M records)")
     args = parser.parse_args(argv)
+    if args.chart is not None:
+        if not args.peers or args.chart.suffix not in (".svg", ".png"):
+            parser.error("--chart FILE.svg|FILE.png goes with --peers")
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            parser.error("--chart needs matplotlib: pip install 'fastsource[bench]'")
     quick = (100_000, 200_000, 1) if args.quick else (5_000_000, 20_000_000, 5)
     args.messages = args.messages or quick[0]
     args.rss_messages = args.rss_messages or quick[1]
@@ -331,7 +341,7 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
         if args.peers:
             from fastsource.benchmark.peers import run_peers
 
-            run_peers(bootstrap, n, args.rounds, exe, args.markdown)
+            run_peers(bootstrap, n, args.rounds, exe, args.markdown, args.chart)
             return
         topics = {"100b": f"bench-100b-{n}", "1kb": f"bench-1kb-{n}", "json": f"bench-json-{n}",
                   "rss": f"bench-100b-{args.rss_messages}"}
