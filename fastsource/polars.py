@@ -23,7 +23,7 @@ source is bounded at each partition's end when the query starts.
 """
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
@@ -41,6 +41,7 @@ from fastsource.errors import ConfigError
 from fastsource.formats import Binary, Format, FormatLike, Json
 from fastsource.io.admin import TopicPartitionKey
 from fastsource.reader.split_reader import BatchLimits, KafkaPartitionSplitReader
+from fastsource.runtime.handles import ReaderSpec
 from fastsource.source import KafkaSource, default_parallelism
 from fastsource.validation import check_bool, check_int
 
@@ -242,13 +243,28 @@ def _narrowed(fmt: Format, fields: Sequence[str]) -> Format:
     return fmt
 
 
+class _ProjectedSource(KafkaSource):
+    """A bounded KafkaSource whose readers leave the key or the value column null, without copying
+    their bytes, when the query does not use them."""
+
+    def __init__(self, *args: Any, include_key: bool = True, include_value: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.include_key = include_key
+        self.include_value = include_value
+
+    def reader_spec(self) -> ReaderSpec:
+        return dataclasses.replace(super().reader_spec(), include_key=self.include_key,
+                                   include_value=self.include_value)
+
+
 class _Scan:
-    """One `scan_kafka` call: the source as given, the Arrow schema the LazyFrame shows, and the
+    """One `scan_kafka` call: the source's arguments, the Arrow schema the LazyFrame shows, and the
     read each query makes (planned when the query runs)."""
 
-    def __init__(self, source: KafkaSource, max_out_of_orderness_ms: Optional[int], unnest_value: bool,
+    def __init__(self, arguments: dict[str, Any], max_out_of_orderness_ms: Optional[int], unnest_value: bool,
                  parallelism: Optional[int], on_read: Optional[Callable[[dict[str, Any]], None]]) -> None:
-        self.source = source
+        self.arguments = arguments
+        self.source = source = KafkaSource(**arguments)
         self.max_out_of_orderness_ms = max_out_of_orderness_ms
         self.unnest_value = unnest_value
         self.parallelism = parallelism
@@ -320,23 +336,22 @@ class _Scan:
         return ReadPlan(ranges)
 
     def read_source(self, plan: ReadPlan, columns: Sequence[str]) -> KafkaSource:
-        """The bounded source that reads `plan`, building only `columns` (no headers, no decoded
-        key or value, no value field that is not among them)."""
-        source = copy.copy(self.source)
-        source.topics, source.topic_pattern = None, None
-        source.partitions = sorted(plan.ranges)
-        source.group_id = None  # a query commits nothing to the group
-        source.starting_offsets = OffsetsInitializer.offsets({tp: r[0] for tp, r in plan.ranges.items()})
-        source.stopping_offsets = OffsetsInitializer.offsets({tp: r[1] for tp, r in plan.ranges.items()})
-        source.include_headers = self.source.include_headers and "headers" in columns
-        if "key" not in columns:
-            source.key_format = Binary()
+        """The bounded source that reads `plan`, building only `columns`: no headers, no key or value
+        bytes, no value field that is not among them. It commits nothing to a consumer group."""
         if self.unnest_value:
             wanted = [name for name in self.value_fields if name in columns]
-            source.value_format = _narrowed(self.source.value_format, wanted) if wanted else Binary()
-        elif "value" not in columns:
-            source.value_format = Binary()
-        return source
+            value_format = _narrowed(self.source.value_format, wanted) if wanted else Binary()
+        else:
+            wanted = ["value"] if "value" in columns else []
+            value_format = self.source.value_format if wanted else Binary()
+        arguments = dict(self.arguments, topics=None, topic_pattern=None, partitions=sorted(plan.ranges),
+                         group_id=None,
+                         starting_offsets=OffsetsInitializer.offsets({tp: r[0] for tp, r in plan.ranges.items()}),
+                         stopping_offsets=OffsetsInitializer.offsets({tp: r[1] for tp, r in plan.ranges.items()}),
+                         include_headers=self.source.include_headers and "headers" in columns,
+                         key_format=self.source.key_format if "key" in columns else Binary(),
+                         value_format=value_format)
+        return _ProjectedSource(**arguments, include_key="key" in columns, include_value=bool(wanted))
 
     def frame(self, batch: pa.RecordBatch, columns: Sequence[str]) -> pl.DataFrame:
         """The scan's columns `columns` of a batch read by `read_source`."""
@@ -430,15 +445,15 @@ def scan_kafka(bootstrap_servers: str, topics: Optional[Sequence[str]] = None,
     check_bool("unnest_value", unnest_value)
     if on_read is not None and not callable(on_read):
         raise ConfigError(f"on_read must be callable or None, not {on_read!r}")
-    source = KafkaSource(bootstrap_servers, topics=topics, topic_pattern=topic_pattern,
-                         partitions=partitions, group_id=group_id, starting_offsets=starting_offsets,
-                         stopping_offsets=stopping_offsets or OffsetsInitializer.latest(),
-                         value_format=value_format, key_format=key_format,
-                         include_headers=include_headers, properties=properties,
-                         batch_limits=batch_limits, request_timeout_s=request_timeout_s,
-                         broker_timeout_ms=broker_timeout_ms)
-    scan = _Scan(source, max_out_of_orderness_ms, unnest_value, parallelism, on_read)
-    what = (f"topics {', '.join(topics)}" if topics is not None else
+    arguments = dict(bootstrap_servers=bootstrap_servers, topics=topics, topic_pattern=topic_pattern,
+                     partitions=partitions, group_id=group_id, starting_offsets=starting_offsets,
+                     stopping_offsets=stopping_offsets or OffsetsInitializer.latest(),
+                     value_format=value_format, key_format=key_format, include_headers=include_headers,
+                     properties=properties, batch_limits=batch_limits, request_timeout_s=request_timeout_s,
+                     broker_timeout_ms=broker_timeout_ms)
+    scan = _Scan(arguments, max_out_of_orderness_ms, unnest_value, parallelism, on_read)
+    source = scan.source
+    what = (f"topics {', '.join(source.topics)}" if source.topics is not None else
             f"pattern {topic_pattern}" if topic_pattern is not None else "partitions "
             + ", ".join(f"{t}[{p}]" for t, p in sorted(source.partitions or [])))
     return register_io_source(scan.read, schema=scan.polars_schema, is_pure=False,

@@ -179,11 +179,26 @@ def test_headers_are_built_only_when_selected(bootstrap, events, full):
     got = lf.filter(pl.col("partition") == 0).select("offset", "headers").collect()
     assert got.height == PER_PARTITION
     assert got["headers"][0].to_list() == [{"key": "source", "value": b"test"}]
-    from fastsource.polars import _Scan, ReadPlan  # the read a query without headers would make
-    source = fs.KafkaSource(bootstrap, topics=[events], include_headers=True)
-    plan = ReadPlan({(events, 0): (0, 1)})
-    assert not _Scan(source, None, False, None, None).read_source(plan, ["offset"]).include_headers
-    assert _Scan(source, None, False, None, None).read_source(plan, ["headers"]).include_headers
+
+
+def test_the_read_of_a_query_copies_no_key_value_or_headers_it_does_not_use(bootstrap, events):
+    """The source a query reads with: its readers' batches hold null keys and values (the compiled
+    core copies no bytes of them) and no headers column when the query does not select them."""
+    from fastsource.polars import ReadPlan, _Scan
+
+    arguments = dict(bootstrap_servers=bootstrap, topics=[events], include_headers=True,
+                     value_format=fs.formats.Json(schema=SCHEMA))
+    scan_ = _Scan(arguments, None, False, None, None)
+    plan = ReadPlan({(events, 1): (0, 200)})
+    with scan_.read_source(plan, ["offset", "timestamp"]).open() as stream:
+        table = pa.Table.from_batches(list(stream))
+    assert table.num_rows == 200 and "headers" not in table.column_names
+    assert table.column("key").null_count == 200 and table.column("value").null_count == 200
+    with scan_.read_source(plan, ["key", "value", "headers"]).open() as stream:
+        table = pa.Table.from_batches(list(stream))
+    assert table.column("key").null_count == 0 and table.column("value").null_count == 0
+    assert table.column("value").type == pa.struct(list(SCHEMA))
+    assert table.column("headers").to_pylist()[0] == [{"key": "source", "value": b"test"}]
 
 
 def test_unnested_json_decodes_only_the_fields_asked_for(bootstrap, make_topic, producer):
