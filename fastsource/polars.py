@@ -311,8 +311,7 @@ class _Scan:
             partitions = sorted(tp for tp in source._subscriber().partitions(admin)
                                 if pushdown.reads_partition(tp[1]))
             starts = source.starting_offsets.resolve(admin, partitions, source.group_id)
-            stops = (source.stopping_offsets or OffsetsInitializer.latest()).resolve(
-                admin, partitions, source.group_id, stopping=True)
+            stops = source.stopping_offsets.resolve(admin, partitions, source.group_id, stopping=True)
             if pushdown.timestamp_from is not None and pushdown.timestamp_from > 0:
                 first = OffsetsInitializer.timestamp(pushdown.timestamp_from).resolve(admin, partitions)
                 starts = {tp: max(starts[tp], first[tp]) for tp in partitions}
@@ -355,14 +354,16 @@ class _Scan:
 
     def frame(self, batch: pa.RecordBatch, columns: Sequence[str]) -> pl.DataFrame:
         """The scan's columns `columns` of a batch read by `read_source`."""
+        fields: dict[str, pa.Array] = {}
+        if any(name in self.value_fields for name in columns):
+            value = batch.column("value")  # flatten() makes a null value's fields null
+            fields = {child.name: array for child, array in zip(value.type, value.flatten())}
         arrays = {}
         for name in columns:
             if name == "topic":
                 arrays[name] = batch.column("topic").cast(pa.string())
-            elif name in self.value_fields:
-                arrays[name] = batch.column("value").field(name)
             else:
-                arrays[name] = batch.column(name)
+                arrays[name] = fields[name] if name in self.value_fields else batch.column(name)
         table = pa.Table.from_batches([pa.RecordBatch.from_arrays(
             list(arrays.values()), schema=pa.schema([self.schema.field(n) for n in columns]))])
         return pl.from_arrow(table)

@@ -208,12 +208,14 @@ def test_unnested_json_decodes_only_the_fields_asked_for(bootstrap, make_topic, 
     for i in range(30):
         producer.produce(topic, value=json.dumps({"id": i, "kind": {"nested": True}, "amount": i / 2}),
                          partition=0)
+    producer.produce(topic, value=None, partition=0)  # a null value: null fields
     producer.flush(30)
     reports = []
     lf = scan(bootstrap, topic, reports, unnest_value=True)
     assert lf.collect_schema().names()[-3:] == ["id", "kind", "amount"]
     got = lf.filter(pl.col("amount") >= 10).select("id").collect()
     assert got["id"].to_list() == list(range(20, 30))
+    assert lf.filter(pl.col("offset") == 30).select("id", "amount").collect().row(0) == (None, None)
     with pytest.raises(DecodeError):
         lf.select("kind").collect()
 
