@@ -4,6 +4,7 @@
     fastsource bench --full                  # full run: 5 M messages per case, 5 rounds, RSS at 5 M and 20 M
     fastsource bench --full --cli-rss        # only peak RSS of `fastsource read -o file.parquet`, 1 M and 10 M
     fastsource bench --peers --records 5000000 --rounds 3   # against Flink, Ray Data, aiokafka (peers/)
+    fastsource bench --peers --full --chart peers.svg        # ... and draw records/s and memory (chart.py)
     python bench/run.py [...]                # the same from a source checkout (full by default)
 
 Readers run one per process, alternating order each round; the figures are medians over rounds.
