@@ -543,6 +543,8 @@ cdef class Consumer:
     cdef int msg_done          # messages of `msgs` before this one are destroyed
     cdef volatile int woken
     cdef bint include_headers
+    cdef bint include_key      # False: the key column is all nulls (a reader whose keys nobody reads)
+    cdef bint include_value    # False: the value column is all nulls
     cdef bint own_logs         # librdkafka's log lines come through the consumer queue to `logging`
     cdef int64_t broker_timeout_ms
     cdef list _ids
@@ -585,7 +587,8 @@ cdef class Consumer:
         self.last_slot = -1
         self.state.down_since_ms = -1
 
-    def __init__(self, config: dict, include_headers: bool = False, broker_timeout_ms: int = 60000):
+    def __init__(self, config: dict, include_headers: bool = False, broker_timeout_ms: int = 60000,
+                 include_key: bool = True, include_value: bool = True):
         cdef char errstr[512]
         cdef rd_kafka_conf_t *conf = rd_kafka_conf_new()
         self._ids = []
@@ -595,6 +598,8 @@ cdef class Consumer:
         self._topic_dictionary = string_array([])
         self._pending_error = None
         self.include_headers = include_headers
+        self.include_key = include_key
+        self.include_value = include_value
         self.broker_timeout_ms = broker_timeout_ms
         for name, value in config.items():
             if rd_kafka_conf_set(conf, str(name).encode(), str(value).encode(), errstr,
@@ -1030,8 +1035,8 @@ cdef class Consumer:
         buf_put_i64(&self.c_timestamp, ts if tstype != 0 else 0)
         buf_put_i8(&self.c_tstype, <int8_t> tstype)
         if (validity_append(&self.c_timestamp_validity, row, tstype != 0) < 0
-                or bincol_put(&self.c_key, row, m.key, m.key_len) < 0
-                or bincol_put(&self.c_value, row, m.payload, m.len) < 0):
+                or bincol_put(&self.c_key, row, m.key if self.include_key else NULL, m.key_len) < 0
+                or bincol_put(&self.c_value, row, m.payload if self.include_value else NULL, m.len) < 0):
             return -1
         if self.include_headers:
             if rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR and hdrs != NULL:

@@ -1,6 +1,6 @@
 """Shared fixtures. Integration tests get a real broker: FASTSOURCE_BOOTSTRAP if set, otherwise one
 started here with the project's launcher (and stopped at the end of the session); likewise a real
-Schema Registry: FASTSOURCE_SCHEMA_REGISTRY if set, otherwise a local one started on first use.. Tests marked
+Schema Registry: FASTSOURCE_SCHEMA_REGISTRY if set, otherwise a local one started on first use. Tests marked
 `kfake` run a second time against franz-go's kfake (a 3-broker cluster started once per session)."""
 from __future__ import annotations
 

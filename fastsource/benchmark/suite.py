@@ -6,6 +6,7 @@
     fastsource bench --full --many-partitions  # 1,000 partitions, a 300-topic regex, first-batch times
     fastsource bench --peers --records 5000000 --rounds 3   # against Flink, Ray Data, aiokafka (peers/)
     fastsource bench --registry [--full]     # Avro and Protobuf from a Schema Registry (registry_bench.py)
+    fastsource bench --peers --full --chart peers.svg        # ... and draw records/s and memory (chart.py)
     python bench/run.py [...]                # the same from a source checkout (full by default)
 
 Readers run one per process, alternating order each round; the figures are medians over rounds.
@@ -328,6 +329,9 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
                         help="with --registry: use this registry instead of a local one")
     parser.add_argument("--markdown", type=Path,
                         help="with --peers or --registry: also write the tables to this file")
+    parser.add_argument("--chart", type=Path,
+                        help="with --peers: also draw the figures as a bar chart to this .svg or .png "
+                             "(needs matplotlib: pip install 'fastsource[bench]')")
     parser.add_argument("--bootstrap", help="use this cluster instead of a local broker")
     parser.add_argument("--port", type=int, default=29292)
     parser.add_argument("--ranges", action="store_true",
@@ -339,6 +343,13 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
                         help="only peak RSS of `fastsource read -o file.parquet`, Binary and JSON, 2 M and "
                              "10 M records (quick: 100 k, 200 k)")
     args = parser.parse_args(argv)
+    if args.chart is not None:
+        if not args.peers or args.chart.suffix not in (".svg", ".png"):
+            parser.error("--chart FILE.svg|FILE.png goes with --peers")
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            parser.error("--chart needs matplotlib: pip install 'fastsource[bench]'")
     if args.registry:
         from fastsource.benchmark import registry_bench
 
@@ -361,7 +372,7 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
         if args.peers:
             from fastsource.benchmark.peers import run_peers
 
-            run_peers(bootstrap, n, args.rounds, exe, args.markdown)
+            run_peers(bootstrap, n, args.rounds, exe, args.markdown, args.chart)
             return
         topics = {"100b": f"bench-100b-{n}", "1kb": f"bench-1kb-{n}", "json": f"bench-json-{n}",
                   "rss": f"bench-100b-{args.rss_messages}"}

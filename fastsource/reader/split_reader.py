@@ -138,7 +138,8 @@ class KafkaPartitionSplitReader:
 
     def __init__(self, config: Mapping[str, str], include_headers: bool = False,
                  limits: BatchLimits = BatchLimits(), broker_timeout_ms: int = 60000,
-                 health: Optional[BrokerHealth] = None) -> None:
+                 health: Optional[BrokerHealth] = None, include_key: bool = True,
+                 include_value: bool = True) -> None:
         self._config = dict(config)
         self._bootstrap = config.get("bootstrap.servers", "?")
         self._limits = limits
@@ -154,7 +155,8 @@ class KafkaPartitionSplitReader:
         # records turn out to be gone.
         self._positions: dict[str, tuple[str, int, int]] = {}
         with self._mapped():
-            self._consumer = _core.Consumer(dict(config), include_headers, broker_timeout_ms)
+            self._consumer = _core.Consumer(dict(config), include_headers, broker_timeout_ms,
+                                            include_key, include_value)
 
     @contextlib.contextmanager
     def _mapped(self) -> Iterator[None]:

@@ -56,7 +56,8 @@ class ReaderSpec:
     """Everything needed to build a reader, as plain (picklable) data. `split_reader_factory`, when
     set, builds the split reader instead of the Kafka one (tests inject faults with it). `health` is
     the stream's broker health, shared by readers in the stream's process (a pickled copy starts
-    afresh where a remote reader runs)."""
+    afresh where a remote reader runs). `include_key`/`include_value` False leave that column all
+    nulls: the bytes are not copied (a reader whose output nobody reads them from)."""
     consumer_config: dict[str, str]
     include_headers: bool
     batch_limits: BatchLimits
@@ -67,6 +68,8 @@ class ReaderSpec:
     watermark_strategy: WatermarkStrategy
     split_reader_factory: Optional[Callable[["ReaderSpec"], Any]] = None
     health: Optional[BrokerHealth] = None
+    include_key: bool = True
+    include_value: bool = True
 
 
 class ReaderHandle(Protocol):
@@ -120,7 +123,8 @@ class Runtime(Protocol):
 def kafka_split_reader(spec: ReaderSpec) -> KafkaPartitionSplitReader:
     """The default split reader: one compiled librdkafka consumer."""
     return KafkaPartitionSplitReader(spec.consumer_config, spec.include_headers, spec.batch_limits,
-                                     spec.broker_timeout_ms, spec.health)
+                                     spec.broker_timeout_ms, spec.health, spec.include_key,
+                                     spec.include_value)
 
 
 def build_reader(reader_id: int, spec: ReaderSpec, transport: Transport,

@@ -16,7 +16,8 @@ def test_bench_peers_reports_every_peer(bootstrap, tmp_path):
     """One small round: a table per case, and a figure or "unavailable: ..." in every peer's row."""
     markdown = tmp_path / "peers.md"
     result = subprocess.run([CLI, "bench", "--peers", "--records", "200000", "--rounds", "1",
-                             "--bootstrap", bootstrap, "--markdown", str(markdown)],
+                             "--bootstrap", bootstrap, "--markdown", str(markdown),
+                             "--chart", str(tmp_path / "peers.svg")],
                             capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
@@ -32,3 +33,5 @@ def test_bench_peers_reports_every_peer(bootstrap, tmp_path):
         if row.startswith("| fastsource"):
             assert re.fullmatch(r"[\d,]+", row.split("|")[2].strip()), f"fastsource gave no figure: {row}"
     assert markdown.read_text().count("### ") == 2
+    chart = (tmp_path / "peers.svg").read_text()
+    assert chart.lstrip().startswith("<?xml") and "fastsource, 1 reader" in chart

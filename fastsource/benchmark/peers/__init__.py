@@ -119,8 +119,10 @@ def _table(case: str, runs: dict[str, list[dict]], n: int, failures: dict[str, s
     return lines
 
 
-def run_peers(bootstrap: str, n: int, rounds: int, exe: Path, markdown: Path | None) -> None:
-    """Produce the two topics (unless present), run every reader `rounds` times, print the tables."""
+def run_peers(bootstrap: str, n: int, rounds: int, exe: Path, markdown: Path | None,
+              chart: Path | None = None) -> None:
+    """Produce the two topics (unless present), run every reader `rounds` times, print the tables
+    (and write them to `markdown`, and draw them to `chart`, when given)."""
     import fastsource
 
     readers = fastsource.default_parallelism()
@@ -153,3 +155,9 @@ def run_peers(bootstrap: str, n: int, rounds: int, exe: Path, markdown: Path | N
         raw.write_text(json.dumps({"records": n, "rounds": rounds, "results": results, "failures": failures},
                                   indent=1))
         print(f"written to {markdown} (every run's figures: {raw})")
+    if chart is not None:
+        from fastsource.benchmark.chart import parse_peers_tables, write_chart
+
+        write_chart(parse_peers_tables(text), chart,
+                    f"{n:,} records, {suite.PARTITIONS} partitions, median of {rounds} round(s)")
+        print(f"chart written to {chart}")
