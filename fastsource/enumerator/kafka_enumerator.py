@@ -360,11 +360,13 @@ class KafkaSourceEnumerator:
                 new_end = stops.get(tp) if self.bounded else None
                 old_end = self._ends.get(tp)
                 self._ends[tp] = new_end if new_end is None or old_end is None else max(new_end, old_end)
+        fresh = []
         for tp, start in self._fresh:
             self._known.add(tp)
             stop = stops.get(tp) if self.bounded else None
             self._ends[tp] = stop
-            splits.extend(self._plan(tp, start, max(start, stop) if stop is not None else None))
+            fresh.append((tp, start, max(start, stop) if stop is not None else None))
+        splits.extend(self._plan(fresh))
         self._add_pending(splits)
 
     # ------------------------------------------------------------------ assignment
