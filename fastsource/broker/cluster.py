@@ -17,7 +17,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastsource.broker import LocalBroker, _require, kafka_classpath
+from fastsource._local import find_java
+from fastsource.broker import LocalBroker, kafka_classpath
 from fastsource.errors import BrokerError
 
 
@@ -42,7 +43,7 @@ class ClusterNode(LocalBroker):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         data.mkdir(parents=True, exist_ok=True)
         config = self._write_config(data)
-        java = _require("java", "run the Apache Kafka broker (Java 17+)")
+        java = find_java(17, "run the Apache Kafka broker", BrokerError)
         logging_flag = f"-Dlog4j2.configurationFile={Path(__file__).resolve().parent / 'log4j2.properties'}"
         formatted = subprocess.run(
             [java, logging_flag, "-cp", kafka_classpath(), "kafka.tools.StorageTool", "format",

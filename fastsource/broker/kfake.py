@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from fastsource.broker import _answers_metadata, _require, _tail, home
+from fastsource._local import home, require, tail
+from fastsource.broker import _answers_metadata
 from fastsource.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def kfake_binary(timeout: float = 900.0) -> Path:
     target = cache / f"fastsource-kfake-{_source_digest()}"
     if target.exists():
         return target
-    go = _require("go", "build franz-go's kfake (Go 1.26 or later, https://go.dev/dl/)")
+    go = require("go", "build franz-go's kfake (Go 1.26 or later, https://go.dev/dl/)", BrokerError)
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -184,7 +185,7 @@ class KfakeCluster:
         if line is None:
             self._proc.wait()
             raise BrokerError(f"kfake exited with code {self._proc.returncode}; log {self._log}:\n"
-                              f"{_tail(self._log)}")
+                              f"{tail(self._log)}")
         return line
 
     def _reap(self) -> None:
