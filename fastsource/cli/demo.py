@@ -82,7 +82,7 @@ def run_demo(messages: int = 1_000_000, partitions: int = 4, port: int = 29192,
               f"{table.nbytes / elapsed / 1e6:,.0f} MB/s of Arrow data)")
         print(f"schema: {', '.join(f'{f.name}: {f.type}' for f in table.schema)}")
         print("preview:")
-        for row in table.slice(0, 5).to_pylist():
+        for row in table.sort_by([("partition", "ascending"), ("offset", "ascending")]).slice(0, 5).to_pylist():
             print(f"  {row['topic']}[{row['partition']}] @{row['offset']} key={row['key']} "
                   f"value={row['value']}")
         if table.num_rows != messages:
