@@ -218,6 +218,7 @@ def mock_registry(request):
     return ConfluentCodes()
 
 
+@pytest.fixture
 def recreate_topic(bootstrap):
     """recreate_topic(name, partitions=1): delete a topic and create it again under its name (a new
     topic id, KIP-516), waiting until the deletion has taken."""
