@@ -29,7 +29,8 @@ def at(ms: int) -> dt.datetime:
 
 
 @pytest.fixture(scope="module")
-def events(bootstrap):
+def events(kafka_bootstrap):
+    bootstrap = kafka_bootstrap
     """A 4-partition topic of JSON events whose timestamps step 1 s per record but are shuffled by up
     to DISORDER_MS within each partition (so offsets-for-times cannot simply bound both sides)."""
     from confluent_kafka import Producer
@@ -70,7 +71,8 @@ def ordered(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def full(bootstrap, events):
+def full(kafka_bootstrap, events):
+    bootstrap = kafka_bootstrap
     """Every record, read through the scan without any pushdown, checked against read_all()."""
     reports = []
     frame = scan(bootstrap, events, reports, include_headers=True).collect()
