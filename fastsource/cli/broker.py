@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -20,13 +21,18 @@ def port(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from fastsource.broker import LocalBroker, download_notice
 
-    broker = LocalBroker(port=args.port, data_dir=getattr(args, "data_dir", None))
     if args.action == "start":
-        notice = download_notice()
+        broker = LocalBroker(port=args.port, data_dir=args.data_dir, kafka_version=args.kafka_version,
+                             security=args.security)
+        notice = download_notice(args.kafka_version)
         if notice:
             print(notice, file=sys.stderr, flush=True)
         print(broker.start(timeout=args.timeout))
-    elif args.action == "stop":
+        if args.security is not None:
+            print(json.dumps(broker.client_properties()))
+        return 0
+    broker = LocalBroker(port=args.port)
+    if args.action == "stop":
         stopped = broker.stop()
         print(f"stopped {broker.address}" if stopped else f"no broker running on port {args.port}")
         if args.wipe:
@@ -47,3 +53,14 @@ def timeout(text: str) -> float:
         raise argparse.ArgumentTypeError(f"--timeout must be positive, not {text}")
     return value
 
+
+
+def kafka_version(text: str) -> str:
+    """An argparse type: an Apache Kafka release the launcher can run."""
+    from fastsource.broker import check_kafka_version
+    from fastsource.errors import BrokerError
+
+    try:
+        return check_kafka_version(text)
+    except BrokerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import Optional, Sequence
 
-from fastsource.cli.common import BOOTSTRAP_ENV, Parser, add_bootstrap
+from fastsource.cli.common import BOOTSTRAP_ENV, Parser, add_bootstrap, add_client_properties
 from fastsource.errors import FastsourceError
 
 
@@ -77,8 +77,8 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fastsource import __version__
-    from fastsource.broker import DEFAULT_PORT
-    from fastsource.cli.broker import port, timeout
+    from fastsource.broker import DEFAULT_PORT, KAFKA_VERSION, SECURITY_MODES
+    from fastsource.cli.broker import kafka_version, port, timeout
 
     parser = Parser(prog="fastsource", description="Read Apache Kafka into Apache Arrow.")
     parser.add_argument("--version", action="version", version=f"fastsource {__version__}")
@@ -133,8 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--checkpoint-interval", type=float, default=5.0, help="seconds between checkpoints")
     read.add_argument("--limit", "-c", "--max-messages", type=_count, metavar="N",
                       help="stop after N records")
-    read.add_argument("-X", dest="property", action="append", default=[], metavar="PROPERTY=VALUE",
-                      help="librdkafka client property (repeatable)")
+    add_client_properties(read)
     read.add_argument("--progress", dest="progress", action="store_true", default=None,
                       help="show progress (default: when stderr is a terminal)")
     read.add_argument("--no-progress", dest="progress", action="store_false")
@@ -155,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--console-format", choices=["table", "jsonl"],
                          help="a table (default on a terminal) or JSON lines (default otherwise)")
         sub.add_argument("--timeout", type=timeout, default=15.0, help="seconds to wait for the cluster")
+        add_client_properties(sub)
         sub.set_defaults(func=func)
 
     broker = commands.add_parser("broker", parents=[verbose],
@@ -164,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
                                help="start it (or report the one already running)")
     start.add_argument("--data-dir", help="where Kafka keeps its logs (default: under FASTSOURCE_HOME)")
     start.add_argument("--timeout", type=timeout, default=120.0, help="seconds to wait for start-up")
+    start.add_argument("--kafka-version", type=kafka_version, default=KAFKA_VERSION,
+                       help=f"Apache Kafka release, 3.9.0 or later (default {KAFKA_VERSION})")
+    start.add_argument("--security", choices=SECURITY_MODES,
+                       help="add a secured listener on port + 2 (SCRAM-SHA-512 users, a fresh CA and "
+                            "certificates); its client properties are printed as a JSON line last")
     stop = actions.add_parser("stop", parents=[verbose], help="stop it")
     stop.add_argument("--wipe", action="store_true",
                       help="also delete its data and run directory (pid, log, properties)")
