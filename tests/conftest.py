@@ -179,21 +179,21 @@ class Secured:
 
 @pytest.fixture(scope="session")
 def secured_listener():
-    """secured_listener(mode) -> Secured: a broker of the default Kafka version with a secured
-    listener (`mode` in fastsource.broker.SECURITY_MODES), started on first use, one per mode for
-    the whole session, stopped and wiped at its end."""
-    from fastsource.broker import LocalBroker
+    """secured_listener(mode, kafka_version=default) -> Secured: a broker with a secured listener
+    (`mode` in fastsource.broker.SECURITY_MODES), started on first use, one per mode and version
+    for the whole session, stopped and wiped at its end."""
+    from fastsource.broker import KAFKA_VERSION, LocalBroker
 
     started: dict = {}
 
-    def get(mode: str) -> Secured:
-        if mode not in started:
+    def get(mode: str, kafka_version: str = KAFKA_VERSION) -> Secured:
+        if (mode, kafka_version) not in started:
             broker = LocalBroker(port=_free_port_pair(3),
                                  data_dir=tempfile.mkdtemp(prefix=f"fastsource-test-{mode}-"),
-                                 security=mode)
-            started[mode] = broker
+                                 kafka_version=kafka_version, security=mode)
+            started[mode, kafka_version] = broker
             broker.start()
-        return Secured(mode, started[mode])
+        return Secured(mode, started[mode, kafka_version])
 
     yield get
     for broker in started.values():

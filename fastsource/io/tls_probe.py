@@ -39,15 +39,17 @@ def certificate_problem(address: str, properties: Mapping[str, str],
                         timeout: float = 2.0) -> Optional[str]:
     """Why the certificate of `address` fails the client's check (OpenSSL's verify message, e.g.
     "Hostname mismatch, certificate is not valid for 'x'" or "unable to get local issuer
-    certificate"), checked with `ssl.ca.location` (or the system CAs) and librdkafka's host-name
-    rule; None when the check passes or the address cannot be reached."""
+    certificate"), checked with `ssl.ca.pem` or `ssl.ca.location` (else the system CAs) and
+    librdkafka's host-name rule; None when the check passes or the address cannot be reached."""
     try:
         host, port = _split(address)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = (properties.get("ssl.endpoint.identification.algorithm", "https")
                                   .lower() == "https")
         ca = properties.get("ssl.ca.location")
-        if ca and ca != "probe":
+        if properties.get("ssl.ca.pem"):
+            context.load_verify_locations(cadata=properties["ssl.ca.pem"])
+        elif ca and ca != "probe":
             context.load_verify_locations(cafile=ca)
         else:
             context.load_default_certs()

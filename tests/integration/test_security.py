@@ -20,7 +20,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 import fastsource as fs
-from fastsource.broker import SECURITY_MODES
+from fastsource.broker import SECURITY_MODES, TESTED_KAFKA_VERSIONS
 from fastsource.broker.tls import CertificateAuthority
 from fastsource.reader.split_reader import KafkaPartitionSplitReader, consumer_config
 from fastsource.split import KafkaPartitionSplit
@@ -61,6 +61,15 @@ def test_read_all_through_each_listener_is_exact(secured, caplog):
     table = source.read_all(parallelism=2)
     assert records(table) == secured.expected(3, 200)
     secured.assert_no_secret(repr(source), caplog.text)
+
+
+def test_read_all_through_sasl_ssl_on_the_other_kafka_versions(secured_listener):
+    """SASL_SSL with SCRAM-SHA-512 on every tested Kafka version besides the default (3.9.x)."""
+    for version in TESTED_KAFKA_VERSIONS[1:]:
+        secured = secured_listener("sasl_ssl", version)
+        topic = secured.topic(2, 100)
+        source = fs.KafkaSource(secured.address, topics=[topic], properties=secured.properties)
+        assert records(source.read_all()) == secured.expected(2, 100), version
 
 
 def test_a_checkpointed_stream_restores_and_commits_its_group(secured, tmp_path, caplog):
