@@ -246,3 +246,15 @@ def test_a_reader_names_a_security_failure_within_10_s(case, secured_listener, s
             v for k, v in properties.items() if k == "sasl.password"))
     finally:
         reader.close()
+
+
+def test_the_cli_names_a_wrong_password_in_one_line_without_it(secured_listener, tmp_path):
+    secured = secured_listener("sasl_ssl")
+    wrong = {**secured.properties, "sasl.password": "not-" + secured.properties["sasl.password"]}
+    started = time.monotonic()
+    done = cli("read", "-b", secured.address, *x_options(wrong), "-t", "any", "-o",
+               str(tmp_path / "out"), "--no-progress")
+    assert time.monotonic() - started < 30  # a Python start-up and the failure (well within 10 s)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert secured.address in done.stderr and "invalid credentials" in done.stderr
+    secured.assert_no_secret(done.stdout, done.stderr, also=(wrong["sasl.password"],))
