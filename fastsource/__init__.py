@@ -11,7 +11,7 @@ from fastsource import formats  # noqa: E402
 from fastsource.errors import (AuthenticationError, BrokerUnavailableError,  # noqa: E402
                                CheckpointError, CheckpointMismatchError, ConfigError, DecodeError,
                                FastsourceError, KafkaFetchError, OffsetOutOfRangeError, ReaderFailedError,
-                               RecordTooLargeError, UnknownTopicError)
+                               RecordTooLargeError, SchemaRegistryError, UnknownTopicError)
 from fastsource.enumerator.offsets import OffsetsInitializer  # noqa: E402
 from fastsource.io.sink import ParquetDatasetSink  # noqa: E402
 from fastsource.source import KafkaSource, SourceStream, default_parallelism  # noqa: E402
@@ -27,6 +27,6 @@ __all__ = [
     "CheckpointMismatchError", "ConfigError", "DecodeError", "FastsourceError", "InProcessRuntime",
     "KafkaFetchError", "KafkaPartitionSplit", "KafkaSource", "OffsetOutOfRangeError",
     "OffsetsInitializer", "ParquetDatasetSink", "ReaderFailedError", "RecordTooLargeError",
-    "SourceStream", "UnknownTopicError",
+    "SchemaRegistryError", "SourceStream", "UnknownTopicError",
     "WatermarkStrategy", "default_parallelism", "formats", "__version__",
 ]

@@ -62,6 +62,17 @@ class DecodeError(FastsourceError):
         self.offset = offset
 
 
+class SchemaRegistryError(FastsourceError):
+    """A Schema Registry could not serve a schema: unreachable past the allowed time, credentials
+    refused (401/403, at once), or a subject with no schema. Names the registry's URL (never a
+    credential) and, where it applies, the schema id; `status` is the HTTP status if one came."""
+
+    def __init__(self, message: str, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
 class CheckpointError(FastsourceError, OSError):
     """The checkpoint directory or a checkpoint's file could not be written. A checkpoint that failed
     so committed nothing; the next one covers all of it."""

@@ -81,6 +81,13 @@ def prepare() -> str:
     return f"{classes}:{lib}/*"
 
 
-def command(classpath: str, bootstrap: str, topic: str, parallelism: int, kind: str) -> list[str]:
-    """The JVM command of one read: kind is raw (byte[] values) or json (Jackson into a POJO)."""
-    return [shutil.which("java") or "java", "-cp", classpath, PROGRAM, bootstrap, topic, str(parallelism), kind]
+def command(classpath: str, bootstrap: str, topic: str, parallelism: int, kind: str,
+            schema_file: Path | None = None) -> list[str]:
+    """The JVM command of one read: kind is raw (byte[] values), json (Jackson into a POJO) or avro
+    (Confluent-framed Avro decoded by Flink's AvroDeserializationSchema with the writer schema in
+    `schema_file`)."""
+    if (kind == "avro") != (schema_file is not None):
+        raise ValueError("the avro kind, and only it, takes the writer schema's file")
+    extra = [str(schema_file)] if schema_file is not None else []
+    return [shutil.which("java") or "java", "-cp", classpath, PROGRAM, bootstrap, topic, str(parallelism), kind,
+            *extra]

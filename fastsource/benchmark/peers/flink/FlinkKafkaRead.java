@@ -1,5 +1,11 @@
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import org.apache.avro.Schema;
+import org.apache.avro.generic.GenericRecord;
+import org.apache.flink.formats.avro.AvroDeserializationSchema;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.serialization.DeserializationSchema;
@@ -19,8 +25,10 @@ import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
  * The Flink peer of `fastsource bench --peers`: a bounded read of one topic with Flink's KafkaSource on a
  * local MiniCluster into a counting sink. Prints one JSON line like the suite's other readers.
  *
- * <p>Usage: FlinkKafkaRead BOOTSTRAP TOPIC PARALLELISM raw|json. raw: values as byte[]; json: values parsed
- * with Jackson into a typed POJO (the fields of the suite's JSON records).
+ * <p>Usage: FlinkKafkaRead BOOTSTRAP TOPIC PARALLELISM raw|json|avro [SCHEMA_FILE]. raw: values as byte[];
+ * json: values parsed with Jackson into a typed POJO (the fields of the suite's JSON records); avro: values in
+ * Confluent's wire format, the 5-byte header checked and stripped, the datum decoded by Flink's
+ * AvroDeserializationSchema into a GenericRecord with the writer schema read from SCHEMA_FILE.
  */
 public final class FlinkKafkaRead {
     static final AtomicLong RECORDS = new AtomicLong();
@@ -58,6 +66,25 @@ public final class FlinkKafkaRead {
         }
         @Override public boolean isEndOfStream(Event next) { return false; }
         @Override public TypeInformation<Event> getProducedType() { return TypeInformation.of(Event.class); }
+    }
+
+    /** Confluent-framed Avro values: magic byte 0 and a 4-byte schema id, then the datum Flink decodes. */
+    static final class ConfluentAvro implements DeserializationSchema<GenericRecord> {
+        private final AvroDeserializationSchema<GenericRecord> datum;
+
+        ConfluentAvro(String schema) {
+            datum = AvroDeserializationSchema.forGeneric(new Schema.Parser().parse(schema));
+        }
+        @Override public void open(InitializationContext context) throws Exception { datum.open(context); }
+        @Override public GenericRecord deserialize(byte[] message) throws IOException {
+            if (message.length < 5 || message[0] != 0) {
+                throw new IOException("not in Confluent's wire format (" + message.length + " bytes)");
+            }
+            BYTES.addAndGet(message.length);
+            return datum.deserialize(Arrays.copyOfRange(message, 5, message.length));
+        }
+        @Override public boolean isEndOfStream(GenericRecord next) { return false; }
+        @Override public TypeInformation<GenericRecord> getProducedType() { return datum.getProducedType(); }
     }
 
     /** Counts records in this JVM and notes when the first one arrived. */
@@ -102,7 +129,11 @@ public final class FlinkKafkaRead {
         conf.set(RestOptions.BIND_ADDRESS, "127.0.0.1");
         conf.set(RestOptions.ADDRESS, "127.0.0.1");
         StreamExecutionEnvironment env = StreamExecutionEnvironment.createLocalEnvironment(parallelism, conf);
-        if (format.equals("json")) {
+        if (format.equals("avro")) {
+            String schema = Files.readString(Path.of(args[4]));
+            env.fromSource(source(bootstrap, topic, new ConfluentAvro(schema)), WatermarkStrategy.noWatermarks(),
+                    "kafka").sinkTo(new Counting<>());
+        } else if (format.equals("json")) {
             env.fromSource(source(bootstrap, topic, new Json()), WatermarkStrategy.noWatermarks(), "kafka")
                     .sinkTo(new Counting<>());
         } else {
