@@ -440,13 +440,14 @@ cdef void _error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) n
 cdef bint note_auth_failure(CoreState *st, int err, const char *reason, size_t n) noexcept nogil:
     """Whether an error says the broker refused the client's security; records it if so. SASL
     refusals and TLS errors have their own codes; a TLS client talking to a PLAINTEXT listener is a
-    transport error whose reason names the handshake. Retrying cannot mend any of them."""
+    transport error whose reason names the handshake, and a broker refusing the client certificate one
+    that names the TLS alert. Retrying cannot mend any of them."""
     cdef char text[256]
     if err != RD_KAFKA_RESP_ERR__AUTHENTICATION and err != RD_KAFKA_RESP_ERR__SSL:
         if err != RD_KAFKA_RESP_ERR__TRANSPORT:
             return 0
         copy_text(text, sizeof(text), reason, n)
-        if strstr(text, "SSL handshake failed") == NULL:
+        if strstr(text, "SSL handshake failed") == NULL and strstr(text, "ssl/tls alert") == NULL:
             return 0
     if not st.auth_failed and not st.oversize:
         copy_text(st.error_text, sizeof(st.error_text), reason, n)

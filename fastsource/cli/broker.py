@@ -3,6 +3,7 @@ the local services' commands (broker, schema registry) share."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any, Optional
 
@@ -23,9 +24,16 @@ def port(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from fastsource.broker import LocalBroker, download_notice
 
+    if args.action == "start":
+        broker = LocalBroker(port=args.port, data_dir=args.data_dir, kafka_version=args.kafka_version,
+                             security=args.security)
+        status = run_service(args, broker, broker.address, download_notice(args.kafka_version), "broker",
+                             f"its data and {broker.run_dir}")
+        if args.security is not None:
+            print(json.dumps(broker.client_properties()))
+        return status
     broker = LocalBroker(port=args.port, data_dir=getattr(args, "data_dir", None))
-    return run_service(args, broker, broker.address, download_notice(), "broker",
-                       f"its data and {broker.run_dir}")
+    return run_service(args, broker, broker.address, None, "broker", f"its data and {broker.run_dir}")
 
 
 def run_service(args: argparse.Namespace, service: Any, address: str, notice: Optional[str], what: str,
@@ -57,3 +65,14 @@ def timeout(text: str) -> float:
         raise argparse.ArgumentTypeError(f"--timeout must be positive, not {text}")
     return value
 
+
+
+def kafka_version(text: str) -> str:
+    """An argparse type: an Apache Kafka release the launcher can run."""
+    from fastsource.broker import check_kafka_version
+    from fastsource.errors import BrokerError
+
+    try:
+        return check_kafka_version(text)
+    except BrokerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

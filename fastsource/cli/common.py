@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import NoReturn
+import re
+from typing import NoReturn, Sequence
 
 from fastsource.errors import ConfigError
 
@@ -25,6 +26,26 @@ def add_bootstrap(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-b", "--bootstrap", "--bootstrap-server", "--bootstrap-servers",
                         dest="bootstrap", metavar="HOST:PORT[,...]",
                         help=f"bootstrap servers (default: ${BOOTSTRAP_ENV})")
+
+
+def add_client_properties(parser: argparse.ArgumentParser) -> None:
+    """-X property=value: librdkafka client properties (security, timeouts), as kcat spells it."""
+    parser.add_argument("-X", dest="property", action="append", default=[], metavar="PROPERTY=VALUE",
+                        help="librdkafka client property, e.g. -X security.protocol=SASL_SSL "
+                             "(repeatable)")
+
+
+def client_properties(items: Sequence[str]) -> dict[str, str]:
+    """The -X values as a dict; ConfigError for an item without `=` (quoted only when it looks like a
+    property name: a mistyped `sasl.password:...` must not be echoed)."""
+    result = {}
+    for number, item in enumerate(items, 1):
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            shown = repr(item) if re.fullmatch(r"[A-Za-z0-9._-]+", item) else f"#{number}"
+            raise ConfigError(f"bad -X {shown}: expected property=value")
+        result[name] = value
+    return result
 
 
 def bootstrap_servers(args: argparse.Namespace) -> str:

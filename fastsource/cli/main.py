@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import Optional, Sequence
 
-from fastsource.cli.common import BOOTSTRAP_ENV, Parser, add_bootstrap
+from fastsource.cli.common import BOOTSTRAP_ENV, Parser, add_bootstrap, add_client_properties
 from fastsource.errors import FastsourceError
 
 
@@ -105,8 +105,8 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fastsource import __version__
-    from fastsource.broker import DEFAULT_PORT
-    from fastsource.cli.broker import port, timeout
+    from fastsource.broker import DEFAULT_PORT, KAFKA_VERSION, SECURITY_MODES
+    from fastsource.cli.broker import kafka_version, port, timeout
     from fastsource.registry import DEFAULT_PORT as REGISTRY_PORT, START_TIMEOUT_S as REGISTRY_START_TIMEOUT
 
     parser = Parser(prog="fastsource", description="Read Apache Kafka into Apache Arrow.")
@@ -182,8 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default) or is read from its earliest offset")
     read.add_argument("--limit", "-c", "--max-messages", type=_count, metavar="N",
                       help="stop after N records")
-    read.add_argument("-X", dest="property", action="append", default=[], metavar="PROPERTY=VALUE",
-                      help="librdkafka client property (repeatable)")
+    add_client_properties(read)
     read.add_argument("--progress", dest="progress", action="store_true", default=None,
                       help="show progress (default: when stderr is a terminal)")
     read.add_argument("--no-progress", dest="progress", action="store_false")
@@ -204,13 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--console-format", choices=["table", "jsonl"],
                          help="a table (default on a terminal) or JSON lines (default otherwise)")
         sub.add_argument("--timeout", type=timeout, default=15.0, help="seconds to wait for the cluster")
+        add_client_properties(sub)
         sub.set_defaults(func=func)
 
     broker = _service(commands, "broker", "run a local Apache Kafka broker (KRaft, loopback)", _broker,
                       f"PLAINTEXT port (default {DEFAULT_PORT}; controller: port + 1)", DEFAULT_PORT,
                       "also delete its data and run directory (pid, log, properties)", verbose)
-    broker.choices["start"].add_argument(
-        "--data-dir", help="where Kafka keeps its logs (default: under FASTSOURCE_HOME)")
+    start = broker.choices["start"]
+    start.add_argument("--data-dir", help="where Kafka keeps its logs (default: under FASTSOURCE_HOME)")
+    start.add_argument("--kafka-version", type=kafka_version, default=KAFKA_VERSION,
+                       help=f"Apache Kafka release, 3.9.0 or later (default {KAFKA_VERSION})")
+    start.add_argument("--security", choices=SECURITY_MODES,
+                       help="add a secured listener on port + 2 (SCRAM-SHA-512 users, a fresh CA and "
+                            "certificates); its client properties are printed as a JSON line last")
     _service(commands, "registry", "run a local Confluent-compatible Schema Registry (Apicurio, loopback)",
              _registry, f"HTTP port (default {REGISTRY_PORT}; management: port + 1)", REGISTRY_PORT,
              "also delete its run directory (pid, log)", verbose, REGISTRY_START_TIMEOUT)

@@ -9,9 +9,9 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
-from fastsource.cli.common import bootstrap_servers
+from fastsource.cli.common import bootstrap_servers, client_properties
 from fastsource.errors import ConfigError
 
 # What the CLI's outputs hold in memory per reader, whatever the topic size (docs/cli.md, "Memory"):
@@ -180,16 +180,6 @@ def schema_registry_url(args: argparse.Namespace) -> Optional[str]:
     return args.schema_registry or os.environ.get(SCHEMA_REGISTRY_ENV, "").strip() or None
 
 
-def _properties(items: Sequence[str]) -> dict[str, str]:
-    result = dict(CLI_PROPERTIES)
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"bad -X {item!r}: expected property=value")
-        result[name] = value
-    return result
-
-
 def _partitions(args: argparse.Namespace) -> Optional[list[int]]:
     if not args.partition:
         return None
@@ -260,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         stopping_offsets=stopping_offsets(args.to, topics),
         key_format=_format(args.key_format, None, errors, registry, args.key_message),
         value_format=_format(args.value_format, args.schema, errors, registry, args.message),
-        include_headers=args.headers, properties=_properties(args.property),
+        include_headers=args.headers, properties={**CLI_PROPERTIES, **client_properties(args.property)},
         batch_limits=fs.BatchLimits(max_rows=args.batch_size, max_bytes=BATCH_BYTES),
         partition_discovery_interval_ms=10_000 if args.to == "follow" else None,
         on_topic_recreated=args.on_topic_recreated)

@@ -7,13 +7,13 @@ import datetime as dt
 import sys
 from typing import Any, Optional
 
-from fastsource.cli.common import bootstrap_servers
+from fastsource.cli.common import bootstrap_servers, client_properties
 from fastsource.errors import ConfigError, UnknownTopicError
 from fastsource.io.admin import KafkaAdmin
 
 
 def _admin(args: argparse.Namespace) -> KafkaAdmin:
-    return KafkaAdmin(bootstrap_servers(args), timeout_s=args.timeout)
+    return KafkaAdmin(bootstrap_servers(args), client_properties(args.property), timeout_s=args.timeout)
 
 
 def _time(ms: int) -> Optional[str]:

@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from fastsource.errors import (AuthenticationError, BrokerUnavailableError, ConfigError,
                                KafkaFetchError)
+from fastsource.io.tls_probe import certificate_problem, speaks_tls
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +69,27 @@ def bootstrap_addresses(bootstrap_servers: str) -> list[str]:
     """The host:port entries of a bootstrap string, without a security protocol prefix, as
     librdkafka names them in its errors."""
     return [entry.strip().rsplit("://", 1)[-1] for entry in bootstrap_servers.split(",") if entry.strip()]
+# Transport errors that are a TLS refusal: a TLS client talking to a PLAINTEXT listener (the handshake
+# fails), or a broker sending a TLS alert (e.g. it does not accept the client certificate).
+_TLS_REFUSALS = ("SSL handshake failed", "ssl/tls alert")
+_CLIENT_CERT_ALERTS = ("alert bad certificate", "alert certificate required", "alert unknown ca",
+                       "alert certificate unknown")
 
 
 def authentication_failure(code: int, reason: str) -> bool:
-    """Whether a client error is a security mismatch (SASL refused, TLS handshake failed) rather than
-    a broker that is away. librdkafka reports a TLS client talking to a PLAINTEXT listener as a
-    transport error whose reason names the handshake."""
-    return code in _AUTH_CODES or (code == KafkaError._TRANSPORT and "SSL handshake failed" in reason)
+    """Whether a client error is a security mismatch (SASL refused, TLS handshake failed or refused by
+    the broker) rather than a broker that is away. librdkafka reports a TLS client talking to a
+    PLAINTEXT listener, and a client certificate the broker refuses, as transport errors."""
+    return code in _AUTH_CODES or (code == KafkaError._TRANSPORT
+                                   and any(text in reason for text in _TLS_REFUSALS))
+
+
+def security_hint(reason: str) -> str:
+    """What to check, for the failures whose librdkafka reason does not say it ('' otherwise)."""
+    if any(alert in reason for alert in _CLIENT_CERT_ALERTS):
+        return (" (the broker did not accept the client certificate: check ssl.certificate.location "
+                "and ssl.key.location, and that the broker trusts the CA that signed it)")
+    return ""
 
 
 class BrokerHealth:
@@ -184,6 +199,9 @@ class KafkaAdmin:
         self._closed = threading.Event()
         self._auth_failure: Optional[str] = None
         self._connect_failures: dict[str, str] = {}  # bootstrap address -> librdkafka's last reason
+        self._security = {k: str(v) for k, v in config.items()
+                          if k.startswith(("security.", "ssl."))}
+        self._probed = False
         self._isolation = (IsolationLevel.READ_COMMITTED if read_committed
                            else IsolationLevel.READ_UNCOMMITTED)
 
@@ -254,11 +272,13 @@ class KafkaAdmin:
                     raise AuthenticationError(
                         f"the Kafka client could not authenticate to {self.bootstrap_servers} "
                         f"(check security.protocol and the sasl./ssl. properties): "
-                        f"{self._auth_failure}") from exc
+                        f"{self._auth_failure}{security_hint(self._auth_failure)}"
+                        f"{self._certificate_cause()}") from exc
                 if not self._is_unreachable(exc):
                     raise
                 now = time.monotonic()
                 if not self._answered:
+                    self._check_plaintext_against_tls(exc)
                     if now - started >= self.timeout_s or (
                             self._connect_failed() and now - started >= self.CONNECT_FAILURE_S):
                         raise self._unreachable(exc) from exc
@@ -297,6 +317,30 @@ class KafkaAdmin:
             return bool(self._client.list_topics(timeout=self.PROBE_S).brokers)
         except KafkaException:
             return False
+    def _certificate_cause(self) -> str:
+        """Which certificate check failed (librdkafka's message does not say), or ''."""
+        if "certificate verify failed" not in (self._auth_failure or ""):
+            return ""
+        for address in bootstrap_addresses(self.bootstrap_servers):
+            problem = certificate_problem(address, self._security)
+            if problem:
+                return f" (the certificate of {address}: {problem})"
+        return ""
+
+    def _check_plaintext_against_tls(self, exc: Exception) -> None:
+        """A client without TLS whose bootstrap server answers TLS: librdkafka only sees a broker
+        closing connections, so ask once (before the first answer) and fail at once if so."""
+        protocol = self._security.get("security.protocol", "plaintext").lower()
+        if self._probed or protocol not in ("plaintext", "sasl_plaintext"):
+            return
+        self._probed = True
+        for address in bootstrap_addresses(self.bootstrap_servers):
+            if speaks_tls(address):
+                raise AuthenticationError(
+                    f"{address} is a TLS listener but security.protocol is "
+                    f"{protocol.upper()}: set security.protocol="
+                    f"{'SASL_SSL' if protocol == 'sasl_plaintext' else 'SSL (or SASL_SSL)'} "
+                    "and ssl.ca.location") from exc
 
     def cluster_id(self) -> Optional[str]:
         """The cluster's id from its metadata (None when the broker does not say): what a

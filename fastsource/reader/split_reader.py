@@ -12,7 +12,7 @@ from typing import Iterable, Iterator, Mapping, Optional
 import pyarrow as pa
 
 from fastsource import _core
-from fastsource.io.admin import CONNECT_DEFAULTS, BrokerHealth, KafkaAdmin
+from fastsource.io.admin import CONNECT_DEFAULTS, BrokerHealth, KafkaAdmin, security_hint
 from fastsource.errors import (AuthenticationError, BrokerUnavailableError, ConfigError, FastsourceError,
                                KafkaFetchError, OffsetOutOfRangeError, RecordTooLargeError)
 from fastsource.split import KafkaPartitionSplit
@@ -51,7 +51,7 @@ def map_core_error(exc: Exception, bootstrap: str) -> FastsourceError:
     if exc.code == ERR_AUTHENTICATION:
         return AuthenticationError(
             f"the Kafka client could not authenticate to {bootstrap} (check security.protocol and "
-            f"the sasl./ssl. properties): {exc.reason}")
+            f"the sasl./ssl. properties): {exc.reason}{security_hint(exc.reason or '')}")
     if exc.code == ERR_MSG_SIZE_TOO_LARGE:
         where = (f"of {exc.topic}[{exc.partition}] at offset {exc.offset}" if exc.topic is not None
                  else "of one of this reader's splits")

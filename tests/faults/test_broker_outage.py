@@ -33,6 +33,7 @@ def broker(free_port, tmp_path):
                                   config={"retention.ms": "-1"})])["outage"].result(60)
     yield own
     own.stop()
+    own.wipe()  # its run directory under FASTSOURCE_HOME too
 
 
 def produce(address: str, start: int, count: int) -> None:

@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CLI = str(Path(sys.executable).parent / "fastsource")
+# Benchmarks measure fastsource, not the broker: the default Kafka version is enough.
+pytestmark = pytest.mark.one_kafka_version
 PEERS = ["fastsource, 1 reader", "a: C librdkafka", "b: confluent-kafka + pyarrow", "aiokafka + pyarrow",
          "Ray Data read_kafka", "Flink KafkaSource, byte[] values, parallelism 1",
          "Flink KafkaSource, byte[] values, parallelism 2", "fastsource Json(schema), 1 reader",

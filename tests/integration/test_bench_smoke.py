@@ -4,7 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CLI = str(Path(sys.executable).parent / "fastsource")
+# Benchmarks measure fastsource, not the broker: the default Kafka version is enough.
+pytestmark = pytest.mark.one_kafka_version
 
 
 def test_benchmark_quick_run_reads_every_message(bootstrap, tmp_path):

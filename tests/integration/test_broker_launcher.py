@@ -5,18 +5,26 @@ import socket
 
 import pytest
 
-from fastsource.broker import LocalBroker
+from fastsource.broker import TESTED_KAFKA_VERSIONS, LocalBroker
 from fastsource.errors import BrokerError
 
 
-def test_start_on_a_running_port_returns_the_address(bootstrap):
-    if not bootstrap.startswith("127.0.0.1:"):
-        pytest.skip("bring-your-own cluster")
-    port = int(bootstrap.rsplit(":", 1)[1])
-    broker = LocalBroker(port=port)
+def test_start_on_a_running_port_returns_the_address(bootstrap, local_broker):
+    broker = LocalBroker(port=local_broker.port, kafka_version=local_broker.kafka_version)
     assert broker.pid() is not None
     assert broker.start(timeout=30) == bootstrap
     assert broker.status().startswith("running")
+
+
+def test_start_on_a_port_running_another_kafka_or_security_is_refused(local_broker):
+    """Asking for another Kafka version or a secured listener where a broker already runs names what
+    runs there instead of returning an address that is not what was asked for."""
+    other = next(v for v in TESTED_KAFKA_VERSIONS if v != local_broker.kafka_version)
+    with pytest.raises(BrokerError, match=f"is Kafka {local_broker.kafka_version} with security None"):
+        LocalBroker(port=local_broker.port, kafka_version=other).start(timeout=30)
+    with pytest.raises(BrokerError, match="not Kafka .* with security ssl"):
+        LocalBroker(port=local_broker.port, kafka_version=local_broker.kafka_version,
+                    security="ssl").start(timeout=30)
 
 
 def test_start_on_a_port_taken_by_something_else_is_refused(tmp_path):
@@ -92,3 +100,49 @@ def test_a_first_start_says_that_it_downloads_kafka(tmp_path, free_port):
 def test_bench_help_speaks_of_the_installed_command():
     done = _cli("bench", "--help")
     assert done.returncode == 0 and "fastsource bench --full" in done.stdout
+
+
+def test_a_back_dated_record_survives_a_segment_roll(local_broker):
+    """The launcher's broker keeps records whatever their timestamp (issue 18 item 17): a topic
+    without its own retention.ms keeps 1,000 records stamped 30 days ago after their segment rolled,
+    while a topic told `retention.ms` = 7 days loses them at the broker's next retention check (which
+    is what shows that a check ran)."""
+    import time
+    import uuid
+
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    import fastsource as fs
+
+    admin = AdminClient({"bootstrap.servers": local_broker.address, "log_level": 0})
+    kept, told = f"kept-{uuid.uuid4().hex[:8]}", f"told-{uuid.uuid4().hex[:8]}"
+    day_ms = 86_400_000
+    configs = {kept: {"segment.ms": str(day_ms)},
+               told: {"segment.ms": str(day_ms), "retention.ms": str(7 * day_ms)}}
+    for future in admin.create_topics([NewTopic(t, 1, 1, config=c) for t, c in configs.items()]).values():
+        future.result(60)
+    try:
+        old = int(time.time() * 1000) - 30 * day_ms
+        producer = Producer({"bootstrap.servers": local_broker.address, "log_level": 0})
+        for topic in configs:
+            for i in range(1000):
+                producer.produce(topic, value=b"old-%d" % i, timestamp=old + i)
+            assert producer.flush(30) == 0
+            producer.produce(topic, value=b"now")  # 30 days newer than the segment: it rolls
+            assert producer.flush(30) == 0
+
+        def earliest(topic: str) -> int:
+            return fs.KafkaSource(local_broker.address, topics=[topic]).admin().list_offsets(
+                [(topic, 0)], "earliest")[(topic, 0)]
+
+        deadline = time.monotonic() + 120
+        while earliest(told) == 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert earliest(told) == 1000, "the broker's retention check did not run within 120 s"
+        assert earliest(kept) == 0
+        table = fs.KafkaSource(local_broker.address, topics=[kept]).read_all()
+        assert table.column("value").to_pylist() == [b"old-%d" % i for i in range(1000)] + [b"now"]
+    finally:
+        for future in admin.delete_topics(list(configs)).values():
+            future.result(60)

@@ -5,6 +5,10 @@ from pathlib import Path
 
 import pytest
 
+# The examples exercise read paths that the rest of tests/integration runs on every Kafka version;
+# running them (a Ray one among them) once keeps the second version's CI time down.
+pytestmark = pytest.mark.one_kafka_version
+
 EXAMPLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.py")
                   if not p.name.startswith("_"))
 

@@ -30,9 +30,9 @@ def at(ms: int) -> dt.datetime:
 
 @pytest.fixture(scope="module")
 def events(kafka_bootstrap):
-    bootstrap = kafka_bootstrap
     """A 4-partition topic of JSON events whose timestamps step 1 s per record but are shuffled by up
     to DISORDER_MS within each partition (so offsets-for-times cannot simply bound both sides)."""
+    bootstrap = kafka_bootstrap
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -72,8 +72,8 @@ def ordered(frame: pl.DataFrame) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def full(kafka_bootstrap, events):
-    bootstrap = kafka_bootstrap
     """Every record, read through the scan without any pushdown, checked against read_all()."""
+    bootstrap = kafka_bootstrap
     reports = []
     frame = scan(bootstrap, events, reports, include_headers=True).collect()
     assert reports[-1]["records"] == PARTITIONS * PER_PARTITION
