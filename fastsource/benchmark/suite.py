@@ -215,14 +215,36 @@ def run_reader(cmd: list[str], timeout: float | None = None, env: dict | None = 
     return result
 
 
-def cli_rss(bootstrap: str, counts: list[int], work: Path) -> dict[tuple[str, int], dict]:
+# Runs argv[1:] and prints its peak RSS in KiB. Linux carries a process's peak RSS across fork and
+# execve, so a command started straight from this (large) process would report this process's peak;
+# started from a fresh small interpreter, it inherits only that interpreter's few MB.
+_PEAK_RSS = """import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+print(usage.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def peak_rss(cmd: list[str]) -> tuple[int, float, str]:
+    """Run `cmd` (its stdout discarded) and return its exit code, its peak RSS in MB and its stderr."""
+    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, *cmd], capture_output=True, text=True)
+    lines = proc.stdout.split()
+    return proc.returncode, (int(lines[-1]) / 1024 if lines else float("nan")), proc.stderr
+
+
+def cli_rss(bootstrap: str, counts: list[int], work: Path,
+            kinds: tuple[str, ...] = ("binary", "json")) -> dict[tuple[str, int], dict]:
     """Peak RSS (and wall time) of `fastsource read -t TOPIC -o file.parquet` over topics of `counts`
     records, 4 partitions, as Binary (100-byte records) and as decoded JSON (~110-byte objects of five
-    fields, `--value-format json`), with the command's defaults: the bound docs/cli.md states. The
-    peak is the child's `ru_maxrss` from `wait4` (the whole process, threads included)."""
+    fields, `--value-format json`), with the command's defaults: the bound docs/cli.md states (`kinds`
+    picks among "binary" and "json"). The
+    peak is the command's `ru_maxrss` (the whole process, threads included), see `peak_rss`."""
     exe = Path(sys.executable).parent / "fastsource"
     results = {}
     for kind, value_format in (("100b", "binary"), ("json", "json")):
+        if value_format not in kinds:
+            continue
         for count in counts:
             topic = f"bench-{kind}-{count}"
             produce(bootstrap, topic, count, kind)
@@ -230,13 +252,12 @@ def cli_rss(bootstrap: str, counts: list[int], work: Path) -> dict[tuple[str, in
             cmd = [str(exe), "read", "-b", bootstrap, "-t", topic, "-o", str(out), "--no-progress",
                    "--overwrite", "--value-format", value_format]
             started = time.perf_counter()
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            _, status, usage = os.wait4(proc.pid, 0)
+            code, peak_mb, stderr = peak_rss(cmd)
             wall = time.perf_counter() - started
-            if os.waitstatus_to_exitcode(status) != 0:
-                raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr.read().decode()[-3000:]}")
+            if code != 0:
+                raise SystemExit(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
             result = results[(value_format, count)] = {
-                "peak_rss_mb": usage.ru_maxrss / 1024, "seconds": wall, "file_mb": out.stat().st_size / 1e6}
+                "peak_rss_mb": peak_mb, "seconds": wall, "file_mb": out.stat().st_size / 1e6}
             out.unlink()
             print(f"  fastsource read -o file.parquet --value-format {value_format}, {count:,} records: "
                   f"peak RSS {result['peak_rss_mb']:,.0f} MB, {wall:.1f} s, file {result['file_mb']:,.0f} MB",
