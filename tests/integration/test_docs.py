@@ -21,6 +21,9 @@ Markers, HTML comments that GitHub does not show:
   with RECORDS (default 10,000) JSON events over 4 partitions (`fastsource.cli.demo.produce_sample`,
   the demo's events: id, user, kind, amount, ts). For the README, which has no room for set-up code;
   the pages of docs/ create their data in an early block.
+- `<!-- docs-test: sample-avro-topic=NAME[:RECORDS] -->`: likewise, the same events (default 1,000)
+  written by confluent-kafka's `AvroSerializer` (Confluent's wire format, schema `AVRO_EVENT`
+  registered under NAME-value); the page must declare `needs=schema_registry`.
 - `<!-- docs-test: not-run: REASON -->` on the line before a block: that block is not run. REASON
   must name the test that covers it instead (the test fails on a marker without one).
 """
@@ -43,6 +46,15 @@ RUN = {"python", "sh"}
 REFUSED = {"bash", "shell", "py", "console", "python3", "zsh"}
 FENCE = re.compile(r"^```([\w+-]*)\s*$")
 MARKER = re.compile(r"<!--\s*docs-test:\s*(.*?)\s*-->")
+
+# The events of `sample-avro-topic`: the demo's JSON events as an Avro record.
+AVRO_EVENT = {"type": "record", "name": "Event", "namespace": "fastsource.docs", "fields": [
+    {"name": "id", "type": "long"},
+    {"name": "user", "type": "long"},
+    {"name": "kind", "type": "string"},
+    {"name": "amount", "type": "double"},
+    {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+]}
 
 # Runs a page's blocks in order: Python in one namespace, sh through bash. Failures name the block.
 DRIVER = r"""
@@ -96,6 +108,29 @@ def parse(page: Path) -> tuple[list[dict], dict[str, str]]:
     return blocks, markers
 
 
+def produce_avro_sample(bootstrap: str, registry: str, topic: str, records: int) -> None:
+    """(Re)create `topic` with 4 partitions and write `records` events to it with confluent-kafka's
+    AvroSerializer, which registers `AVRO_EVENT` under the subject `<topic>-value`."""
+    from confluent_kafka import Producer
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from fastsource.cli.demo import produce_sample
+
+    produce_sample(bootstrap, topic, 0, 4)  # (re)creates the topic, writes nothing
+    serialize = AvroSerializer(SchemaRegistryClient({"url": registry}), json.dumps(AVRO_EVENT))
+    context = SerializationContext(topic, MessageField.VALUE)
+    kinds = ["view", "click", "purchase", "signup"]
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for i in range(records):
+        event = {"id": i, "user": i % 997, "kind": kinds[i % 4], "amount": i / 4,
+                 "ts": 1_767_225_600_000 + i}
+        producer.produce(topic, serialize(event, context), key=str(event["user"]).encode(),
+                         partition=i % 4)
+    assert producer.flush(60) == 0
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(ROOT).as_posix() for p in PAGES])
 def test_page_code_blocks_run(page, bootstrap, request, tmp_path):
     blocks, markers = parse(page)
@@ -125,6 +160,10 @@ def test_page_code_blocks_run(page, bootstrap, request, tmp_path):
 
         name, _, records = markers["sample-topic"].partition(":")
         produce_sample(bootstrap, name, int(records or 10_000), 4)
+    if "sample-avro-topic" in markers:
+        assert "schema_registry" in values, f"{page.name}: sample-avro-topic needs=schema_registry"
+        name, _, records = markers["sample-avro-topic"].partition(":")
+        produce_avro_sample(bootstrap, str(values["schema_registry"]), name, int(records or 1_000))
     (tmp_path / "blocks.json").write_text(json.dumps(runnable))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("FASTSOURCE_BROKERS", None)

@@ -134,22 +134,23 @@ def test_the_cli_reads_lists_topics_and_shows_lag_with_x_properties(secured, tmp
     secured.assert_no_secret_in_files(tmp_path)
 
 
-def test_the_documented_sasl_ssl_configuration_reads(secured_listener):
-    """docs/security.md shows a SASL_SSL configuration in a text block (it needs a secured broker, so
-    the generic docs test does not run it): this runs exactly that block against the launcher's
+@pytest.mark.parametrize("page", ["README.md", "docs/security.md"])
+def test_the_documented_sasl_ssl_configuration_reads(secured_listener, page):
+    """The README and docs/security.md show a SASL_SSL configuration in a block the generic docs test
+    leaves out (it needs a secured broker): this runs exactly that block against the launcher's
     SASL_SSL listener, with the launcher's address, password and CA file put in."""
     secured = secured_listener("sasl_ssl")
     props = secured.broker.client_properties()
-    page = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / page).read_text()
     block = re.search(r"<!-- tested by test_the_documented_sasl_ssl_configuration_reads -->\s*"
-                      r"```text\n(.*?)```", page, re.S).group(1)
+                      r"```python\n(.*?)```", text, re.S).group(1)
     topic = secured.topic(1, 10)
     code = (block.replace("127.0.0.1:19094", props["bootstrap.servers"])
             .replace("PASSWORD-FROM-THE-JSON-LINE", props["sasl.password"])
             .replace("/root/.cache/fastsource/run/19092/security/ca.pem", props["ssl.ca.location"])
             .replace('"events"', repr(topic)))
-    namespace: dict = {}
-    exec(compile(code, "docs/security.md", "exec"), namespace)
+    namespace: dict = {"fs": fs}  # the README's blocks share its first block's import
+    exec(compile(code, page, "exec"), namespace)
     assert records(namespace["table"]) == secured.expected(1, 10)
 
 
