@@ -22,6 +22,9 @@ STEP_MS = 1000
 DISORDER_MS = 5000                           # a record lies up to 5 s before the largest timestamp before it
 SCHEMA = pa.schema([("id", pa.int64()), ("kind", pa.string()), ("amount", pa.float64())])
 SMALL_BATCHES = fs.BatchLimits(max_rows=100)
+# The topics are module fixtures on the default version's broker (`kafka_bootstrap`), so every test
+# here runs against that broker only.
+pytestmark = pytest.mark.one_kafka_version
 
 
 def at(ms: int) -> dt.datetime:
