@@ -47,6 +47,21 @@ JSON_FS = "fastsource Json(schema)"
 COMPARISONS = [(C, A), (C_EACH, A_EACH), (C, B), (C_EACH, B), (C_EACH, A), (JSON_FS, JSON_PY)]
 
 
+def against(checkout: Optional[Path]) -> tuple[Optional[tuple[str, list[str], str]], list[tuple[str, str]]]:
+    """For `--against CHECKOUT`: (the 1-reader label, the command prefix running that checkout's
+    readers.py with its .venv, the JSON label) and the comparisons to print; (None, []) without it."""
+    if checkout is None:
+        return None, []
+    python = checkout / ".venv" / "bin" / "python"
+    readers = checkout / "fastsource" / "benchmark" / "readers.py"
+    if not python.exists() or not readers.exists():
+        raise SystemExit(f"--against {checkout}: needs {python} and {readers} (a built checkout)")
+    commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip() or str(checkout)
+    one, json_label = f"{C} at {commit}", f"{JSON_FS} at {commit}"
+    return (one, [str(python), str(readers)], json_label), [(C, one), (JSON_FS, json_label)]
+
+
 def build_c_baseline(out_dir: Path) -> Path:
     import confluent_kafka  # noqa: F401  (so that its librdkafka is mapped)
     import confluent_kafka.cimpl  # noqa: F401
@@ -338,6 +353,9 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     parser.add_argument("--quick", action="store_true", default=quick_default,
                         help="smoke run: 100 k messages, 1 round")
     parser.add_argument("--full", dest="quick", action="store_false", help="the full run")
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT",
+                        help="also run the fastsource readers of another checkout (its .venv, built) in the "
+                             "same rounds, e.g. the commit before a change to the fetch path")
     parser.add_argument("--peers", action="store_true",
                         help="fastsource against Flink's KafkaSource, Ray Data, aiokafka and the baselines")
     parser.add_argument("--registry", action="store_true",
@@ -406,12 +424,17 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
         py = [sys.executable, str(HERE / "readers.py")]  # a script: baselines do not import fastsource
         parts = str(PARTITIONS)
 
+        other, comparisons = against(args.against)
+
         def throughput_case(topic: str) -> dict[str, list[str]]:
-            return {A: [str(exe), bootstrap, topic, parts, "1"],
+            case = {A: [str(exe), bootstrap, topic, parts, "1"],
                     A_EACH: [str(exe), bootstrap, topic, parts, parts],
                     B: py + ["confluent", bootstrap, topic, parts],
                     C: py + ["fastsource", bootstrap, topic, parts, "1"],
                     C_EACH: py + ["fastsource", bootstrap, topic, parts, parts]}
+            if other:
+                case[other[0]] = other[1] + ["fastsource", bootstrap, topic, parts, "1"]
+            return case
 
         cases = {
             "100b": throughput_case(topics["100b"]),
@@ -419,6 +442,8 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
             "json": {JSON_PY: py + ["python-json", bootstrap, topics["json"], parts],
                      JSON_FS: py + ["fastsource-json", bootstrap, topics["json"], parts]},
         }
+        if other:
+            cases["json"][other[2]] = other[1] + ["fastsource-json", bootstrap, topics["json"], parts]
         results = run_rounds(cases, args.rounds, n)
         rss = {}
         for label, topic, count in (("small", topics["100b"], n), ("large", topics["rss"], args.rss_messages)):
@@ -449,11 +474,11 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
                     if any("peak_rss_mb" in r for r in runs) else float("nan")
                 print(f"| {name} | {n / wall:,.0f} | {n / inner:,.0f} | {mb:,.1f} | {rss_mb:,.0f} |")
             print()
-            for fast, other in COMPARISONS:
-                if fast in readers and other in readers:
-                    paired = paired_ratio(readers[fast], readers[other])
-                    print(f"- {fast} / {other}: {medians[fast][0] / medians[other][0]:.2f}x whole process, "
-                          f"{medians[fast][1] / medians[other][1]:.2f}x connect to end (ratio of medians); "
+            for fast, slow in COMPARISONS + comparisons:
+                if fast in readers and slow in readers:
+                    paired = paired_ratio(readers[fast], readers[slow])
+                    print(f"- {fast} / {slow}: {medians[fast][0] / medians[slow][0]:.2f}x whole process, "
+                          f"{medians[fast][1] / medians[slow][1]:.2f}x connect to end (ratio of medians); "
                           f"{paired:.2f}x whole process (median of the per-round ratios)")
             print()
         print("### Peak RSS of a fastsource read (whole process)")
