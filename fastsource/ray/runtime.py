@@ -6,11 +6,14 @@
 Each reader runs in its own actor, built there from the stream's `ReaderSpec` with its own consumer.
 The driver's handle keeps one `poll` call in flight per actor, so an actor fetches and decodes the next
 batch while the driver works on the last; batches come back through Ray's object store as Arrow
-buffers. Messages between the coordinator and an actor are the runtime's plain events: to the actor
-as `deliver` calls (Ray runs one caller's calls to an actor in order), from it in an outbox that rides
-back with every answer, and so do the records a format diverted to dead letters. A killed actor makes its handle's `poll` raise `ReaderActorDiedError`; the
-stream then replaces the reader (a new actor) and its splits resume right after the last record the
-stream handed out (positions are kept in the driver), so no record is lost or repeated.
+buffers. Messages between the coordinator and an actor are the runtime's plain events, carried on
+both sides by the same `InProcessTransport` every runtime uses: in the driver, a reader's delivery
+function calls its actor's `deliver` (Ray runs one caller's calls to an actor in order); in the
+actor, the coordinator's delivery function puts into an outbox that rides back with every answer, as
+do the records a format diverted to dead letters. A killed actor makes its handle's `poll` raise
+`ReaderActorDiedError`; the stream then replaces the reader (a new actor) and its splits resume
+right after the last record the stream handed out (positions are kept in the driver), so no record
+is lost or repeated.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from fastsource.reader.source_reader import NOTHING, InputStatus, ReaderOutput
 from fastsource.runtime.handles import InProcessReaderHandle, ReaderHandle, ReaderSpec, build_reader
-from fastsource.runtime.transport import Deliver
+from fastsource.runtime.transport import InProcessTransport, Transport
 
 CALL_TIMEOUT_S = 60.0
 
@@ -32,31 +35,17 @@ class ReaderActorDiedError(Exception):
     """A reader's actor died (killed, its node lost): the stream replaces it (not fatal)."""
 
 
-class _Outbox:
-    """The reader's side of the transport inside its actor: messages to the coordinator wait in an
-    outbox that the next answer carries back; messages from it are delivered by `deliver`."""
+class Outbox:
+    """Messages a reader's actor has for the coordinator, waiting for the next answer to carry them
+    back (the coordinator side of the actor's transport)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._outgoing: list[Any] = []
-        self._reader: Optional[Deliver] = None
 
-    def bind_coordinator(self, deliver: Deliver) -> None:
-        raise RuntimeError("the coordinator runs in the driver, not in a reader's actor")
-
-    def bind_reader(self, reader_id: int, deliver: Deliver) -> None:
-        self._reader = deliver
-
-    def unbind_reader(self, reader_id: int) -> None:
-        self._reader = None
-
-    def send_to_coordinator(self, event: Any) -> None:
+    def put(self, event: Any) -> None:
         with self._lock:
             self._outgoing.append(event)
-
-    def send_to_reader(self, reader_id: int, event: Any) -> None:
-        if self._reader is not None:
-            self._reader(event)
 
     def drain(self) -> list[Any]:
         with self._lock:
@@ -69,9 +58,13 @@ class ReaderActor:
     every answer is `(result, events for the coordinator)`."""
 
     def __init__(self, reader_id: int, spec: ReaderSpec) -> None:
-        self._outbox = _Outbox()
+        self._reader_id = reader_id
+        self._outbox = Outbox()
+        self._transport = InProcessTransport()
+        self._transport.bind_coordinator(self._outbox.put)
         self._available = threading.Event()
-        self._handle = InProcessReaderHandle(build_reader(reader_id, spec, self._outbox, self._available))
+        self._handle = InProcessReaderHandle(build_reader(reader_id, spec, self._transport,
+                                                          self._available))
 
     def start(self) -> tuple[None, list[Any]]:
         self._handle.start()
@@ -79,7 +72,7 @@ class ReaderActor:
 
     def deliver(self, events: list[Any]) -> None:
         for event in events:
-            self._outbox.send_to_reader(0, event)
+            self._transport.send_to_reader(self._reader_id, event)
 
     def poll(self, wait_s: float) -> tuple[tuple[ReaderOutput, list[pa.RecordBatch]], list[Any]]:
         """The reader's next output and the records diverted to dead letters while producing it,
@@ -105,46 +98,10 @@ class ReaderActor:
         self._handle.close()
 
 
-class RayTransport:
-    """The driver's side: the coordinator is called directly, a reader through its actor."""
-
-    def __init__(self) -> None:
-        self._coordinator: Optional[Deliver] = None
-        self._actors: dict[int, Any] = {}
-        self._lock = threading.Lock()
-
-    def bind_coordinator(self, deliver: Deliver) -> None:
-        self._coordinator = deliver
-
-    def bind_reader(self, reader_id: int, deliver: Deliver) -> None:
-        raise RuntimeError("readers of a RayRuntime run in actors: use attach()")
-
-    def attach(self, reader_id: int, actor: Any) -> None:
-        with self._lock:
-            self._actors[reader_id] = actor
-
-    def unbind_reader(self, reader_id: int, actor: Any = None) -> None:
-        """Detach reader `reader_id` (only if it is still `actor`, when given)."""
-        with self._lock:
-            if actor is None or self._actors.get(reader_id) is actor:
-                self._actors.pop(reader_id, None)
-
-    def send_to_coordinator(self, event: Any) -> None:
-        if self._coordinator is None:
-            raise RuntimeError("no coordinator is bound to this transport")
-        self._coordinator(event)
-
-    def send_to_reader(self, reader_id: int, event: Any) -> None:
-        with self._lock:
-            actor = self._actors.get(reader_id)
-        if actor is not None:
-            actor.deliver.remote([event])  # a dead actor drops it: its splits come back on failover
-
-
 class RayReaderHandle:
     """The driver's handle on one reader actor (see the module docstring)."""
 
-    def __init__(self, reader_id: int, actor: Any, transport: RayTransport,
+    def __init__(self, reader_id: int, actor: Any, transport: Transport,
                  available: threading.Event, poll_wait_s: float) -> None:
         self.reader_id = reader_id
         self._actor = actor
@@ -217,7 +174,7 @@ class RayReaderHandle:
         if self._closed:
             return
         self._closed = True
-        self._transport.unbind_reader(self.reader_id, self._actor)
+        self._transport.unbind_reader(self.reader_id)
         try:
             ray.get(self._actor.close.remote(), timeout=CALL_TIMEOUT_S)
         except (RayActorError, RayTaskError, GetTimeoutError):
@@ -242,17 +199,20 @@ class RayRuntime:
         self.poll_wait_s = poll_wait_s
         self._actor_class = ray.remote(ReaderActor)
 
-    def create_transport(self) -> RayTransport:
+    def create_transport(self) -> Transport:
+        """The driver's side: the coordinator is called directly, and a reader's delivery function
+        (bound by `create_reader`) forwards to its actor."""
         if not ray.is_initialized():
             ray.init()
-        return RayTransport()
+        return InProcessTransport()
 
-    def create_reader(self, reader_id: int, spec: ReaderSpec, transport: RayTransport,
+    def create_reader(self, reader_id: int, spec: ReaderSpec, transport: Transport,
                       available: threading.Event) -> ReaderHandle:
         options = {"num_cpus": self.num_cpus, "max_restarts": 0, "max_concurrency": 1,
                    **self.actor_options}
         actor = self._actor_class.options(**options).remote(reader_id, spec)
-        transport.attach(reader_id, actor)
+        # a dead actor drops what is sent to it: its splits come back on failover
+        transport.bind_reader(reader_id, lambda event: actor.deliver.remote([event]))
         return RayReaderHandle(reader_id, actor, transport, available, self.poll_wait_s)
 
     def close(self) -> None:

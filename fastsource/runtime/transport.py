@@ -4,7 +4,9 @@ A transport carries plain, picklable messages (`fastsource.runtime.events`) and 
 closure, future, queue or shared object. Each side binds a local delivery function; the transport
 calls it with every message addressed to that side. `InProcessTransport` delivers by calling it at
 once; `PicklingTransport` pickles and unpickles every message first, which proves that a transport
-between processes (Ray actors) needs no change to the enumerator or the readers.
+between processes needs no change to the enumerator or the readers. Every runtime uses these in
+full: `RayRuntime` binds, in the driver, a delivery function per reader that calls its actor, and in
+each actor a coordinator delivery function that queues for the driver (`fastsource.ray.runtime`).
 """
 from __future__ import annotations
 
@@ -75,4 +77,8 @@ class PicklingTransport(InProcessTransport):
     plain data, exactly as between processes."""
 
     def _encode(self, event: Any) -> Any:
-        return pickle.loads(pickle.dumps(event))
+        try:
+            return pickle.loads(pickle.dumps(event))
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise TypeError(f"{type(event).__name__} cannot cross a process boundary (a transport "
+                            f"message must be plain picklable data): {exc}") from exc
