@@ -10,7 +10,7 @@ from typing import Callable, Optional
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from fastsource.io.admin import BrokerHealth, Clock, KafkaAdmin
+from fastsource.kafka.admin import BrokerHealth, Clock, KafkaAdmin
 from fastsource.errors import AuthenticationError, BrokerUnavailableError, KafkaFetchError
 
 
@@ -225,7 +225,7 @@ def test_broker_health_warns_once_per_outage_and_ignores_stale_reports(caplog):
     health = _health(5000)
     clock = health._clock
     before = clock.now() - 2 * BrokerHealth.STALE_S
-    with caplog.at_level("WARNING", logger="fastsource.io.admin"):
+    with caplog.at_level("WARNING", logger="fastsource.kafka.admin"):
         for _ in range(3):
             health.down(clock.now())
         clock.sleep(3.0)
