@@ -119,15 +119,22 @@ class BrokerHealth:
     that began more than `STALE_S` before the last answer is stale (a late event) and is ignored;
     within it, the answer may have been the cluster's last before going away (a stopping broker still
     answers for a moment after a consumer lost it), so the report counts.
+
+    A health does not carry its state when it travels (pickled into a Ray actor with a reader's
+    spec): the copy starts with no counts and is `reporting`, it keeps each outage its clients saw
+    begin and end, which `take_reports()` hands over and the stream's own health `apply_reports()`,
+    so that the stream's counts include what remote readers saw.
     """
 
     STALE_S = 2.0
 
     def __init__(self, bootstrap_servers: str, broker_timeout_ms: int = 60000,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, reporting: bool = False) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.broker_timeout_ms = broker_timeout_ms
         self._clock = clock
+        self.reporting = reporting
+        self._reports: list[tuple[str, float]] = []  # ("down" | "up", when), while reporting
         self._lock = threading.Lock()
         self._down_since: Optional[float] = None
         self._last_answer = float("-inf")
@@ -135,8 +142,26 @@ class BrokerHealth:
         self.outages = 0
 
     def __reduce__(self) -> tuple:
-        """A pickled health starts afresh (a remote reader tracks the cluster as it sees it)."""
-        return (BrokerHealth, (self.bootstrap_servers, self.broker_timeout_ms))
+        """What travels is the settings, never the counts: the copy starts with none, on the system
+        clock, and is `reporting` (see the class docstring)."""
+        return (BrokerHealth, (self.bootstrap_servers, self.broker_timeout_ms, SYSTEM_CLOCK, True))
+
+    def take_reports(self) -> list[tuple[str, float]]:
+        """The outages' starts and ends seen since the last call, as ("down" | "up", seconds ago):
+        ages, because another process's monotonic clock is not this one's."""
+        now = self._clock.now()
+        with self._lock:
+            reports, self._reports = self._reports, []
+        return [(kind, now - at) for kind, at in reports]
+
+    def apply_reports(self, reports: list[tuple[str, float]]) -> None:
+        """Count what another health's clients saw (its `take_reports()`), as if they were ours."""
+        now = self._clock.now()
+        for kind, age in reports:
+            if kind == "down":
+                self.down(now - age)
+            else:
+                self.up(now - age)
 
     def down(self, since: float) -> None:
         """A client has had no answer since monotonic time `since`."""
@@ -145,19 +170,23 @@ class BrokerHealth:
                 return
             self._down_since = since
             self.outages += 1
+            if self.reporting:
+                self._reports.append(("down", since))
         log.warning("no Kafka broker answers at %s; waiting up to %g s (broker_timeout_ms) for one "
                     "to come back", self.bootstrap_servers, self.broker_timeout_ms / 1000)
 
-    def up(self) -> None:
-        """A client got an answer."""
-        now = self._clock.now()
+    def up(self, at: Optional[float] = None) -> None:
+        """A client got an answer (now, or at monotonic time `at`)."""
+        now = self._clock.now() if at is None else at
         with self._lock:
-            self._last_answer = now
+            self._last_answer = max(self._last_answer, now)
             if self._down_since is None:
                 return
-            lasted = now - self._down_since
+            lasted = max(0.0, now - self._down_since)
             self._down_total_s += lasted
             self._down_since = None
+            if self.reporting:
+                self._reports.append(("up", now))
         log.warning("Kafka broker at %s answers again after %.1f s", self.bootstrap_servers, lasted)
 
     def answered_since(self, since: float) -> bool:

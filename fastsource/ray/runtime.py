@@ -18,7 +18,7 @@ is lost or repeated.
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import pyarrow as pa
 import ray
@@ -27,9 +27,11 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from fastsource.base.reader.source_reader import NOTHING, InputStatus, ReaderOutput
 from fastsource.runtime.handles import InProcessReaderHandle, ReaderHandle, ReaderSpec, build_reader
 from fastsource.base.transport import Transport
+from fastsource.kafka.admin import BrokerHealth
 from fastsource.runtime.transport import InProcessTransport
 
 CALL_TIMEOUT_S = 60.0
+T = TypeVar("T")
 
 
 class ReaderActorDiedError(Exception):
@@ -56,26 +58,33 @@ class Outbox:
 
 class ReaderActor:
     """One reader inside a Ray actor (methods run one at a time, on one thread, as a reader needs);
-    every answer is `(result, events for the coordinator)`."""
+    every answer is `(result, events for the coordinator, broker health reports)`: the health in
+    the actor is a reporting copy of the stream's (`BrokerHealth`), whose reports the driver applies
+    to the stream's own, so that outages a reader saw count in the stream's metrics."""
 
     def __init__(self, reader_id: int, spec: ReaderSpec) -> None:
         self._reader_id = reader_id
         self._outbox = Outbox()
+        self._health = spec.health
         self._transport = InProcessTransport()
         self._transport.bind_coordinator(self._outbox.put)
         self._available = threading.Event()
         self._handle = InProcessReaderHandle(build_reader(reader_id, spec, self._transport,
                                                           self._available))
 
-    def start(self) -> tuple[None, list[Any]]:
+    def _reply(self, result: T) -> tuple[T, list[Any], list[tuple[str, float]]]:
+        return result, self._outbox.drain(), self._health.take_reports() if self._health else []
+
+    def start(self) -> tuple[None, list[Any], list[tuple[str, float]]]:
         self._handle.start()
-        return None, self._outbox.drain()
+        return self._reply(None)
 
     def deliver(self, events: list[Any]) -> None:
         for event in events:
             self._transport.send_to_reader(self._reader_id, event)
 
-    def poll(self, wait_s: float) -> tuple[tuple[ReaderOutput, list[pa.RecordBatch]], list[Any]]:
+    def poll(self, wait_s: float) -> tuple[tuple[ReaderOutput, list[pa.RecordBatch]], list[Any],
+                                           list[tuple[str, float]]]:
         """The reader's next output and the records diverted to dead letters while producing it,
         waiting up to `wait_s` for an output when it has none."""
         self._available.clear()
@@ -83,17 +92,17 @@ class ReaderActor:
         if output.status is InputStatus.NOTHING_AVAILABLE:
             self._available.wait(wait_s)
             output = self._handle.poll()
-        return (output, self._handle.dead_letters()), self._outbox.drain()
+        return self._reply((output, self._handle.dead_letters()))
 
-    def snapshot(self, checkpoint_id: int) -> tuple[dict[str, Any], list[Any]]:
-        return self._handle.snapshot(checkpoint_id), self._outbox.drain()
+    def snapshot(self, checkpoint_id: int) -> tuple[dict[str, Any], list[Any], list[tuple[str, float]]]:
+        return self._reply(self._handle.snapshot(checkpoint_id))
 
     def notify_checkpoint_complete(self, checkpoint_id: int, offsets: list[tuple[str, int, int]],
-                                   flush: bool) -> tuple[bool, list[Any]]:
-        return self._handle.notify_checkpoint_complete(checkpoint_id, offsets, flush), self._outbox.drain()
+                                   flush: bool) -> tuple[bool, list[Any], list[tuple[str, float]]]:
+        return self._reply(self._handle.notify_checkpoint_complete(checkpoint_id, offsets, flush))
 
-    def metrics(self) -> tuple[dict[str, Any], list[Any]]:
-        return self._handle.metrics(), self._outbox.drain()
+    def metrics(self) -> tuple[dict[str, Any], list[Any], list[tuple[str, float]]]:
+        return self._reply(self._handle.metrics())
 
     def close(self) -> None:
         self._handle.close()
@@ -103,10 +112,12 @@ class RayReaderHandle:
     """The driver's handle on one reader actor (see the module docstring)."""
 
     def __init__(self, reader_id: int, actor: Any, transport: Transport,
-                 available: threading.Event, poll_wait_s: float) -> None:
+                 available: threading.Event, poll_wait_s: float,
+                 health: Optional[BrokerHealth] = None) -> None:
         self.reader_id = reader_id
         self._actor = actor
         self._transport = transport
+        self._health = health
         self._available = available
         self._poll_wait_s = poll_wait_s
         self._pending: Optional[Any] = None
@@ -115,10 +126,11 @@ class RayReaderHandle:
         self._closed = False
 
     def _answer(self, ref: Any, timeout: Optional[float] = CALL_TIMEOUT_S) -> Any:
-        """The result of an actor call, after its events went to the coordinator. A dead actor raises
-        ReaderActorDiedError; the reader's own error is re-raised as it was (the stream judges it)."""
+        """The result of an actor call, after its events went to the coordinator and its health
+        reports to the stream's health. A dead actor raises ReaderActorDiedError; the reader's own
+        error is re-raised as it was (the stream judges it)."""
         try:
-            result, events = ray.get(ref, timeout=timeout)
+            result, events, reports = ray.get(ref, timeout=timeout)
         except RayActorError as exc:
             raise ReaderActorDiedError(f"the actor of reader {self.reader_id} died: {exc}") from exc
         except RayTaskError as exc:
@@ -127,6 +139,8 @@ class RayReaderHandle:
         except GetTimeoutError as exc:
             raise ReaderActorDiedError(f"the actor of reader {self.reader_id} did not answer within "
                                        f"{timeout:g} s") from exc
+        if self._health is not None:
+            self._health.apply_reports(reports)
         for event in events:
             self._transport.send_to_coordinator(event)
         return result
@@ -214,7 +228,7 @@ class RayRuntime:
         actor = self._actor_class.options(**options).remote(reader_id, spec)
         # a dead actor drops what is sent to it: its splits come back on failover
         transport.bind_reader(reader_id, lambda event: actor.deliver.remote([event]))
-        return RayReaderHandle(reader_id, actor, transport, available, self.poll_wait_s)
+        return RayReaderHandle(reader_id, actor, transport, available, self.poll_wait_s, spec.health)
 
     def close(self) -> None:
         """Nothing to release: each handle ended its actor."""

@@ -58,7 +58,7 @@ class ReaderSpec:
     """Everything needed to build a reader, as plain (picklable) data. `split_reader_factory`, when
     set, builds the split reader instead of the Kafka one (tests inject faults with it). `health` is
     the stream's broker health, shared by readers in the stream's process (a pickled copy starts
-    afresh where a remote reader runs). `include_key`/`include_value` False leave that column all
+    with no counts and reports what a remote reader saw back: `BrokerHealth`). `include_key`/`include_value` False leave that column all
     nulls: the bytes are not copied (a reader whose output nobody reads them from)."""
     consumer_config: dict[str, str]
     include_headers: bool

@@ -2,6 +2,7 @@
 and a fake clock (waits move its time on: no test sleeps)."""
 from __future__ import annotations
 
+import pickle
 import threading
 from concurrent.futures import Future
 from types import SimpleNamespace
@@ -290,3 +291,40 @@ def test_closing_stops_waiting_out_an_outage():
     with pytest.raises(BrokerUnavailableError, match=r"for 4\.0 s"):
         admin.list_offsets([("t", 0)], "earliest")
     assert clock.now() - started == pytest.approx(4.0)
+
+
+def test_a_pickled_health_carries_no_counts_and_says_so():
+    health = _health(5000)
+    health.down(health._clock.now())
+    copy = pickle.loads(pickle.dumps(health))
+    assert health.outages == 1 and not health.reporting
+    assert copy.outages == 0 and copy.down_s() == 0 and copy.reporting
+    assert (copy.bootstrap_servers, copy.broker_timeout_ms) == ("127.0.0.1:1", 5000)
+
+
+def test_what_a_reporting_copy_saw_counts_in_the_health_it_reports_to():
+    """A remote reader's outage (seen by its copy) reaches the stream's health once, with its
+    duration, as ages: the two sides' monotonic clocks need not agree."""
+    stream, remote = _health(5000), BrokerHealth("127.0.0.1:1", 5000, clock=FakeClock(), reporting=True)
+    remote._clock.t = 50.0                  # another process: another clock
+    remote.down(remote._clock.now())
+    remote.down(remote._clock.now())        # the same outage, seen by a second client
+    remote._clock.sleep(3.0)
+    remote.up()
+    remote.up()
+    remote._clock.sleep(1.0)
+    stream.apply_reports(remote.take_reports())
+    assert remote.take_reports() == []
+    assert stream.outages == 1 and stream.down_for() == 0 and stream.down_s() == pytest.approx(3.0)
+    remote.down(remote._clock.now())        # an outage still going on
+    stream._clock.sleep(2.0)
+    remote._clock.sleep(2.0)
+    stream.apply_reports(remote.take_reports())
+    assert stream.outages == 2 and stream.down_for() == pytest.approx(2.0)
+
+
+def test_a_health_that_is_not_a_copy_keeps_no_reports():
+    health = _health(5000)
+    health.down(health._clock.now())
+    health.up()
+    assert health.take_reports() == []
