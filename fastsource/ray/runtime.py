@@ -25,9 +25,9 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from fastsource.base.reader.source_reader import NOTHING, InputStatus, ReaderOutput
-from fastsource.runtime.handles import InProcessReaderHandle, ReaderHandle, ReaderSpec, build_reader
 from fastsource.base.transport import Transport
-from fastsource.kafka.admin import BrokerHealth
+from fastsource.runtime.handles import InProcessReaderHandle, ReaderHandle
+from fastsource.runtime.spec import Health, ReaderSpec
 from fastsource.runtime.transport import InProcessTransport
 
 CALL_TIMEOUT_S = 60.0
@@ -59,7 +59,7 @@ class Outbox:
 class ReaderActor:
     """One reader inside a Ray actor (methods run one at a time, on one thread, as a reader needs);
     every answer is `(result, events for the coordinator, broker health reports)`: the health in
-    the actor is a reporting copy of the stream's (`BrokerHealth`), whose reports the driver applies
+    the actor is a reporting copy of the stream's (`Health`), whose reports the driver applies
     to the stream's own, so that outages a reader saw count in the stream's metrics."""
 
     def __init__(self, reader_id: int, spec: ReaderSpec) -> None:
@@ -69,8 +69,7 @@ class ReaderActor:
         self._transport = InProcessTransport()
         self._transport.bind_coordinator(self._outbox.put)
         self._available = threading.Event()
-        self._handle = InProcessReaderHandle(build_reader(reader_id, spec, self._transport,
-                                                          self._available))
+        self._handle = InProcessReaderHandle(spec.build(reader_id, self._transport, self._available))
 
     def _reply(self, result: T) -> tuple[T, list[Any], list[tuple[str, float]]]:
         return result, self._outbox.drain(), self._health.take_reports() if self._health else []
@@ -113,7 +112,7 @@ class RayReaderHandle:
 
     def __init__(self, reader_id: int, actor: Any, transport: Transport,
                  available: threading.Event, poll_wait_s: float,
-                 health: Optional[BrokerHealth] = None) -> None:
+                 health: Optional[Health] = None) -> None:
         self.reader_id = reader_id
         self._actor = actor
         self._transport = transport
