@@ -1,9 +1,11 @@
 """`read_kafka` for Ray Data: the arguments and columns of `ray.data.read_kafka`, read by the compiled core.
 
 The driver resolves every partition's start and end offsets once (one admin client, a few list-offsets
-requests) and cuts them into offset ranges (`plan_ranges`). Each Ray read task reads one fixed range
-with one fastsource reader and yields its Arrow batches as blocks: no Python object per record, and a
-retried task reads the same offsets again, so it yields the same rows.
+requests, through `resolve_specs`, as the enumerator of a `KafkaSource` does) and cuts them into offset
+ranges (`plan_ranges`). Each Ray read task reads one fixed range with one split reader (one librdkafka
+consumer) and one record emitter, nothing else: no coordinator, partition discovery or admin client.
+It yields its Arrow batches as blocks: no Python object per record, and a retried task reads the
+same offsets again, so it yields the same rows.
 
 Differences from `ray.data.read_kafka` (ray 2.60.0), all deliberate:
 
@@ -28,7 +30,7 @@ Differences from `ray.data.read_kafka` (ray 2.60.0), all deliberate:
   row has `start <= offset < end`. Records deleted by retention between planning and reading are an
   error (`OffsetOutOfRangeError`), never a silently shorter result.
 - Tasks: one per partition, as in Ray, unless `max_records_per_split` or `override_num_blocks` cut
-  partitions into more ranges (Spark's semantics, see `fastsource.enumerator.ranges`): one hot
+  partitions into more ranges (Spark's semantics, see `fastsource.kafka.enumerator.ranges`): one hot
   partition is read by several tasks at once. Without `override_num_blocks`, `read_kafka` asks Ray for
   one output block per task (Ray's `read_kafka` lets Ray guess 200 and slice its blocks to match). `KafkaDatasource` takes its task count from these
   arguments, not from Ray's `parallelism` hint (Ray's automatic guess, 200 by default, would cut
@@ -50,20 +52,20 @@ from ray.data import Dataset
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-from fastsource.enumerator.offsets import OffsetsInitializer
-from fastsource.enumerator.ranges import OffsetRange, plan_ranges
-from fastsource.enumerator.subscriber import TopicListSubscriber
+from fastsource.kafka.enumerator.offsets import AtTimestamp, OffsetSpec, resolve_specs
+from fastsource.kafka.enumerator.ranges import OffsetRange, plan_ranges
+from fastsource.kafka.enumerator.subscriber import TopicListSubscriber
 from fastsource.errors import ConfigError
 from fastsource.formats import Binary, Format, FormatLike, as_format
-from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
-from fastsource.reader.emitter import KafkaRecordEmitter
-from fastsource.reader.split_reader import BatchLimits, KafkaPartitionSplitReader
-from fastsource.source import KafkaSource
+from fastsource.kafka.admin import KafkaAdmin, TopicPartitionKey
+from fastsource.kafka.reader.emitter import KafkaRecordEmitter
+from fastsource.kafka.reader.split_reader import BatchLimits, KafkaPartitionSplitReader, consumer_config
+from fastsource.kafka.split import KafkaPartitionSplit
 
 log = logging.getLogger(__name__)
 
-OffsetSpec = Union[int, datetime, str]
-OffsetArg = Union[OffsetSpec, Mapping[str, Mapping[int, OffsetSpec]]]
+RayOffset = Union[int, datetime, str]
+OffsetArg = Union[RayOffset, Mapping[str, Mapping[int, RayOffset]]]
 
 KAFKA_SCHEMA = pa.schema([
     ("offset", pa.int64()),
@@ -172,8 +174,8 @@ def block_schema(key_format: Format, value_format: Format, include_headers: bool
 
 @dataclass
 class RangeRead:
-    """A read task's work: one offset range, read by one fastsource reader. Picklable; running it
-    twice yields the same rows (the range is fixed)."""
+    """A read task's work: one offset range, read by one split reader. Picklable; running it twice
+    yields the same rows (the range is fixed)."""
 
     bootstrap_servers: str
     rng: OffsetRange
@@ -184,35 +186,36 @@ class RangeRead:
     batch_limits: BatchLimits = field(default_factory=BatchLimits)
     timeout_ms: Optional[int] = None
 
-    def source(self) -> KafkaSource:
-        tp = (self.rng.topic, self.rng.partition)
-        return KafkaSource(
-            self.bootstrap_servers, partitions=[tp],
-            starting_offsets=OffsetsInitializer.offsets({tp: self.rng.start}, reset=None),
-            stopping_offsets=OffsetsInitializer.offsets({tp: self.rng.stop}, reset=None),
-            key_format=self.key_format, value_format=self.value_format,
-            include_headers=self.include_headers, properties=self.properties,
-            batch_limits=self.batch_limits)
-
     def __call__(self) -> Iterator[pa.Table]:
+        """The range's records as Ray blocks, read by one split reader (one consumer) and one record
+        emitter in this task: no coordinator, enumerator or admin client (the range is fixed)."""
         if self.rng.size <= 0:
             return
+        split = KafkaPartitionSplit.range_split(self.rng.topic, self.rng.partition, self.rng.start,
+                                                self.rng.stop)
+        emitter = KafkaRecordEmitter(KafkaPartitionSplitReader.raw_schema(self.include_headers),
+                                     self.key_format, self.value_format)
         deadline = None if self.timeout_ms is None else time.monotonic() + self.timeout_ms / 1000
         rows = 0
-        with self.source().open(parallelism=1) as stream:
+        reader = KafkaPartitionSplitReader(consumer_config(self.bootstrap_servers, None, self.properties),
+                                           self.include_headers, self.batch_limits)
+        try:
+            reader.add_splits([split])
             while True:
-                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-                batch = stream.poll(wait)
-                if batch is not None:
+                fetched = reader.fetch()
+                batch = emitter.emit(fetched, {})
+                if batch is not None and batch.num_rows:
                     rows += batch.num_rows
                     yield to_ray_block(batch, self.include_headers)
-                elif stream.ended:
+                if split.split_id in fetched.finished_splits:
                     return
-                elif deadline is not None and time.monotonic() >= deadline:
+                if deadline is not None and time.monotonic() >= deadline:
                     log.warning("read of %s[%d] offsets [%d, %d) stopped by timeout_ms=%d after %d "
                                 "rows", self.rng.topic, self.rng.partition, self.rng.start,
                                 self.rng.stop, self.timeout_ms, rows)
                     return
+        finally:
+            reader.close()
 
 
 class KafkaDatasource(Datasource):
@@ -274,13 +277,19 @@ class KafkaDatasource(Datasource):
         read_committed = self.properties.get("isolation.level", "read_committed") == "read_committed"
         return KafkaAdmin(self.bootstrap_servers, self.properties, self.request_timeout_s, read_committed)
 
+    @staticmethod
+    def _given(offsets: OffsetArg, tp: TopicPartitionKey, default: str) -> RayOffset:
+        """The start or end offset given for one partition (`default` where none is)."""
+        return offsets.get(tp[0], {}).get(tp[1], default) if isinstance(offsets, Mapping) else offsets
+
     def _spec(self, offsets: OffsetArg, tp: TopicPartitionKey, default: str) -> OffsetSpec:
-        if isinstance(offsets, Mapping):
-            return offsets.get(tp[0], {}).get(tp[1], default)
-        return offsets
+        """A partition's offset as `resolve_specs` takes it (a datetime as the time it names)."""
+        given = self._given(offsets, tp, default)
+        return AtTimestamp(_epoch_ms(given)) if isinstance(given, datetime) else given
 
     def partition_ranges(self) -> list[OffsetRange]:
-        """Every partition's `[start, end)`, resolved now (Ray's rules, see the module docstring)."""
+        """Every partition's `[start, end)`, resolved now with the enumerator's `resolve_specs` and
+        then Ray's rules (see the module docstring)."""
         admin = self._admin()
         partitions = sorted(TopicListSubscriber(self.topics).partitions(admin))
         for name, offsets in (("start_offset", self.start_offset), ("end_offset", self.end_offset)):
@@ -290,38 +299,24 @@ class KafkaDatasource(Datasource):
                         if (topic, p) not in partitions:
                             raise ConfigError(f"{name} names partition {p} of topic {topic!r}, which "
                                               "is not read (no such topic or partition)")
-        earliest = admin.list_offsets(partitions, "earliest")
-        latest = admin.list_offsets(partitions, "latest")
         specs = {tp: (self._spec(self.start_offset, tp, "earliest"),
                       self._spec(self.end_offset, tp, "latest")) for tp in partitions}
-        by_time: dict[TopicPartitionKey, dict[int, int]] = {}
-        for ms in sorted({_epoch_ms(s) for pair in specs.values() for s in pair if isinstance(s, datetime)}):
-            wanted = [tp for tp, pair in specs.items() if any(isinstance(s, datetime) and _epoch_ms(s) == ms
-                                                              for s in pair)]
-            for tp, offset in admin.list_offsets(wanted, ms).items():
-                by_time.setdefault(tp, {})[ms] = offset
-
-        def resolve(spec: OffsetSpec, tp: TopicPartitionKey) -> int:
-            if spec == "earliest":
-                return earliest[tp]
-            if spec == "latest":
-                return latest[tp]
-            if isinstance(spec, datetime):
-                found = by_time[tp][_epoch_ms(spec)]
-                return found if found >= 0 else latest[tp]
-            return int(spec)
-
+        starts = resolve_specs(admin, {tp: pair[0] for tp, pair in specs.items()}, bounds=True)
+        ends = resolve_specs(admin, {tp: pair[1] for tp, pair in specs.items()})
+        earliest, latest = starts.earliest, starts.latest
         ranges = []
         for tp in partitions:
-            start, end = resolve(specs[tp][0], tp), min(resolve(specs[tp][1], tp), latest[tp])
+            start, end = starts.offsets[tp], min(ends.offsets[tp], latest[tp])
             if start < earliest[tp]:
                 log.warning("start_offset %d of %s[%d] is below the partition's first offset %d "
                             "(deleted by retention?): reading from %d", start, tp[0], tp[1],
                             earliest[tp], earliest[tp])
                 start = earliest[tp]
             if start > end:
-                raise ConfigError(f"start_offset {specs[tp][0]!r} (offset {start}) is after end_offset "
-                                  f"{specs[tp][1]!r} (offset {end}) for {tp[0]}[{tp[1]}]")
+                raise ConfigError(f"start_offset {self._given(self.start_offset, tp, 'earliest')!r} "
+                                  f"(offset {start}) is after end_offset "
+                                  f"{self._given(self.end_offset, tp, 'latest')!r} (offset {end}) "
+                                  f"for {tp[0]}[{tp[1]}]")
             ranges.append(OffsetRange(tp[0], tp[1], start, end))
         return ranges
 

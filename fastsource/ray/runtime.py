@@ -6,57 +6,49 @@
 Each reader runs in its own actor, built there from the stream's `ReaderSpec` with its own consumer.
 The driver's handle keeps one `poll` call in flight per actor, so an actor fetches and decodes the next
 batch while the driver works on the last; batches come back through Ray's object store as Arrow
-buffers. Messages between the coordinator and an actor are the runtime's plain events: to the actor
-as `deliver` calls (Ray runs one caller's calls to an actor in order), from it in an outbox that rides
-back with every answer, and so do the records a format diverted to dead letters. A killed actor makes its handle's `poll` raise `ReaderActorDiedError`; the
-stream then replaces the reader (a new actor) and its splits resume right after the last record the
-stream handed out (positions are kept in the driver), so no record is lost or repeated.
+buffers. Messages between the coordinator and an actor are the runtime's plain events, carried on
+both sides by the same `InProcessTransport` every runtime uses: in the driver, a reader's delivery
+function calls its actor's `deliver` (Ray runs one caller's calls to an actor in order); in the
+actor, the coordinator's delivery function puts into an outbox that rides back with every answer, as
+do the records a format diverted to dead letters. A killed actor makes its handle's `poll` raise
+`ReaderActorDiedError`; the stream then replaces the reader (a new actor) and its splits resume
+right after the last record the stream handed out (positions are kept in the driver), so no record
+is lost or repeated.
 """
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import pyarrow as pa
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
-from fastsource.reader.source_reader import NOTHING, InputStatus, ReaderOutput
-from fastsource.runtime.handles import InProcessReaderHandle, ReaderHandle, ReaderSpec, build_reader
-from fastsource.runtime.transport import Deliver
+from fastsource.base.reader.source_reader import NOTHING, InputStatus, ReaderOutput
+from fastsource.base.transport import Transport
+from fastsource.runtime.handles import InProcessReaderHandle, ReaderHandle
+from fastsource.runtime.spec import Health, ReaderSpec
+from fastsource.runtime.transport import InProcessTransport
 
 CALL_TIMEOUT_S = 60.0
+T = TypeVar("T")
 
 
 class ReaderActorDiedError(Exception):
     """A reader's actor died (killed, its node lost): the stream replaces it (not fatal)."""
 
 
-class _Outbox:
-    """The reader's side of the transport inside its actor: messages to the coordinator wait in an
-    outbox that the next answer carries back; messages from it are delivered by `deliver`."""
+class Outbox:
+    """Messages a reader's actor has for the coordinator, waiting for the next answer to carry them
+    back (the coordinator side of the actor's transport)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._outgoing: list[Any] = []
-        self._reader: Optional[Deliver] = None
 
-    def bind_coordinator(self, deliver: Deliver) -> None:
-        raise RuntimeError("the coordinator runs in the driver, not in a reader's actor")
-
-    def bind_reader(self, reader_id: int, deliver: Deliver) -> None:
-        self._reader = deliver
-
-    def unbind_reader(self, reader_id: int) -> None:
-        self._reader = None
-
-    def send_to_coordinator(self, event: Any) -> None:
+    def put(self, event: Any) -> None:
         with self._lock:
             self._outgoing.append(event)
-
-    def send_to_reader(self, reader_id: int, event: Any) -> None:
-        if self._reader is not None:
-            self._reader(event)
 
     def drain(self) -> list[Any]:
         with self._lock:
@@ -66,22 +58,32 @@ class _Outbox:
 
 class ReaderActor:
     """One reader inside a Ray actor (methods run one at a time, on one thread, as a reader needs);
-    every answer is `(result, events for the coordinator)`."""
+    every answer is `(result, events for the coordinator, broker health reports)`: the health in
+    the actor is a reporting copy of the stream's (`Health`), whose reports the driver applies
+    to the stream's own, so that outages a reader saw count in the stream's metrics."""
 
     def __init__(self, reader_id: int, spec: ReaderSpec) -> None:
-        self._outbox = _Outbox()
+        self._reader_id = reader_id
+        self._outbox = Outbox()
+        self._health = spec.health
+        self._transport = InProcessTransport()
+        self._transport.bind_coordinator(self._outbox.put)
         self._available = threading.Event()
-        self._handle = InProcessReaderHandle(build_reader(reader_id, spec, self._outbox, self._available))
+        self._handle = InProcessReaderHandle(spec.build(reader_id, self._transport, self._available))
 
-    def start(self) -> tuple[None, list[Any]]:
+    def _reply(self, result: T) -> tuple[T, list[Any], list[tuple[str, float]]]:
+        return result, self._outbox.drain(), self._health.take_reports() if self._health else []
+
+    def start(self) -> tuple[None, list[Any], list[tuple[str, float]]]:
         self._handle.start()
-        return None, self._outbox.drain()
+        return self._reply(None)
 
     def deliver(self, events: list[Any]) -> None:
         for event in events:
-            self._outbox.send_to_reader(0, event)
+            self._transport.send_to_reader(self._reader_id, event)
 
-    def poll(self, wait_s: float) -> tuple[tuple[ReaderOutput, list[pa.RecordBatch]], list[Any]]:
+    def poll(self, wait_s: float) -> tuple[tuple[ReaderOutput, list[pa.RecordBatch]], list[Any],
+                                           list[tuple[str, float]]]:
         """The reader's next output and the records diverted to dead letters while producing it,
         waiting up to `wait_s` for an output when it has none."""
         self._available.clear()
@@ -89,66 +91,32 @@ class ReaderActor:
         if output.status is InputStatus.NOTHING_AVAILABLE:
             self._available.wait(wait_s)
             output = self._handle.poll()
-        return (output, self._handle.dead_letters()), self._outbox.drain()
+        return self._reply((output, self._handle.dead_letters()))
 
-    def snapshot(self, checkpoint_id: int) -> tuple[dict[str, Any], list[Any]]:
-        return self._handle.snapshot(checkpoint_id), self._outbox.drain()
+    def snapshot(self, checkpoint_id: int) -> tuple[dict[str, Any], list[Any], list[tuple[str, float]]]:
+        return self._reply(self._handle.snapshot(checkpoint_id))
 
     def notify_checkpoint_complete(self, checkpoint_id: int, offsets: list[tuple[str, int, int]],
-                                   flush: bool) -> tuple[bool, list[Any]]:
-        return self._handle.notify_checkpoint_complete(checkpoint_id, offsets, flush), self._outbox.drain()
+                                   flush: bool) -> tuple[bool, list[Any], list[tuple[str, float]]]:
+        return self._reply(self._handle.notify_checkpoint_complete(checkpoint_id, offsets, flush))
 
-    def metrics(self) -> tuple[dict[str, Any], list[Any]]:
-        return self._handle.metrics(), self._outbox.drain()
+    def metrics(self) -> tuple[dict[str, Any], list[Any], list[tuple[str, float]]]:
+        return self._reply(self._handle.metrics())
 
     def close(self) -> None:
         self._handle.close()
 
 
-class RayTransport:
-    """The driver's side: the coordinator is called directly, a reader through its actor."""
-
-    def __init__(self) -> None:
-        self._coordinator: Optional[Deliver] = None
-        self._actors: dict[int, Any] = {}
-        self._lock = threading.Lock()
-
-    def bind_coordinator(self, deliver: Deliver) -> None:
-        self._coordinator = deliver
-
-    def bind_reader(self, reader_id: int, deliver: Deliver) -> None:
-        raise RuntimeError("readers of a RayRuntime run in actors: use attach()")
-
-    def attach(self, reader_id: int, actor: Any) -> None:
-        with self._lock:
-            self._actors[reader_id] = actor
-
-    def unbind_reader(self, reader_id: int, actor: Any = None) -> None:
-        """Detach reader `reader_id` (only if it is still `actor`, when given)."""
-        with self._lock:
-            if actor is None or self._actors.get(reader_id) is actor:
-                self._actors.pop(reader_id, None)
-
-    def send_to_coordinator(self, event: Any) -> None:
-        if self._coordinator is None:
-            raise RuntimeError("no coordinator is bound to this transport")
-        self._coordinator(event)
-
-    def send_to_reader(self, reader_id: int, event: Any) -> None:
-        with self._lock:
-            actor = self._actors.get(reader_id)
-        if actor is not None:
-            actor.deliver.remote([event])  # a dead actor drops it: its splits come back on failover
-
-
 class RayReaderHandle:
     """The driver's handle on one reader actor (see the module docstring)."""
 
-    def __init__(self, reader_id: int, actor: Any, transport: RayTransport,
-                 available: threading.Event, poll_wait_s: float) -> None:
+    def __init__(self, reader_id: int, actor: Any, transport: Transport,
+                 available: threading.Event, poll_wait_s: float,
+                 health: Optional[Health] = None) -> None:
         self.reader_id = reader_id
         self._actor = actor
         self._transport = transport
+        self._health = health
         self._available = available
         self._poll_wait_s = poll_wait_s
         self._pending: Optional[Any] = None
@@ -157,10 +125,11 @@ class RayReaderHandle:
         self._closed = False
 
     def _answer(self, ref: Any, timeout: Optional[float] = CALL_TIMEOUT_S) -> Any:
-        """The result of an actor call, after its events went to the coordinator. A dead actor raises
-        ReaderActorDiedError; the reader's own error is re-raised as it was (the stream judges it)."""
+        """The result of an actor call, after its events went to the coordinator and its health
+        reports to the stream's health. A dead actor raises ReaderActorDiedError; the reader's own
+        error is re-raised as it was (the stream judges it)."""
         try:
-            result, events = ray.get(ref, timeout=timeout)
+            result, events, reports = ray.get(ref, timeout=timeout)
         except RayActorError as exc:
             raise ReaderActorDiedError(f"the actor of reader {self.reader_id} died: {exc}") from exc
         except RayTaskError as exc:
@@ -169,6 +138,8 @@ class RayReaderHandle:
         except GetTimeoutError as exc:
             raise ReaderActorDiedError(f"the actor of reader {self.reader_id} did not answer within "
                                        f"{timeout:g} s") from exc
+        if self._health is not None:
+            self._health.apply_reports(reports)
         for event in events:
             self._transport.send_to_coordinator(event)
         return result
@@ -217,7 +188,7 @@ class RayReaderHandle:
         if self._closed:
             return
         self._closed = True
-        self._transport.unbind_reader(self.reader_id, self._actor)
+        self._transport.unbind_reader(self.reader_id)
         try:
             ray.get(self._actor.close.remote(), timeout=CALL_TIMEOUT_S)
         except (RayActorError, RayTaskError, GetTimeoutError):
@@ -242,18 +213,21 @@ class RayRuntime:
         self.poll_wait_s = poll_wait_s
         self._actor_class = ray.remote(ReaderActor)
 
-    def create_transport(self) -> RayTransport:
+    def create_transport(self) -> Transport:
+        """The driver's side: the coordinator is called directly, and a reader's delivery function
+        (bound by `create_reader`) forwards to its actor."""
         if not ray.is_initialized():
             ray.init()
-        return RayTransport()
+        return InProcessTransport()
 
-    def create_reader(self, reader_id: int, spec: ReaderSpec, transport: RayTransport,
+    def create_reader(self, reader_id: int, spec: ReaderSpec, transport: Transport,
                       available: threading.Event) -> ReaderHandle:
         options = {"num_cpus": self.num_cpus, "max_restarts": 0, "max_concurrency": 1,
                    **self.actor_options}
         actor = self._actor_class.options(**options).remote(reader_id, spec)
-        transport.attach(reader_id, actor)
-        return RayReaderHandle(reader_id, actor, transport, available, self.poll_wait_s)
+        # a dead actor drops what is sent to it: its splits come back on failover
+        transport.bind_reader(reader_id, lambda event: actor.deliver.remote([event]))
+        return RayReaderHandle(reader_id, actor, transport, available, self.poll_wait_s, spec.health)
 
     def close(self) -> None:
         """Nothing to release: each handle ended its actor."""

@@ -202,3 +202,60 @@ def test_avro_values_decode_in_the_read_tasks(ray_local, bootstrap, make_topic, 
                          include_headers=False, min_read_tasks=4)
     values = sorted((r["value"]["n"], r["value"]["tag"]) for r in rows(ds))
     assert values == [(i, None if i % 2 else "t") for i in range(60)]
+
+
+def test_a_read_task_reads_its_range_on_the_calling_thread_alone(ray_local, bootstrap, make_topic, producer):
+    """Issue 19, item 4: a read task is one split reader and one emitter, reading on the task's own
+    thread: no coordinator, fetcher or discovery thread starts while it reads, and it reads exactly
+    its range."""
+    import threading
+
+    topic = make_topic(partitions=1)
+    fill(producer, topic, 1, 300)
+    source = fray.KafkaDatasource(topic, bootstrap, max_records_per_split=150,
+                                  batch_limits=fray.datasource.BatchLimits(max_rows=50))
+    _, second = source.get_read_tasks(1)
+    before = {thread.ident for thread in threading.enumerate()}
+    started: set[str] = set()
+    offsets = []
+    for block in second.read_fn():
+        started |= {t.name for t in threading.enumerate() if t.ident not in before}
+        offsets.extend(block.column("offset").to_pylist())
+    assert offsets == list(range(150, 300))
+    assert started == set()
+
+
+def test_read_kafka_and_a_kafka_source_resolve_the_same_offsets(ray_local, bootstrap, make_topic, producer):
+    """Both resolve through `resolve_specs`: the same start (a time, an offset, earliest) and end
+    (latest, a time) give the same offsets per partition, including a time after the last record
+    (the partition's end)."""
+    import fastsource as fs
+    from fastsource.kafka.enumerator.offsets import OffsetsInitializer
+
+    topic = make_topic(partitions=2)
+    fill(producer, topic, 2, 100)
+    partitions = [(topic, 0), (topic, 1)]
+    at = datetime.fromtimestamp((BASE_MS + 20_000) / 1000, tz=timezone.utc)
+    late = datetime.fromtimestamp((BASE_MS + 60_500) / 1000, tz=timezone.utc)
+    after_all = datetime(2100, 1, 1, tzinfo=timezone.utc)
+    cases = [(at, "latest", OffsetsInitializer.timestamp(BASE_MS + 20_000), OffsetsInitializer.latest()),
+             (40, late, OffsetsInitializer.offsets({tp: 40 for tp in partitions}),
+              OffsetsInitializer.timestamp(BASE_MS + 60_500)),
+             ("earliest", after_all, OffsetsInitializer.earliest(),
+              OffsetsInitializer.timestamp(int(after_all.timestamp() * 1000)))]
+    for start, end, starting, stopping in cases:
+        planned = {(r.topic, r.partition): (r.start, r.stop)
+                   for r in fray.KafkaDatasource(topic, bootstrap, start, end).partition_ranges()}
+        source = fs.KafkaSource(bootstrap, topics=[topic], starting_offsets=starting,
+                                stopping_offsets=stopping)
+        admin = source.admin()
+        resolved = {tp: (s, e) for (tp, s), e in zip(
+            starting.resolve(admin, partitions).items(),
+            stopping.resolve(admin, partitions, stopping=True).values())}
+        assert planned == resolved, (start, end)
+        table = source.read_all(parallelism=2)
+        read = {tp: [] for tp in partitions}
+        for p, o in zip(table.column("partition").to_pylist(), table.column("offset").to_pylist()):
+            read[(topic, p)].append(o)
+        assert read == {tp: list(range(*planned[tp])) for tp in partitions}, (start, end)
+    assert planned == {tp: (0, 100) for tp in partitions}

@@ -128,3 +128,58 @@ def test_schemaless_json_gives_one_type_across_reader_actors(ray_local, bootstra
     import pyarrow as pa
 
     assert types == {pa.struct([("x", pa.float64())])}
+
+
+def test_an_outage_a_reader_actor_saw_counts_in_the_streams_health(ray_local, free_port, tmp_path):
+    """Issue 19, item 4: a reader's health travels to its actor as a reporting copy (no counts), and
+    what the actor's consumer saw reaches the stream's health, the one `metrics()["broker_outages"]`
+    reports. Only the actor talks to the broker here (no enumerator, no admin client in the driver),
+    so the outage counted can only be the one the actor saw."""
+    import dataclasses
+    import threading
+    import time
+
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from fastsource.base.events import AddSplitEvent
+    from fastsource.broker import LocalBroker
+    from fastsource.kafka.admin import BrokerHealth
+    from fastsource.kafka.split import KafkaPartitionSplit
+    from fastsource.runtime.transport import InProcessTransport
+
+    broker = LocalBroker(port=free_port, data_dir=tmp_path / "data")
+    broker.start()
+    handle = None
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.address, "log_level": 0})
+        admin.create_topics([NewTopic("outage", 1, 1)])["outage"].result(60)
+        producer = Producer({"bootstrap.servers": broker.address, "log_level": 0})
+        for i in range(100):
+            producer.produce("outage", value=b"%d" % i)
+        assert producer.flush(60) == 0
+        health = BrokerHealth(broker.address, broker_timeout_ms=120_000)
+        spec = dataclasses.replace(fs.KafkaSource(broker.address, topics=["outage"]).reader_spec(),
+                                   health=health)
+        transport = InProcessTransport()
+        to_coordinator: list = []
+        transport.bind_coordinator(to_coordinator.append)
+        handle = runtime().create_reader(0, spec, transport, threading.Event())
+        handle.start()
+        transport.send_to_reader(0, AddSplitEvent((KafkaPartitionSplit("outage", 0, 0, None),)))
+        rows, deadline = 0, time.monotonic() + 60
+        while rows < 100 and time.monotonic() < deadline:
+            output = handle.poll()
+            rows += output.batch.num_rows if output.batch is not None else 0
+        assert rows == 100
+        assert health.outages == 0
+        broker.stop()
+        deadline = time.monotonic() + 60
+        while health.outages == 0 and time.monotonic() < deadline:
+            handle.poll()
+        assert health.outages == 1 and health.down_for() > 0
+    finally:
+        if handle is not None:
+            handle.close()
+        broker.stop()
+        broker.wipe()

@@ -8,19 +8,21 @@ import threading
 import pytest
 
 from fastsource import _core
-from fastsource.errors import (BrokerUnavailableError, ConfigError, DecodeError, FastsourceError,
-                               KafkaFetchError, OffsetOutOfRangeError, RecordTooLargeError, is_fatal)
-from fastsource.reader.split_reader import map_core_error
-from fastsource.runtime import events
+from fastsource.errors import (BrokerUnavailableError, ConfigError, DecodeError, KafkaFetchError,
+                               OffsetOutOfRangeError, RecordTooLargeError, is_fatal)
+from fastsource.kafka.reader.split_reader import map_core_error
+from fastsource.base import events
+from fastsource.kafka.events import SplitsRemovedEvent
 from fastsource.runtime.coordinator import SourceCoordinator
-from fastsource.runtime.transport import PicklingTransport
-from fastsource.source import _group_offsets
-from fastsource.split import KafkaPartitionSplit, serialize_split
+from fastsource.base.transport import Transport
+from fastsource.runtime.transport import InProcessTransport, PicklingTransport
+from fastsource.kafka.enumerator.kafka_enumerator import group_offsets
+from fastsource.kafka.split import KafkaPartitionSplit, serialize_split
 
 SPLIT = KafkaPartitionSplit.range_split("t", 0, 10, 20)
-EVENTS = [events.ReaderRegistrationEvent(1), events.RequestSplitEvent(1, "host"),
+EVENTS = [events.ReaderRegistrationEvent(1),
           events.AddSplitEvent((SPLIT, KafkaPartitionSplit("t", 1, 0, None))),
-          events.NoMoreSplitsEvent(), events.SourceEventWrapper(events.SplitsRemovedEvent((("t", 0),)), 1),
+          events.NoMoreSplitsEvent(), events.SourceEventWrapper(SplitsRemovedEvent((("t", 0),)), 1),
           events.ReportedWatermarkEvent(1, 123, True), events.WatermarkAlignmentEvent(456),
           events.ReaderFailedEvent(1, {"t-0": 5})]
 
@@ -30,11 +32,38 @@ def test_every_message_is_plain_picklable_data(event):
     assert pickle.loads(pickle.dumps(event)) == event
 
 
-def test_the_pickling_transport_refuses_what_a_process_boundary_would():
+@pytest.mark.parametrize("message", [lambda: None, threading.Lock()], ids=["closure", "lock"])
+def test_the_pickling_transport_refuses_what_a_process_boundary_would(message):
+    """A message that could not cross to another process fails with a TypeError naming its type,
+    and nothing is delivered, either way."""
     transport = PicklingTransport()
-    transport.bind_coordinator(lambda event: None)
-    with pytest.raises(Exception):
-        transport.send_to_coordinator(lambda: None)
+    received: list = []
+    transport.bind_coordinator(received.append)
+    transport.bind_reader(0, received.append)
+    for send in (transport.send_to_coordinator, lambda event: transport.send_to_reader(0, event)):
+        with pytest.raises(TypeError, match=f"{type(message).__name__} cannot cross a process boundary"):
+            send(message)
+    assert received == []
+
+
+@pytest.mark.parametrize("transport_class", [InProcessTransport, PicklingTransport])
+def test_every_transport_carries_messages_both_ways_and_drops_those_for_a_gone_reader(transport_class):
+    """The whole Transport interface, as every runtime uses it (RayRuntime too: in its driver and in
+    each reader's actor)."""
+    transport: Transport = transport_class()
+    to_coordinator: list = []
+    to_reader: list = []
+    with pytest.raises(RuntimeError, match="no coordinator is bound"):
+        transport.send_to_coordinator(events.ReaderRegistrationEvent(0))
+    transport.bind_coordinator(to_coordinator.append)
+    transport.bind_reader(3, to_reader.append)
+    transport.send_to_coordinator(events.ReaderRegistrationEvent(3))
+    transport.send_to_reader(3, events.NoMoreSplitsEvent())
+    transport.send_to_reader(4, events.NoMoreSplitsEvent())  # never bound: dropped
+    transport.unbind_reader(3)
+    transport.send_to_reader(3, events.WatermarkAlignmentEvent(1))
+    assert to_coordinator == [events.ReaderRegistrationEvent(3)]
+    assert to_reader == [events.NoMoreSplitsEvent()]
 
 
 class FakeEnumerator:
@@ -128,13 +157,26 @@ def test_alignment_is_decided_from_the_watermarks_readers_report():
 
 
 @pytest.mark.parametrize("code,expected", [(1, OffsetOutOfRangeError), (10, RecordTooLargeError),
-                                           (-187, BrokerUnavailableError), (-195, KafkaFetchError)])
-def test_core_errors_map_to_fastsource_errors_in_one_place(code, expected):
+                                           (-195, KafkaFetchError)])
+def test_core_fetch_errors_keep_their_code_and_coordinates(code, expected):
     error = map_core_error(_core.FetchError(code, "NAME", "reason", "t", 3, 42), "127.0.0.1:1")
-    assert type(error) is expected and isinstance(error, FastsourceError)
-    assert error.code == code if isinstance(error, KafkaFetchError) else True
-    assert isinstance(map_core_error(ValueError("invalid Kafka client property x"), "b"), ConfigError)
-    assert isinstance(map_core_error(RuntimeError("the consumer is closed"), "b"), FastsourceError)
+    assert type(error) is expected
+    assert (error.code, error.name, error.topic, error.partition, error.offset) == (code, "NAME", "t", 3, 42)
+
+
+def test_a_core_error_for_every_broker_lost_names_the_address():
+    error = map_core_error(_core.FetchError(-187, "_ALL_BROKERS_DOWN", "3/3 brokers are down", None, -1, -1),
+                           "127.0.0.1:1")
+    assert type(error) is BrokerUnavailableError
+    assert str(error) == "lost every broker of 127.0.0.1:1: 3/3 brokers are down"
+
+
+def test_other_core_failures_become_config_or_fetch_errors_naming_the_cause():
+    invalid = map_core_error(ValueError("invalid Kafka client property x"), "b:1")
+    assert type(invalid) is ConfigError and str(invalid) == "invalid Kafka client property x"
+    closed = map_core_error(RuntimeError("the consumer is closed"), "b:1")
+    assert type(closed) is KafkaFetchError
+    assert str(closed) == "the consumer of b:1 failed: the consumer is closed"
 
 
 def test_what_is_fatal():
@@ -153,7 +195,7 @@ def test_the_group_offset_is_the_end_of_the_completed_contiguous_prefix():
     state = {"pending_splits": [serialize_split(KafkaPartitionSplit.range_split("t", 0, 200, 300))],
              "partition_ends": [["t", 0, 300], ["t", 1, 80]]}
     assigned = [KafkaPartitionSplit.range_split("t", 0, 100, 200).with_starting_offset(150)]
-    assert _group_offsets(state, assigned) == [("t", 0, 150), ("t", 1, 80)]
+    assert group_offsets(state, assigned) == [("t", 0, 150), ("t", 1, 80)]
 
 
 def test_messages_reach_a_reader_in_order_from_any_thread():
@@ -184,7 +226,7 @@ def _batch(rows):
 
 
 def test_read_all_puts_ranges_read_by_several_readers_in_offset_order():
-    from fastsource.reader.source_reader import SplitLineage
+    from fastsource.base.reader.source_reader import SplitLineage
     from fastsource.source import _in_offset_order
 
     low, high = KafkaPartitionSplit.range_split("t", 0, 0, 4), KafkaPartitionSplit.range_split("t", 0, 4, 8)

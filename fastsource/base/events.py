@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from fastsource.split import KafkaPartitionSplit
+from fastsource.base.split import Split
 
 
 @dataclass(frozen=True)
@@ -15,16 +15,9 @@ class ReaderRegistrationEvent:
 
 
 @dataclass(frozen=True)
-class RequestSplitEvent:
-    """A reader asks for more work (Kafka's enumerator pushes splits and ignores it)."""
-    reader_id: int
-    hostname: str | None = None
-
-
-@dataclass(frozen=True)
 class AddSplitEvent:
     """Splits assigned to the receiving reader."""
-    splits: tuple[KafkaPartitionSplit, ...]
+    splits: tuple[Split, ...]
 
 
 @dataclass(frozen=True)
@@ -37,12 +30,6 @@ class SourceEventWrapper:
     """A custom event between the enumerator and a reader, in either direction."""
     event: Any
     reader_id: int | None = None
-
-
-@dataclass(frozen=True)
-class SplitsRemovedEvent:
-    """Custom event from the Kafka enumerator: these partitions were deleted; end their splits."""
-    partitions: tuple[tuple[str, int], ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from fastsource.errors import (AuthenticationError, BrokerUnavailableError, ConfigError,
                                KafkaFetchError)
-from fastsource.io.tls_probe import certificate_problem, speaks_tls
+from fastsource.kafka.tls_probe import certificate_problem, speaks_tls
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,25 @@ def security_hint(reason: str) -> str:
     return ""
 
 
+class Clock:
+    """Monotonic time and pauses, as the admin client and the broker health take them: tests give
+    a fake one whose `sleep` moves its time on, so that waits need no real sleeping."""
+
+    def now(self) -> float:
+        """Seconds on a monotonic clock."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float, wake: Optional[threading.Event] = None) -> None:
+        """Pause `seconds`, or until `wake` is set (at once if it is set already)."""
+        if wake is None:
+            time.sleep(seconds)
+        else:
+            wake.wait(seconds)
+
+
+SYSTEM_CLOCK = Clock()
+
+
 class BrokerHealth:
     """Whether the cluster answers, as every client of one stream sees it: one warning when it stops
     answering and one when it answers again, and the totals that `SourceStream.metrics()` reports.
@@ -100,13 +119,22 @@ class BrokerHealth:
     that began more than `STALE_S` before the last answer is stale (a late event) and is ignored;
     within it, the answer may have been the cluster's last before going away (a stopping broker still
     answers for a moment after a consumer lost it), so the report counts.
+
+    A health does not carry its state when it travels (pickled into a Ray actor with a reader's
+    spec): the copy starts with no counts and is `reporting`, it keeps each outage its clients saw
+    begin and end, which `take_reports()` hands over and the stream's own health `apply_reports()`,
+    so that the stream's counts include what remote readers saw.
     """
 
     STALE_S = 2.0
 
-    def __init__(self, bootstrap_servers: str, broker_timeout_ms: int = 60000) -> None:
+    def __init__(self, bootstrap_servers: str, broker_timeout_ms: int = 60000,
+                 clock: Clock = SYSTEM_CLOCK, reporting: bool = False) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.broker_timeout_ms = broker_timeout_ms
+        self._clock = clock
+        self.reporting = reporting
+        self._reports: list[tuple[str, float]] = []  # ("down" | "up", when), while reporting
         self._lock = threading.Lock()
         self._down_since: Optional[float] = None
         self._last_answer = float("-inf")
@@ -114,8 +142,26 @@ class BrokerHealth:
         self.outages = 0
 
     def __reduce__(self) -> tuple:
-        """A pickled health starts afresh (a remote reader tracks the cluster as it sees it)."""
-        return (BrokerHealth, (self.bootstrap_servers, self.broker_timeout_ms))
+        """What travels is the settings, never the counts: the copy starts with none, on the system
+        clock, and is `reporting` (see the class docstring)."""
+        return (BrokerHealth, (self.bootstrap_servers, self.broker_timeout_ms, SYSTEM_CLOCK, True))
+
+    def take_reports(self) -> list[tuple[str, float]]:
+        """The outages' starts and ends seen since the last call, as ("down" | "up", seconds ago):
+        ages, because another process's monotonic clock is not this one's."""
+        now = self._clock.now()
+        with self._lock:
+            reports, self._reports = self._reports, []
+        return [(kind, now - at) for kind, at in reports]
+
+    def apply_reports(self, reports: list[tuple[str, float]]) -> None:
+        """Count what another health's clients saw (its `take_reports()`), as if they were ours."""
+        now = self._clock.now()
+        for kind, age in reports:
+            if kind == "down":
+                self.down(now - age)
+            else:
+                self.up(now - age)
 
     def down(self, since: float) -> None:
         """A client has had no answer since monotonic time `since`."""
@@ -124,19 +170,23 @@ class BrokerHealth:
                 return
             self._down_since = since
             self.outages += 1
+            if self.reporting:
+                self._reports.append(("down", since))
         log.warning("no Kafka broker answers at %s; waiting up to %g s (broker_timeout_ms) for one "
                     "to come back", self.bootstrap_servers, self.broker_timeout_ms / 1000)
 
-    def up(self) -> None:
-        """A client got an answer."""
-        now = time.monotonic()
+    def up(self, at: Optional[float] = None) -> None:
+        """A client got an answer (now, or at monotonic time `at`)."""
+        now = self._clock.now() if at is None else at
         with self._lock:
-            self._last_answer = now
+            self._last_answer = max(self._last_answer, now)
             if self._down_since is None:
                 return
-            lasted = now - self._down_since
+            lasted = max(0.0, now - self._down_since)
             self._down_total_s += lasted
             self._down_since = None
+            if self.reporting:
+                self._reports.append(("up", now))
         log.warning("Kafka broker at %s answers again after %.1f s", self.bootstrap_servers, lasted)
 
     def answered_since(self, since: float) -> bool:
@@ -146,7 +196,7 @@ class BrokerHealth:
     def down_for(self) -> float:
         """Seconds of the current outage (0 while the cluster answers)."""
         since = self._down_since
-        return 0.0 if since is None else max(0.0, time.monotonic() - since)
+        return 0.0 if since is None else max(0.0, self._clock.now() - since)
 
     def down_s(self) -> float:
         """Seconds without an answer over the stream's life, the current outage included."""
@@ -182,7 +232,7 @@ class KafkaAdmin:
 
     def __init__(self, bootstrap_servers: str, properties: Mapping[str, str] | None = None,
                  timeout_s: float = 15.0, read_committed: bool = False,
-                 health: Optional[BrokerHealth] = None) -> None:
+                 health: Optional[BrokerHealth] = None, clock: Clock = SYSTEM_CLOCK) -> None:
         config = dict(CONNECT_DEFAULTS)
         config.update((k, v) for k, v in (properties or {}).items() if k.startswith(_ADMIN_PREFIXES))
         config["bootstrap.servers"] = bootstrap_servers
@@ -194,7 +244,8 @@ class KafkaAdmin:
             raise ConfigError(f"invalid Kafka client properties: {exc}") from exc
         self.bootstrap_servers = bootstrap_servers
         self.timeout_s = timeout_s
-        self.health = health if health is not None else BrokerHealth(bootstrap_servers)
+        self._clock = clock
+        self.health = health if health is not None else BrokerHealth(bootstrap_servers, clock=clock)
         self._answered = False
         self._closed = threading.Event()
         self._auth_failure: Optional[str] = None
@@ -255,11 +306,11 @@ class KafkaAdmin:
         at most `ATTEMPT_S` after it, so that an outage is seen (and counted) while it lasts rather
         than hidden in one long request that succeeds once the broker is back.
         """
-        started = time.monotonic()
+        started = self._clock.now()
         budget_s = self.health.broker_timeout_ms / 1000
         others_answer_since: Optional[float] = None
         while True:
-            attempt_start = time.monotonic()
+            attempt_start = self._clock.now()
             if self._answered:
                 timeout = min(self.timeout_s, self.ATTEMPT_S, max(0.5, budget_s - self.health.down_for()))
             else:
@@ -276,13 +327,13 @@ class KafkaAdmin:
                         f"{self._certificate_cause()}") from exc
                 if not self._is_unreachable(exc):
                     raise
-                now = time.monotonic()
+                now = self._clock.now()
                 if not self._answered:
                     self._check_plaintext_against_tls(exc)
                     if now - started >= self.timeout_s or (
                             self._connect_failed() and now - started >= self.CONNECT_FAILURE_S):
                         raise self._unreachable(exc) from exc
-                    time.sleep(max(0.0, attempt_start + 0.2 - now))
+                    self._clock.sleep(max(0.0, attempt_start + 0.2 - now))
                     continue
                 if self._cluster_answers():
                     # One broker is down while others serve: its partitions move to new leaders.
@@ -294,12 +345,12 @@ class KafkaAdmin:
                             f"a request to {self.bootstrap_servers} failed for {now - others_answer_since:.1f} s "
                             f"while other brokers answered (a broker is down and its partitions have no "
                             f"leader yet): {exc}", name=self._error_name(exc), retriable=True) from exc
-                    self._closed.wait(max(0.0, attempt_start + 0.5 - time.monotonic()))
+                    self._clock.sleep(max(0.0, attempt_start + 0.5 - self._clock.now()), self._closed)
                     continue
                 self.health.down(attempt_start)
                 if self.health.down_for() >= budget_s or self._closed.is_set():
                     raise self.health.error(self.health.down_for()) from exc
-                self._closed.wait(max(0.0, attempt_start + 1.0 - now))
+                self._clock.sleep(max(0.0, attempt_start + 1.0 - now), self._closed)
                 continue
             self._answered = True
             self.health.up()
@@ -362,7 +413,7 @@ class KafkaAdmin:
             if pause is None:
                 return {name: len(t.partitions) for name, t in metadata.topics.items()
                         if t.error is None and not name.startswith("__")}
-            time.sleep(pause)
+            self._clock.sleep(pause)
 
     def topic_ids(self, topics: Iterable[str]) -> dict[str, str]:
         """The topic id (KIP-516, as Kafka's tools print it) of each of `topics` that exists: a topic
@@ -481,14 +532,14 @@ class KafkaAdmin:
                 pause = next(pauses, None) if retriable else None
                 if pause is None:
                     raise self._offsets_error(exc, what) from exc
-            time.sleep(pause)
+            self._clock.sleep(pause)
 
     def _pauses(self, budget_s: Optional[float] = None) -> Iterator[float]:
         """Back-off pauses (20 ms, doubling up to 0.5 s) for as long as they fit in `budget_s`
         (default `timeout_s`)."""
-        deadline = time.monotonic() + (self.timeout_s if budget_s is None else budget_s)
+        deadline = self._clock.now() + (self.timeout_s if budget_s is None else budget_s)
         pause = 0.02
-        while time.monotonic() + pause <= deadline:
+        while self._clock.now() + pause <= deadline:
             yield pause
             pause = min(pause * 2, 0.5)
 

@@ -3,15 +3,73 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Optional
+from typing import Iterable, Mapping, Optional, Union
 
-from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
+from fastsource.kafka.admin import KafkaAdmin, TopicPartitionKey
 from fastsource.errors import ConfigError, FastsourceError, OffsetOutOfRangeError
 from fastsource.validation import check_int, check_partitions
 
 log = logging.getLogger(__name__)
 
 _RESETS = ("earliest", "latest")
+
+
+@dataclass(frozen=True, order=True)
+class AtTimestamp:
+    """The first record whose timestamp is >= `ms` (epoch milliseconds)."""
+
+    ms: int
+
+
+# Where in a partition: "earliest", "latest", an offset, or the first record at or after a time.
+OffsetSpec = Union[str, int, AtTimestamp]
+
+
+@dataclass(frozen=True)
+class ResolvedOffsets:
+    """Each partition's spec as an offset and, when asked for, every partition's bounds."""
+
+    offsets: dict[TopicPartitionKey, Optional[int]]
+    earliest: dict[TopicPartitionKey, int] = field(default_factory=dict)
+    latest: dict[TopicPartitionKey, int] = field(default_factory=dict)
+
+
+def resolve_specs(admin: KafkaAdmin, specs: Mapping[TopicPartitionKey, Optional[OffsetSpec]],
+                  bounds: bool = False) -> ResolvedOffsets:
+    """The offsets of per-partition `specs`, in one list-offsets request per kind of question
+    (earliest, latest, each distinct timestamp); with `bounds`, every partition's earliest and
+    latest offsets too. A timestamp after a partition's last record resolves to its latest offset
+    (where the next record will be); an integer is taken as it is and None stays None (the caller
+    judges both against the bounds). The enumerator's initializers and Ray's `read_kafka` both
+    resolve through here."""
+    partitions = sorted(specs)
+    stamps = sorted({spec for spec in specs.values() if isinstance(spec, AtTimestamp)})
+    earliest = latest = {}
+    if bounds or any(spec == "earliest" for spec in specs.values()):
+        earliest = admin.list_offsets(partitions if bounds else
+                                      [tp for tp in partitions if specs[tp] == "earliest"], "earliest")
+    if bounds or stamps or any(spec == "latest" for spec in specs.values()):
+        latest = admin.list_offsets(partitions if bounds else
+                                    [tp for tp in partitions if specs[tp] == "latest"
+                                     or isinstance(specs[tp], AtTimestamp)], "latest")
+    found: dict[tuple[TopicPartitionKey, AtTimestamp], int] = {}
+    for stamp in stamps:
+        wanted = [tp for tp in partitions if specs[tp] == stamp]
+        found.update(((tp, stamp), offset) for tp, offset in admin.list_offsets(wanted, stamp.ms).items())
+    offsets: dict[TopicPartitionKey, Optional[int]] = {}
+    for tp in partitions:
+        spec = specs[tp]
+        if spec == "earliest":
+            offsets[tp] = earliest[tp]
+        elif spec == "latest":
+            offsets[tp] = latest[tp]
+        elif isinstance(spec, AtTimestamp):
+            offsets[tp] = found[(tp, spec)] if found[(tp, spec)] >= 0 else latest[tp]
+        elif spec is None or isinstance(spec, int):
+            offsets[tp] = spec
+        else:
+            raise ConfigError(f"unknown offset spec {spec!r} for {tp[0]}[{tp[1]}]")
+    return ResolvedOffsets(offsets, earliest if bounds else {}, latest if bounds else {})
 
 
 @dataclass(frozen=True)
@@ -83,21 +141,19 @@ class OffsetsInitializer:
         partitions = list(partitions)
         if not partitions:
             return {}
-        if self.kind in ("earliest", "latest"):
-            return admin.list_offsets(partitions, self.kind)
-        latest = admin.list_offsets(partitions, "latest")
-        if self.kind == "timestamp":
-            found = admin.list_offsets(partitions, self.timestamp_ms)
-            return {tp: (found[tp] if found[tp] >= 0 else latest[tp]) for tp in partitions}
-        earliest = admin.list_offsets(partitions, "earliest")
+        if self.kind in ("earliest", "latest", "timestamp"):
+            spec: OffsetSpec = self.kind if self.timestamp_ms is None else AtTimestamp(self.timestamp_ms)
+            return resolve_specs(admin, {tp: spec for tp in partitions}).offsets  # type: ignore[return-value]
         if self.kind == "committed":
             if group_id is None:
                 raise ConfigError("OffsetsInitializer.committed() needs a group_id on the source")
-            chosen = admin.committed(group_id, partitions)
+            committed = admin.committed(group_id, partitions)
+            resolved = resolve_specs(admin, {tp: committed.get(tp) for tp in partitions}, bounds=True)
         elif self.kind == "offsets":
-            chosen = self._listed(partitions, earliest, latest, stopping)
+            resolved = resolve_specs(admin, self._listed(partitions, stopping), bounds=True)
         else:
             raise ConfigError(f"unknown offsets initializer kind {self.kind!r}")
+        chosen, earliest, latest = resolved.offsets, resolved.earliest, resolved.latest
         if self.kind == "committed" and self.reset is None:
             missing = [tp for tp in partitions if chosen.get(tp) is None]
             if missing:
@@ -127,8 +183,7 @@ class OffsetsInitializer:
                     topic=tp[0], partition=tp[1], offset=offset)
         return result
 
-    def _listed(self, partitions: list[TopicPartitionKey], earliest: Mapping[TopicPartitionKey, int],
-                latest: Mapping[TopicPartitionKey, int], stopping: bool) -> dict[TopicPartitionKey, int]:
+    def _listed(self, partitions: list[TopicPartitionKey], stopping: bool) -> dict[TopicPartitionKey, OffsetSpec]:
         """The listed offsets of `partitions`, with `unlisted` applied to the others; an error for a
         listed partition that is not read (no such partition, or not subscribed)."""
         read = set(partitions)
@@ -151,5 +206,5 @@ class OffsetsInitializer:
             log.warning("%s offsets not listed for %s: they %s at %s", which,
                         ", ".join(f"{t}[{p}]" for t, p in missing),
                         "stop" if stopping else "start", self.unlisted)
-        ends = earliest if self.unlisted == "earliest" else latest
-        return {tp: self.offsets_map[tp] if tp in self.offsets_map else ends[tp] for tp in partitions}
+        return {tp: self.offsets_map[tp] if tp in self.offsets_map else str(self.unlisted)
+                for tp in partitions}
