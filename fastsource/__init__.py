@@ -15,12 +15,12 @@ from fastsource.errors import (AuthenticationError, BrokerUnavailableError,  # n
                                RecordTooLargeError, SchemaRegistryError, UnknownTopicError)
 from fastsource.errors import (DeadLettersWarning, DirectoryLockedError,  # noqa: E402
                                SerializationError, TopicRecreatedError)
-from fastsource.enumerator.offsets import OffsetsInitializer  # noqa: E402
+from fastsource.kafka.enumerator.offsets import OffsetsInitializer  # noqa: E402
 from fastsource.io.sink import ParquetDatasetSink  # noqa: E402
 from fastsource.source import KafkaSource, SourceStream, default_parallelism  # noqa: E402
-from fastsource.split import KafkaPartitionSplit  # noqa: E402
-from fastsource.reader.split_reader import BatchLimits  # noqa: E402
-from fastsource.runtime.watermarks import MAX_WATERMARK, WatermarkStrategy  # noqa: E402
+from fastsource.kafka.split import KafkaPartitionSplit  # noqa: E402
+from fastsource.kafka.reader.split_reader import BatchLimits  # noqa: E402
+from fastsource.base.watermarks import MAX_WATERMARK, WatermarkStrategy  # noqa: E402
 from fastsource.runtime.handles import InProcessRuntime  # noqa: E402
 
 __version__ = "0.1.0"

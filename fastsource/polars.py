@@ -36,11 +36,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 import pyarrow as pa
 
-from fastsource.enumerator.offsets import OffsetsInitializer
+from fastsource.kafka.enumerator.offsets import OffsetsInitializer
 from fastsource.errors import ConfigError
 from fastsource.formats import Binary, Format, FormatLike, Json
-from fastsource.io.admin import TopicPartitionKey
-from fastsource.reader.split_reader import BatchLimits, KafkaPartitionSplitReader
+from fastsource.kafka.admin import TopicPartitionKey
+from fastsource.kafka.reader.split_reader import BatchLimits, KafkaPartitionSplitReader
 from fastsource.runtime.handles import ReaderSpec
 from fastsource.source import KafkaSource, default_parallelism
 from fastsource.validation import check_bool, check_int

@@ -13,27 +13,27 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import pyarrow as pa
 
-from fastsource.io.admin import BrokerHealth, KafkaAdmin
+from fastsource.kafka.admin import BrokerHealth, KafkaAdmin
 from fastsource.runtime.checkpoint import RESTORE_MODES, CheckpointStore, DirectoryLock
 from fastsource.runtime.coordinator import SourceCoordinator
-from fastsource.runtime.events import ReaderFailedEvent
+from fastsource.base.events import ReaderFailedEvent
 from fastsource.runtime.handles import InProcessRuntime, ReaderHandle, ReaderSpec, Runtime
-from fastsource.reader.emitter import KafkaRecordEmitter
-from fastsource.enumerator.kafka_enumerator import KafkaSourceEnumerator
-from fastsource.enumerator.ranges import check_positive
+from fastsource.kafka.reader.emitter import KafkaRecordEmitter
+from fastsource.kafka.enumerator.kafka_enumerator import KafkaSourceEnumerator
+from fastsource.kafka.enumerator.ranges import check_positive
 from fastsource.errors import (CheckpointMismatchError, CheckpointTimeoutError, ConfigError,
                                DeadLettersWarning, DecodeError, FastsourceError, ReaderFailedError,
                                is_fatal)
 from fastsource.formats import Binary, Format, FormatLike, as_format
 from fastsource.formats.infer import TypeConflict, conform, merge_types
-from fastsource.enumerator.offsets import OffsetsInitializer
-from fastsource.reader.source_reader import InputStatus, ReaderOutput, SplitLineage
-from fastsource.split import (KafkaPartitionSplit, KafkaPartitionSplitState, deserialize_split,
+from fastsource.kafka.enumerator.offsets import OffsetsInitializer
+from fastsource.base.reader.source_reader import InputStatus, ReaderOutput, SplitLineage
+from fastsource.kafka.split import (KafkaPartitionSplit, KafkaPartitionSplitState, deserialize_split,
                               serialize_split)
 from fastsource.io.sink import ParquetDatasetSink
-from fastsource.reader.split_reader import BatchLimits, KafkaPartitionSplitReader, consumer_config
-from fastsource.runtime.watermarks import WATERMARK_METADATA_KEY, WatermarkStrategy, WatermarkTracker
-from fastsource.enumerator.subscriber import (KafkaSubscriber, PartitionSetSubscriber, TopicListSubscriber,
+from fastsource.kafka.reader.split_reader import BatchLimits, KafkaPartitionSplitReader, consumer_config
+from fastsource.base.watermarks import WATERMARK_METADATA_KEY, WatermarkStrategy, WatermarkTracker
+from fastsource.kafka.enumerator.subscriber import (KafkaSubscriber, PartitionSetSubscriber, TopicListSubscriber,
                                    TopicPatternSubscriber)
 from fastsource.validation import (check_bool, check_bootstrap_servers, check_instance, check_int, check_name,
                                    check_number, check_partitions, check_path, check_properties, check_topics)

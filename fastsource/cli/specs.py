@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Optional, Sequence
 
 from fastsource.errors import ConfigError
-from fastsource.enumerator.offsets import OffsetsInitializer
+from fastsource.kafka.enumerator.offsets import OffsetsInitializer
 
 
 # ISO-8601 in its extended form: a date, optionally a time (T or a space) with optional seconds and

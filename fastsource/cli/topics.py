@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from fastsource.cli.common import bootstrap_servers, client_properties
 from fastsource.errors import ConfigError, UnknownTopicError
-from fastsource.io.admin import KafkaAdmin
+from fastsource.kafka.admin import KafkaAdmin
 
 
 def _admin(args: argparse.Namespace) -> KafkaAdmin:

@@ -28,7 +28,7 @@ Differences from `ray.data.read_kafka` (ray 2.60.0), all deliberate:
   row has `start <= offset < end`. Records deleted by retention between planning and reading are an
   error (`OffsetOutOfRangeError`), never a silently shorter result.
 - Tasks: one per partition, as in Ray, unless `max_records_per_split` or `override_num_blocks` cut
-  partitions into more ranges (Spark's semantics, see `fastsource.enumerator.ranges`): one hot
+  partitions into more ranges (Spark's semantics, see `fastsource.kafka.enumerator.ranges`): one hot
   partition is read by several tasks at once. Without `override_num_blocks`, `read_kafka` asks Ray for
   one output block per task (Ray's `read_kafka` lets Ray guess 200 and slice its blocks to match). `KafkaDatasource` takes its task count from these
   arguments, not from Ray's `parallelism` hint (Ray's automatic guess, 200 by default, would cut
@@ -50,14 +50,14 @@ from ray.data import Dataset
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-from fastsource.enumerator.offsets import OffsetsInitializer
-from fastsource.enumerator.ranges import OffsetRange, plan_ranges
-from fastsource.enumerator.subscriber import TopicListSubscriber
+from fastsource.kafka.enumerator.offsets import OffsetsInitializer
+from fastsource.kafka.enumerator.ranges import OffsetRange, plan_ranges
+from fastsource.kafka.enumerator.subscriber import TopicListSubscriber
 from fastsource.errors import ConfigError
 from fastsource.formats import Binary, Format, FormatLike, as_format
-from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
-from fastsource.reader.emitter import KafkaRecordEmitter
-from fastsource.reader.split_reader import BatchLimits, KafkaPartitionSplitReader
+from fastsource.kafka.admin import KafkaAdmin, TopicPartitionKey
+from fastsource.kafka.reader.emitter import KafkaRecordEmitter
+from fastsource.kafka.reader.split_reader import BatchLimits, KafkaPartitionSplitReader
 from fastsource.source import KafkaSource
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ import pyarrow as pa
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
-from fastsource.reader.source_reader import NOTHING, InputStatus, ReaderOutput
+from fastsource.base.reader.source_reader import NOTHING, InputStatus, ReaderOutput
 from fastsource.runtime.handles import InProcessReaderHandle, ReaderHandle, ReaderSpec, build_reader
-from fastsource.runtime.transport import Deliver
+from fastsource.base.transport import Deliver
 
 CALL_TIMEOUT_S = 60.0
 

@@ -1,1 +1,1 @@
-"""The runtime that joins the roles: the coordinator and its events, checkpoints and watermarks."""
+"""The runtime that joins the roles: the coordinator, reader handles, transports and checkpoints."""

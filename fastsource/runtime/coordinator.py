@@ -11,11 +11,11 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
-from fastsource.runtime.events import (AddSplitEvent, NoMoreSplitsEvent, ReaderFailedEvent,
+from fastsource.base.events import (AddSplitEvent, NoMoreSplitsEvent, ReaderFailedEvent,
                                        ReaderRegistrationEvent, ReportedWatermarkEvent,
                                        RequestSplitEvent, SourceEventWrapper, WatermarkAlignmentEvent)
-from fastsource.runtime.transport import Transport
-from fastsource.split import KafkaPartitionSplit
+from fastsource.base.transport import Transport
+from fastsource.kafka.split import KafkaPartitionSplit
 
 log = logging.getLogger(__name__)
 

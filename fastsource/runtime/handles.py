@@ -41,14 +41,16 @@ from typing import Any, Callable, Optional, Protocol
 import pyarrow as pa
 
 from fastsource.formats import Format
-from fastsource.io.admin import BrokerHealth
-from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
-from fastsource.reader.emitter import KafkaRecordEmitter
-from fastsource.reader.fetcher import SingleThreadFetcherManager
-from fastsource.reader.source_reader import KafkaSourceReader, ReaderOutput
-from fastsource.reader.split_reader import BatchLimits, KafkaPartitionSplitReader
-from fastsource.runtime.transport import InProcessTransport, Transport
-from fastsource.runtime.watermarks import WatermarkStrategy
+from fastsource.kafka.admin import BrokerHealth
+from fastsource.base.reader.elements_queue import FutureCompletingBlockingQueue
+from fastsource.kafka.reader.emitter import KafkaRecordEmitter
+from fastsource.base.reader.fetcher import SingleThreadFetcherManager
+from fastsource.base.reader.source_reader import ReaderOutput
+from fastsource.kafka.reader.source_reader import KafkaSourceReader
+from fastsource.kafka.reader.split_reader import BatchLimits, KafkaPartitionSplitReader
+from fastsource.base.transport import Transport
+from fastsource.runtime.transport import InProcessTransport
+from fastsource.base.watermarks import WatermarkStrategy
 
 
 @dataclass(frozen=True)

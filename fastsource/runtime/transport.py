@@ -1,6 +1,6 @@
-"""Transports: the only link between the coordinator and the readers.
+"""The in-process transports (the protocol they implement is `fastsource.base.transport.Transport`).
 
-A transport carries plain, picklable messages (`fastsource.runtime.events`) and nothing else: no
+A transport carries plain, picklable messages (`fastsource.base.events`) and nothing else: no
 closure, future, queue or shared object. Each side binds a local delivery function; the transport
 calls it with every message addressed to that side. `InProcessTransport` delivers by calling it at
 once; `PicklingTransport` pickles and unpickles every message first, which proves that a transport
@@ -10,30 +10,9 @@ from __future__ import annotations
 
 import pickle
 import threading
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Optional
 
-Deliver = Callable[[Any], None]
-
-
-class Transport(Protocol):
-    """What the coordinator and the readers use to reach each other.
-
-    `bind_coordinator(deliver)` / `bind_reader(reader_id, deliver)`: the receiving side registers the
-    function that queues a message for it (it must not block). `send_to_coordinator(event)` and
-    `send_to_reader(reader_id, event)` deliver one message; messages from one sender to one receiver
-    arrive in the order sent. A message to a reader that is not bound is dropped (the reader is gone:
-    the coordinator learns of it and gives its splits back). `unbind_reader` detaches a reader.
-    """
-
-    def bind_coordinator(self, deliver: Deliver) -> None: ...
-
-    def bind_reader(self, reader_id: int, deliver: Deliver) -> None: ...
-
-    def unbind_reader(self, reader_id: int) -> None: ...
-
-    def send_to_coordinator(self, event: Any) -> None: ...
-
-    def send_to_reader(self, reader_id: int, event: Any) -> None: ...
+from fastsource.base.transport import Deliver
 
 
 class InProcessTransport:

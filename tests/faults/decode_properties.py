@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from fastsource import _core
 from fastsource.errors import DecodeError
 from fastsource.formats import Binary, Format, Json, RecordDecodeError, String
-from fastsource.reader.emitter import KafkaRecordEmitter
-from fastsource.reader.split_reader import RecordsWithSplitIds
+from fastsource.kafka.reader.emitter import KafkaRecordEmitter
+from fastsource.kafka.reader.split_reader import RecordsWithSplitIds
 
 SCHEMA = pa.schema([("a", pa.int64()), ("s", pa.string()), ("n", pa.list_(pa.int64()))])
 MAX_DEPTH = 8

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastsource.formats import Binary, Format, RecordDecodeError
-from fastsource.reader.emitter import KafkaRecordEmitter
-from fastsource.reader.split_reader import KafkaPartitionSplitReader, RecordsWithSplitIds
+from fastsource.kafka.reader.emitter import KafkaRecordEmitter
+from fastsource.kafka.reader.split_reader import KafkaPartitionSplitReader, RecordsWithSplitIds
 
 AVRO_SCHEMA = {"type": "record", "name": "Fz", "fields": [
     {"name": "l", "type": "long"}, {"name": "s", "type": "string"}, {"name": "b", "type": "boolean"},

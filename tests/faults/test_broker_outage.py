@@ -78,7 +78,7 @@ def read_until(stream: fs.SourceStream, seen: collections.Counter, done, within_
 
 
 def outage_logs(caplog) -> tuple[int, int]:
-    warnings = [r for r in caplog.records if r.name == "fastsource.io.admin"
+    warnings = [r for r in caplog.records if r.name == "fastsource.kafka.admin"
                 and r.levelno == logging.WARNING]
     noisy = [r for r in caplog.records if r.name == "fastsource.librdkafka"
              and r.levelno >= logging.WARNING]

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Producer
 
 import fastsource as fs
-from fastsource.io.admin import KafkaAdmin
+from fastsource.kafka.admin import KafkaAdmin
 
 # Every test here runs on the session's kfake cluster (`make_topic` and `producer` follow `bootstrap`).
 pytestmark = pytest.mark.parametrize("bootstrap", ["kfake"], indirect=True)

@@ -9,8 +9,8 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
 import fastsource as fs
-from fastsource.reader.split_reader import KafkaPartitionSplitReader, consumer_config
-from fastsource.split import KafkaPartitionSplit
+from fastsource.kafka.reader.split_reader import KafkaPartitionSplitReader, consumer_config
+from fastsource.kafka.split import KafkaPartitionSplit
 
 
 def test_every_partition_that_lost_records_is_named(bootstrap, make_topic, producer):

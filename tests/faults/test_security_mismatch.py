@@ -7,8 +7,8 @@ import time
 import pytest
 
 import fastsource as fs
-from fastsource.reader.split_reader import KafkaPartitionSplitReader, consumer_config
-from fastsource.split import KafkaPartitionSplit
+from fastsource.kafka.reader.split_reader import KafkaPartitionSplitReader, consumer_config
+from fastsource.kafka.split import KafkaPartitionSplit
 
 SASL = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
         "sasl.username": "user", "sasl.password": "secret"}

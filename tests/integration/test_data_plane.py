@@ -11,8 +11,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 import fastsource as fs
-from fastsource.split import KafkaPartitionSplit
-from fastsource.reader.split_reader import KafkaPartitionSplitReader, consumer_config
+from fastsource.kafka.split import KafkaPartitionSplit
+from fastsource.kafka.reader.split_reader import KafkaPartitionSplitReader, consumer_config
 
 
 def fill(producer, topic, values, partition=0):

@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient
 
 from fastsource.broker import kfake
 from fastsource.errors import BrokerError
-from fastsource.io.admin import KafkaAdmin, _transient
+from fastsource.kafka.admin import KafkaAdmin, _transient
 
 
 def test_the_launcher_is_built_once_per_source_and_reused(kfake_cluster):

@@ -9,8 +9,8 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
 import fastsource as fs
-from fastsource.reader.split_reader import BatchLimits, KafkaPartitionSplitReader, consumer_config
-from fastsource.split import KafkaPartitionSplit
+from fastsource.kafka.reader.split_reader import BatchLimits, KafkaPartitionSplitReader, consumer_config
+from fastsource.kafka.split import KafkaPartitionSplit
 
 
 def fill(producer, topic: str, counts: dict[int, int]) -> None:

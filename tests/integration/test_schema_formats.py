@@ -11,7 +11,7 @@ import fastavro
 import pyarrow as pa
 
 import fastsource as fs
-from fastsource.reader.split_reader import BatchLimits
+from fastsource.kafka.reader.split_reader import BatchLimits
 
 SCHEMA = {"type": "record", "name": "Event", "fields": [
     {"name": "id", "type": "long"}, {"name": "name", "type": "string"},

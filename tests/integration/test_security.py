@@ -22,8 +22,8 @@ from confluent_kafka import Consumer, TopicPartition
 import fastsource as fs
 from fastsource.broker import SECURITY_MODES, TESTED_KAFKA_VERSIONS
 from fastsource.broker.tls import CertificateAuthority
-from fastsource.reader.split_reader import KafkaPartitionSplitReader, consumer_config
-from fastsource.split import KafkaPartitionSplit
+from fastsource.kafka.reader.split_reader import KafkaPartitionSplitReader, consumer_config
+from fastsource.kafka.split import KafkaPartitionSplit
 
 LIMIT_S = 10
 

@@ -9,7 +9,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 import fastsource as fs
-from fastsource.runtime.watermarks import WATERMARK_METADATA_KEY
+from fastsource.base.watermarks import WATERMARK_METADATA_KEY
 
 
 def poll_until(stream, predicate, timeout=60):

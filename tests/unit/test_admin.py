@@ -9,7 +9,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 import time
 
-from fastsource.io.admin import BrokerHealth, KafkaAdmin
+from fastsource.kafka.admin import BrokerHealth, KafkaAdmin
 from fastsource.errors import AuthenticationError, BrokerUnavailableError, KafkaFetchError
 
 
@@ -179,7 +179,7 @@ def test_an_authentication_failure_is_reported_at_once_with_librdkafkas_reason()
 def test_broker_health_warns_once_per_outage_and_ignores_stale_reports(caplog):
     health = BrokerHealth("127.0.0.1:1", broker_timeout_ms=5000)
     before = time.monotonic() - 2 * BrokerHealth.STALE_S
-    with caplog.at_level("WARNING", logger="fastsource.io.admin"):
+    with caplog.at_level("WARNING", logger="fastsource.kafka.admin"):
         for _ in range(3):
             health.down(time.monotonic())
         health.up()

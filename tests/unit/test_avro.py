@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from fastsource.errors import ConfigError, DecodeError
 from fastsource.formats import RecordDecodeError
 from fastsource.formats.avro import Avro
-from fastsource.reader.emitter import KafkaRecordEmitter
-from fastsource.reader.split_reader import KafkaPartitionSplitReader, RecordsWithSplitIds
+from fastsource.kafka.reader.emitter import KafkaRecordEmitter
+from fastsource.kafka.reader.split_reader import KafkaPartitionSplitReader, RecordsWithSplitIds
 
 UTC = datetime.timezone.utc
 

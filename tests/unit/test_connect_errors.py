@@ -1,6 +1,6 @@
 """librdkafka's connection errors in a few plain words, matched to the bootstrap addresses as
 librdkafka names them."""
-from fastsource.io.admin import bootstrap_addresses, connect_cause
+from fastsource.kafka.admin import bootstrap_addresses, connect_cause
 
 
 def test_causes_are_said_plainly_and_unknown_ones_keep_librdkafkas_reason():

@@ -2,7 +2,7 @@
 import threading
 import time
 
-from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
+from fastsource.base.reader.elements_queue import FutureCompletingBlockingQueue
 
 
 def test_put_blocks_when_full_until_polled():

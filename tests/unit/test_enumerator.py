@@ -5,13 +5,13 @@ from collections import Counter
 
 import pytest
 
-from fastsource.enumerator.kafka_enumerator import (KafkaSourceEnumerator, assign_owners, java_string_hash,
+from fastsource.kafka.enumerator.kafka_enumerator import (KafkaSourceEnumerator, assign_owners, java_string_hash,
                                                     split_owner)
-from fastsource.split import KafkaPartitionSplit
+from fastsource.kafka.split import KafkaPartitionSplit
 from fastsource.errors import UnknownTopicError
-from fastsource.runtime.events import SplitsRemovedEvent
-from fastsource.enumerator.offsets import OffsetsInitializer
-from fastsource.enumerator.subscriber import TopicListSubscriber, TopicPatternSubscriber
+from fastsource.kafka.events import SplitsRemovedEvent
+from fastsource.kafka.enumerator.offsets import OffsetsInitializer
+from fastsource.kafka.enumerator.subscriber import TopicListSubscriber, TopicPatternSubscriber
 
 
 class FakeAdmin:

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from fastsource.enumerator.offsets import OffsetsInitializer
+from fastsource.kafka.enumerator.offsets import OffsetsInitializer
 from fastsource.errors import ConfigError, OffsetOutOfRangeError
-from fastsource.split import KafkaPartitionSplit
+from fastsource.kafka.split import KafkaPartitionSplit
 
 PARTITIONS = [("t", 0), ("t", 1), ("t", 2)]
 

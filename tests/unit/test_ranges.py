@@ -1,7 +1,7 @@
 """Range planning: contiguous, non-empty ranges that cover each partition exactly, cut as documented."""
 import pytest
 
-from fastsource.enumerator.ranges import OffsetRange, plan_ranges
+from fastsource.kafka.enumerator.ranges import OffsetRange, plan_ranges
 from fastsource.errors import ConfigError
 
 

@@ -10,14 +10,15 @@ import pytest
 
 from fastsource import _core
 from fastsource.runtime.transport import InProcessTransport
-from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
-from fastsource.reader.emitter import KafkaRecordEmitter
-from fastsource.runtime.events import AddSplitEvent, NoMoreSplitsEvent
-from fastsource.reader.fetcher import SingleThreadFetcherManager
+from fastsource.base.reader.elements_queue import FutureCompletingBlockingQueue
+from fastsource.kafka.reader.emitter import KafkaRecordEmitter
+from fastsource.base.events import AddSplitEvent, NoMoreSplitsEvent
+from fastsource.base.reader.fetcher import SingleThreadFetcherManager
 from fastsource.formats import Binary
-from fastsource.reader.source_reader import InputStatus, KafkaSourceReader
-from fastsource.split import KafkaPartitionSplit
-from fastsource.reader.split_reader import RecordsWithSplitIds
+from fastsource.base.reader.source_reader import InputStatus
+from fastsource.kafka.reader.source_reader import KafkaSourceReader
+from fastsource.kafka.split import KafkaPartitionSplit
+from fastsource.kafka.reader.split_reader import RecordsWithSplitIds
 
 SCHEMA = _core.raw_schema(False)
 

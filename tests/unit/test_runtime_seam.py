@@ -10,17 +10,18 @@ import pytest
 from fastsource import _core
 from fastsource.errors import (BrokerUnavailableError, ConfigError, DecodeError, FastsourceError,
                                KafkaFetchError, OffsetOutOfRangeError, RecordTooLargeError, is_fatal)
-from fastsource.reader.split_reader import map_core_error
-from fastsource.runtime import events
+from fastsource.kafka.reader.split_reader import map_core_error
+from fastsource.base import events
+from fastsource.kafka.events import SplitsRemovedEvent
 from fastsource.runtime.coordinator import SourceCoordinator
 from fastsource.runtime.transport import PicklingTransport
 from fastsource.source import _group_offsets
-from fastsource.split import KafkaPartitionSplit, serialize_split
+from fastsource.kafka.split import KafkaPartitionSplit, serialize_split
 
 SPLIT = KafkaPartitionSplit.range_split("t", 0, 10, 20)
 EVENTS = [events.ReaderRegistrationEvent(1), events.RequestSplitEvent(1, "host"),
           events.AddSplitEvent((SPLIT, KafkaPartitionSplit("t", 1, 0, None))),
-          events.NoMoreSplitsEvent(), events.SourceEventWrapper(events.SplitsRemovedEvent((("t", 0),)), 1),
+          events.NoMoreSplitsEvent(), events.SourceEventWrapper(SplitsRemovedEvent((("t", 0),)), 1),
           events.ReportedWatermarkEvent(1, 123, True), events.WatermarkAlignmentEvent(456),
           events.ReaderFailedEvent(1, {"t-0": 5})]
 
@@ -184,7 +185,7 @@ def _batch(rows):
 
 
 def test_read_all_puts_ranges_read_by_several_readers_in_offset_order():
-    from fastsource.reader.source_reader import SplitLineage
+    from fastsource.base.reader.source_reader import SplitLineage
     from fastsource.source import _in_offset_order
 
     low, high = KafkaPartitionSplit.range_split("t", 0, 0, 4), KafkaPartitionSplit.range_split("t", 0, 4, 8)

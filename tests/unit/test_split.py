@@ -2,7 +2,7 @@
 import pytest
 
 from fastsource.errors import SerializationError
-from fastsource.split import (KafkaPartitionSplit, KafkaPartitionSplitState, deserialize_split,
+from fastsource.kafka.split import (KafkaPartitionSplit, KafkaPartitionSplitState, deserialize_split,
                               serialize_split)
 
 

@@ -1,6 +1,6 @@
 """Combining split watermarks: hold-back, out-of-orderness, monotonicity, idleness, alignment."""
-from fastsource.split import KafkaPartitionSplit, KafkaPartitionSplitState
-from fastsource.runtime.watermarks import WatermarkStrategy, WatermarkTracker
+from fastsource.kafka.split import KafkaPartitionSplit, KafkaPartitionSplitState
+from fastsource.base.watermarks import WatermarkStrategy, WatermarkTracker
 
 
 class Clock:

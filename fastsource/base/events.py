@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from fastsource.split import KafkaPartitionSplit
+from fastsource.kafka.split import KafkaPartitionSplit
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,6 @@ class SourceEventWrapper:
     """A custom event between the enumerator and a reader, in either direction."""
     event: Any
     reader_id: int | None = None
-
-
-@dataclass(frozen=True)
-class SplitsRemovedEvent:
-    """Custom event from the Kafka enumerator: these partitions were deleted; end their splits."""
-    partitions: tuple[tuple[str, int], ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from fastsource.errors import (AuthenticationError, BrokerUnavailableError, ConfigError,
                                KafkaFetchError)
-from fastsource.io.tls_probe import certificate_problem, speaks_tls
+from fastsource.kafka.tls_probe import certificate_problem, speaks_tls
 
 log = logging.getLogger(__name__)
 

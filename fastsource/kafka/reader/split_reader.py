@@ -12,10 +12,10 @@ from typing import Iterable, Iterator, Mapping, Optional
 import pyarrow as pa
 
 from fastsource import _core
-from fastsource.io.admin import CONNECT_DEFAULTS, BrokerHealth, KafkaAdmin, security_hint
+from fastsource.kafka.admin import CONNECT_DEFAULTS, BrokerHealth, KafkaAdmin, security_hint
 from fastsource.errors import (AuthenticationError, BrokerUnavailableError, ConfigError, FastsourceError,
                                KafkaFetchError, OffsetOutOfRangeError, RecordTooLargeError)
-from fastsource.split import KafkaPartitionSplit
+from fastsource.kafka.split import KafkaPartitionSplit
 from fastsource.validation import check_int
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
 from fastsource.validation import check_bool, check_int
-from fastsource.split import KafkaPartitionSplitState
+from fastsource.kafka.split import KafkaPartitionSplitState
 
 WATERMARK_METADATA_KEY = b"fastsource.watermark"
 # The watermark at the end of a bounded input: no record can come any more (Flink's MAX_WATERMARK).

@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional
 
-from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
+from fastsource.kafka.admin import KafkaAdmin, TopicPartitionKey
 from fastsource.errors import ConfigError, FastsourceError, OffsetOutOfRangeError
 from fastsource.validation import check_int, check_partitions
 

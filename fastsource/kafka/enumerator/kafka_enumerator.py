@@ -5,13 +5,13 @@ import logging
 import time
 from typing import Any, Callable, Optional, Protocol
 
-from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
+from fastsource.kafka.admin import KafkaAdmin, TopicPartitionKey
 from fastsource.errors import SerializationError, TopicRecreatedError
-from fastsource.runtime.events import SplitsRemovedEvent
-from fastsource.enumerator.offsets import OffsetsInitializer
-from fastsource.enumerator.ranges import OffsetRange, plan_ranges
-from fastsource.split import KafkaPartitionSplit, deserialize_split, serialize_split
-from fastsource.enumerator.subscriber import KafkaSubscriber
+from fastsource.kafka.events import SplitsRemovedEvent
+from fastsource.kafka.enumerator.offsets import OffsetsInitializer
+from fastsource.kafka.enumerator.ranges import OffsetRange, plan_ranges
+from fastsource.kafka.split import KafkaPartitionSplit, deserialize_split, serialize_split
+from fastsource.kafka.enumerator.subscriber import KafkaSubscriber
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Protocol
 
-from fastsource.io.admin import KafkaAdmin, TopicPartitionKey
+from fastsource.kafka.admin import KafkaAdmin, TopicPartitionKey
 from fastsource.errors import ConfigError, UnknownTopicError
 
 

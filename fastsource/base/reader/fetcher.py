@@ -8,9 +8,9 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable, Iterable, Optional
 
-from fastsource.reader.elements_queue import FutureCompletingBlockingQueue
-from fastsource.split import KafkaPartitionSplit
-from fastsource.reader.split_reader import KafkaPartitionSplitReader, RecordsWithSplitIds
+from fastsource.base.reader.elements_queue import FutureCompletingBlockingQueue
+from fastsource.kafka.split import KafkaPartitionSplit
+from fastsource.kafka.reader.split_reader import KafkaPartitionSplitReader, RecordsWithSplitIds
 
 log = logging.getLogger(__name__)
 
