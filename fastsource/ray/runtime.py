@@ -22,14 +22,11 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from fastsource.base.reader.source_reader import NOTHING, InputStatus, ReaderOutput
+from fastsource.errors import FS_READER_DIED, error_from_code
 from fastsource.runtime.handles import InProcessReaderHandle, ReaderHandle, ReaderSpec, build_reader
 from fastsource.base.transport import Deliver
 
 CALL_TIMEOUT_S = 60.0
-
-
-class ReaderActorDiedError(Exception):
-    """A reader's actor died (killed, its node lost): the stream replaces it (not fatal)."""
 
 
 class _Outbox:
@@ -162,13 +159,13 @@ class RayReaderHandle:
         try:
             result, events = ray.get(ref, timeout=timeout)
         except RayActorError as exc:
-            raise ReaderActorDiedError(f"the actor of reader {self.reader_id} died: {exc}") from exc
+            raise error_from_code(FS_READER_DIED, f"the actor of reader {self.reader_id} died: {exc}") from exc
         except RayTaskError as exc:
             cause = exc.cause if isinstance(exc.cause, Exception) else exc
             raise cause from exc
         except GetTimeoutError as exc:
-            raise ReaderActorDiedError(f"the actor of reader {self.reader_id} did not answer within "
-                                       f"{timeout:g} s") from exc
+            raise error_from_code(FS_READER_DIED, f"the actor of reader {self.reader_id} did not answer "
+                                  f"within {timeout:g} s") from exc
         for event in events:
             self._transport.send_to_coordinator(event)
         return result

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from fastsource import _core
-from fastsource.errors import (BrokerUnavailableError, ConfigError, DecodeError, FastsourceError,
+from fastsource.kafka import _consumer
+from fastsource.errors import (BrokerUnavailableError, ConfigError, CoreError, DecodeError, FastsourceError,
                                KafkaFetchError, OffsetOutOfRangeError, RecordTooLargeError, is_fatal)
 from fastsource.kafka.reader.split_reader import map_core_error
 from fastsource.base import events
@@ -131,7 +131,7 @@ def test_alignment_is_decided_from_the_watermarks_readers_report():
 @pytest.mark.parametrize("code,expected", [(1, OffsetOutOfRangeError), (10, RecordTooLargeError),
                                            (-187, BrokerUnavailableError), (-195, KafkaFetchError)])
 def test_core_errors_map_to_fastsource_errors_in_one_place(code, expected):
-    error = map_core_error(_core.FetchError(code, "NAME", "reason", "t", 3, 42), "127.0.0.1:1")
+    error = map_core_error(CoreError(code, "NAME", "reason", "t", 3, 42), "127.0.0.1:1")
     assert type(error) is expected and isinstance(error, FastsourceError)
     assert error.code == code if isinstance(error, KafkaFetchError) else True
     assert isinstance(map_core_error(ValueError("invalid Kafka client property x"), "b"), ConfigError)
@@ -175,7 +175,7 @@ def _batch(rows):
     """A raw-schema batch of (partition, offset) rows of topic t."""
     import pyarrow as pa
 
-    schema = _core.raw_schema(False)
+    schema = _consumer.raw_schema(False)
     n = len(rows)
     return pa.RecordBatch.from_arrays([
         pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array(["t"])),
@@ -196,7 +196,7 @@ def test_read_all_puts_ranges_read_by_several_readers_in_offset_order():
                (_batch([(0, 0), (0, 1), (0, 2), (0, 3)]), (SplitLineage(low, 0, 4, -1, 4, 0),)),
                (_batch([(0, 6), (1, 2), (0, 7), (1, 3)]), (SplitLineage(high, 6, 8, -1, 2, 0),
                                                            SplitLineage(other, 2, 4, -1, 2, 0)))]
-    table = _in_offset_order(batches, _core.raw_schema(False))
+    table = _in_offset_order(batches, _consumer.raw_schema(False))
     rows = list(zip(table.column("partition").to_pylist(), table.column("offset").to_pylist()))
     assert [o for p, o in rows if p == 0] == list(range(8))
     assert [o for p, o in rows if p == 1] == list(range(4))
