@@ -215,6 +215,8 @@ cdef class Consumer:
                  include_key: bool = True, include_value: bool = True):
         cdef char errstr[512]
         cdef rd_kafka_conf_t *conf = rd_kafka_conf_new()
+        if conf == NULL:
+            raise MemoryError()
         self._ids = []
         self._index = {}
         self._topics = []
@@ -842,7 +844,7 @@ cdef class Consumer:
         self._flush_logs()
         if stopped:
             self._pending_error = self._error(err_code, err_slot, err_offset)
-        elif self.state.client_count:
+        if self.state.client_count:
             self._judge_client_errors()
         progress = []
         for k in range(self.ntouched):
@@ -880,13 +882,14 @@ cdef class Consumer:
 
     cdef void _judge_client_errors(self) except *:
         """Have `fastsource.errors.authentication_failure` judge the client errors kept since the
-        last fetch: the first security refusal becomes the pending error (retrying cannot mend it)."""
+        last fetch: the first security refusal becomes the pending error (retrying cannot mend it),
+        unless the fetch already stopped on another."""
         cdef int i
         kept = [(self.state.client_codes[i], self.state.client_texts[i].decode(errors="replace"))
                 for i in range(self.state.client_count)]
         self.state.client_count = 0
         for code, reason in kept:
-            if authentication_failure(code, reason):
+            if self._pending_error is None and authentication_failure(code, reason):
                 self._pending_error = CoreError(RD_KAFKA_RESP_ERR__AUTHENTICATION, None, reason)
                 return
 
@@ -967,6 +970,8 @@ cdef class Consumer:
         cdef rd_kafka_resp_err_t err
         self._check_open()
         lst = rd_kafka_topic_partition_list_new(len(offsets) + 1)
+        if lst == NULL:
+            raise MemoryError()
         for topic, partition, offset in offsets:
             tp = rd_kafka_topic_partition_list_add(lst, topic.encode(), partition)
             tp.offset = offset
