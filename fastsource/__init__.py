@@ -17,7 +17,8 @@ from fastsource.errors import (DeadLettersWarning, DirectoryLockedError,  # noqa
                                SerializationError, TopicRecreatedError)
 from fastsource.kafka.enumerator.offsets import OffsetsInitializer  # noqa: E402
 from fastsource.io.sink import ParquetDatasetSink  # noqa: E402
-from fastsource.source import KafkaSource, SourceStream, default_parallelism  # noqa: E402
+from fastsource.source import KafkaSource, default_parallelism  # noqa: E402
+from fastsource.runtime.stream import SourceStream  # noqa: E402
 from fastsource.kafka.split import KafkaPartitionSplit  # noqa: E402
 from fastsource.kafka.reader.split_reader import BatchLimits  # noqa: E402
 from fastsource.base.watermarks import MAX_WATERMARK, WatermarkStrategy  # noqa: E402

@@ -41,7 +41,7 @@ from fastsource.errors import ConfigError
 from fastsource.formats import Binary, Format, FormatLike, Json
 from fastsource.kafka.admin import TopicPartitionKey
 from fastsource.kafka.reader.split_reader import BatchLimits, KafkaPartitionSplitReader
-from fastsource.runtime.handles import ReaderSpec
+from fastsource.kafka.reader.spec import KafkaReaderSpec
 from fastsource.source import KafkaSource, default_parallelism
 from fastsource.validation import check_bool, check_int
 
@@ -252,7 +252,7 @@ class _ProjectedSource(KafkaSource):
         self.include_key = include_key
         self.include_value = include_value
 
-    def reader_spec(self) -> ReaderSpec:
+    def reader_spec(self) -> KafkaReaderSpec:
         return dataclasses.replace(super().reader_spec(), include_key=self.include_key,
                                    include_value=self.include_value)
 

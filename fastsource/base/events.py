@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from fastsource.kafka.split import KafkaPartitionSplit
+from fastsource.base.split import Split
 
 
 @dataclass(frozen=True)
@@ -15,16 +15,9 @@ class ReaderRegistrationEvent:
 
 
 @dataclass(frozen=True)
-class RequestSplitEvent:
-    """A reader asks for more work (Kafka's enumerator pushes splits and ignores it)."""
-    reader_id: int
-    hostname: str | None = None
-
-
-@dataclass(frozen=True)
 class AddSplitEvent:
     """Splits assigned to the receiving reader."""
-    splits: tuple[KafkaPartitionSplit, ...]
+    splits: tuple[Split, ...]
 
 
 @dataclass(frozen=True)

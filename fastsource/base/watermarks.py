@@ -5,8 +5,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
+from fastsource.base.split import SplitState
 from fastsource.validation import check_bool, check_int
-from fastsource.kafka.split import KafkaPartitionSplitState
 
 WATERMARK_METADATA_KEY = b"fastsource.watermark"
 # The watermark at the end of a bounded input: no record can come any more (Flink's MAX_WATERMARK).
@@ -38,7 +38,7 @@ class WatermarkStrategy:
 
 
 class WatermarkTracker:
-    """Combines split watermarks into the stream's and decides which splits alignment pauses.
+    """Combines split watermarks into the stream's and tells which splits are idle.
     Fed the readers' split states; runs on the thread that consumes the stream."""
 
     def __init__(self, strategy: WatermarkStrategy,
@@ -47,18 +47,18 @@ class WatermarkTracker:
         self._clock = clock
         self.watermark: Optional[int] = None
 
-    def split_watermark(self, state: KafkaPartitionSplitState) -> Optional[int]:
+    def split_watermark(self, state: SplitState) -> Optional[int]:
         if state.max_timestamp is None:
             return None
         return state.max_timestamp - self.strategy.out_of_orderness_ms
 
-    def is_idle(self, state: KafkaPartitionSplitState) -> bool:
+    def is_idle(self, state: SplitState) -> bool:
         timeout = self.strategy.idle_timeout_ms
         if timeout is None or state.paused:
             return False
         return (self._clock() - state.last_activity) * 1000 >= timeout
 
-    def update(self, states: Iterable[KafkaPartitionSplitState]) -> Optional[int]:
+    def update(self, states: Iterable[SplitState]) -> Optional[int]:
         """The stream's watermark after taking the current split states into account."""
         lowest = None
         for state in states:
@@ -77,19 +77,3 @@ class WatermarkTracker:
         (as Flink emits its maximum watermark at the end of input)."""
         self.watermark = MAX_WATERMARK
         return self.watermark
-
-    def alignment(self, states: Iterable[KafkaPartitionSplitState]) -> tuple[list[str], list[str]]:
-        """Split ids to pause (too far ahead) and to resume (caught up)."""
-        drift = self.strategy.alignment_max_drift_ms
-        pause, resume = [], []
-        if drift is None or self.watermark is None:
-            return pause, resume
-        limit = self.watermark + drift
-        for state in states:
-            mark = self.split_watermark(state)
-            ahead = mark is not None and mark > limit
-            if ahead and not state.paused:
-                pause.append(state.split_id)
-            elif state.paused and not ahead:
-                resume.append(state.split_id)
-        return pause, resume

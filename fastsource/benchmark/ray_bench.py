@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None, quick_default: bool = False) -> None:
     import ray
 
     import fastsource.ray as fray
-    from fastsource.benchmark.suite import PARTITIONS, bench_broker, produce
+    from fastsource.benchmark.harness import PARTITIONS, bench_broker, produce
 
     own_ray = False
     with bench_broker(args.bootstrap, args.port, "fastsource-ray-bench-") as (bootstrap, _, broker):

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from fastsource.benchmark import suite
+from fastsource.benchmark import harness
 
 FS_FORMAT = {"avro": "fastsource Avro(schema_registry), 1 reader",
              "protobuf": "fastsource Protobuf(message, schema_registry), 1 reader"}
@@ -67,13 +67,13 @@ def _serializer(registry_url: str, serialization: str, kind: str) -> tuple[Calla
 def produce(bootstrap: str, registry_url: str, topic: str, messages: int, serialization: str,
             kind: str) -> None:
     """`messages` records of `kind` serialized as confluent-kafka does (a pool of POOL records,
-    round-robin) into a new topic of suite.PARTITIONS partitions; nothing if the topic exists."""
+    round-robin) into a new topic of harness.PARTITIONS partitions; nothing if the topic exists."""
     from confluent_kafka.serialization import MessageField, SerializationContext
 
     serialize, make = _serializer(registry_url, serialization, kind)
     context = SerializationContext(topic, MessageField.VALUE)
     pool = [serialize(make(i), context) for i in range(POOL)]
-    suite.produce(bootstrap, topic, messages, "pool", pool=pool)
+    harness.produce(bootstrap, topic, messages, "pool", pool=pool)
 
 
 def _cases(bootstrap: str, registry_url: str, topics: dict[str, str], work: Path,
@@ -81,8 +81,8 @@ def _cases(bootstrap: str, registry_url: str, topics: dict[str, str], work: Path
     from fastsource.benchmark import schemas
     from fastsource.benchmark.peers import flink_peer as flink
 
-    parts = str(suite.PARTITIONS)
-    py = [sys.executable, str(suite.HERE / "readers.py")]
+    parts = str(harness.PARTITIONS)
+    py = [sys.executable, str(harness.HERE / "readers.py")]
     classpath, reason = "", None
     if flink_too:
         try:
@@ -123,24 +123,24 @@ def _ratios(runs: dict[str, list[dict]], failures: dict[str, str], serialization
     lines = []
     for other, goal in ((CONFLUENT[serialization], "goal >= 20x"), (FLINK, "goal >= 3x")):
         if ran(other):
-            lines.append(f"- {ours} is {suite.paired_ratio(runs[ours], runs[other]):.2f}x as fast as {other} "
+            lines.append(f"- {ours} is {harness.paired_ratio(runs[ours], runs[other]):.2f}x as fast as {other} "
                          f"(whole process), {_from_first(runs[ours], runs[other]):.2f}x from the first record "
                          f"({goal})")
     if ran(FS_BINARY):
-        lines.append(f"- {ours} reads at {suite.paired_ratio(runs[ours], runs[FS_BINARY]):.2f}x the records/s "
+        lines.append(f"- {ours} reads at {harness.paired_ratio(runs[ours], runs[FS_BINARY]):.2f}x the records/s "
                      f"of the Binary read of the same topic (whole process), "
                      f"{_from_first(runs[ours], runs[FS_BINARY]):.2f}x from the first record (goal >= 0.6x)")
     return lines + [""]
 
 
 def _from_first(fast: list[dict], other: list[dict]) -> float:
-    return suite.paired_ratio(fast, other, "seconds_from_first")
+    return harness.paired_ratio(fast, other, "seconds_from_first")
 
 
 def run(bootstrap: str, registry_url: str, n: int, rounds: int, work: Path,
         markdown: Path | None = None, only: list[str] | None = None, flink_too: bool = True) -> None:
     """Produce the topics (unless present), run every reader `rounds` times, print the tables."""
-    from fastsource.benchmark.peers import _table
+    from fastsource.benchmark.peers_suite import _table
 
     chosen = [t for t in TOPICS if only is None or t[0] in only]
     topics = {case: f"bench-{case}-{n}" for case, _, _ in chosen}
@@ -151,8 +151,8 @@ def run(bootstrap: str, registry_url: str, n: int, rounds: int, work: Path,
     cases = _cases(bootstrap, registry_url, topics, work, failures, flink_too)
     for name, reason in failures.items():
         print(f"  {name}: {reason}", flush=True)
-    results = suite.run_rounds(cases, rounds, n, failures, timeout=120 + n / 250)
-    lines = [f"## Schema Registry formats: {n:,} records per topic, {suite.PARTITIONS} partitions, "
+    results = harness.run_rounds(cases, rounds, n, failures, timeout=120 + n / 250)
+    lines = [f"## Schema Registry formats: {n:,} records per topic, {harness.PARTITIONS} partitions, "
              f"{rounds} round(s), median", ""]
     serializations = {case: serialization for case, serialization, _ in TOPICS}
     for case, runs in results.items():
@@ -171,7 +171,7 @@ def main(args: argparse.Namespace) -> None:
 
     n = args.messages or (50_000 if args.quick else 2_000_000)
     rounds = args.rounds or (1 if args.quick else 5)
-    with suite.bench_broker(args.bootstrap, args.port, "fastsource-bench-registry-") as (bootstrap, work, _):
+    with harness.bench_broker(args.bootstrap, args.port, "fastsource-bench-registry-") as (bootstrap, work, _):
         registry = None
         url = args.schema_registry
         if url is None:

@@ -23,7 +23,8 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from fastsource.base.reader.source_reader import NOTHING, InputStatus, ReaderOutput
 from fastsource.errors import FS_READER_DIED, error_from_code
-from fastsource.runtime.handles import InProcessReaderHandle, ReaderHandle, ReaderSpec, build_reader
+from fastsource.runtime.handles import InProcessReaderHandle, ReaderHandle
+from fastsource.runtime.spec import ReaderSpec
 from fastsource.base.transport import Deliver
 
 CALL_TIMEOUT_S = 60.0
@@ -68,7 +69,7 @@ class ReaderActor:
     def __init__(self, reader_id: int, spec: ReaderSpec) -> None:
         self._outbox = _Outbox()
         self._available = threading.Event()
-        self._handle = InProcessReaderHandle(build_reader(reader_id, spec, self._outbox, self._available))
+        self._handle = InProcessReaderHandle(spec.build(reader_id, self._outbox, self._available))
 
     def start(self) -> tuple[None, list[Any]]:
         self._handle.start()

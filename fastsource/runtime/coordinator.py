@@ -11,11 +11,11 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
-from fastsource.base.events import (AddSplitEvent, NoMoreSplitsEvent, ReaderFailedEvent,
-                                       ReaderRegistrationEvent, ReportedWatermarkEvent,
-                                       RequestSplitEvent, SourceEventWrapper, WatermarkAlignmentEvent)
+from fastsource.base.enumerator import SplitEnumerator
+from fastsource.base.events import (AddSplitEvent, NoMoreSplitsEvent, ReaderFailedEvent, ReaderRegistrationEvent,
+                                    ReportedWatermarkEvent, SourceEventWrapper, WatermarkAlignmentEvent)
+from fastsource.base.split import Split
 from fastsource.base.transport import Transport
-from fastsource.kafka.split import KafkaPartitionSplit
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,9 @@ class SplitAssignmentTracker:
     handed a split's last record out, given back when its reader fails (Flink's tracker)."""
 
     def __init__(self) -> None:
-        self._held: dict[int, dict[str, KafkaPartitionSplit]] = {}
+        self._held: dict[int, dict[str, Split]] = {}
 
-    def record(self, reader_id: int, splits: list[KafkaPartitionSplit]) -> None:
+    def record(self, reader_id: int, splits: list[Split]) -> None:
         held = self._held.setdefault(reader_id, {})
         for split in splits:
             held[split.split_id] = split
@@ -37,10 +37,10 @@ class SplitAssignmentTracker:
             for split_id in split_ids:
                 held.pop(split_id, None)
 
-    def take_back(self, reader_id: int) -> list[KafkaPartitionSplit]:
+    def take_back(self, reader_id: int) -> list[Split]:
         return list(self._held.pop(reader_id, {}).values())
 
-    def assigned(self) -> list[KafkaPartitionSplit]:
+    def assigned(self) -> list[Split]:
         return [split for held in self._held.values() for split in held.values()]
 
 
@@ -88,7 +88,7 @@ class SourceCoordinator:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastsource-discovery")
         self._thread = threading.Thread(target=self._run, name="fastsource-coordinator", daemon=True)
         self._running = False
-        self.enumerator: Any = None
+        self.enumerator: Optional[SplitEnumerator] = None
         self.failure: Optional[BaseException] = None
         transport.bind_coordinator(lambda event: self._mailbox.put(_Delivered(event)))
 
@@ -100,7 +100,7 @@ class SourceCoordinator:
     def registered_readers(self) -> set[int]:
         return set(self._registered)
 
-    def assign_splits(self, assignment: dict[int, list[KafkaPartitionSplit]]) -> None:
+    def assign_splits(self, assignment: dict[int, list[Split]]) -> None:
         for reader_id, splits in assignment.items():
             if reader_id not in self._registered:
                 raise ValueError(f"cannot assign splits to unregistered reader {reader_id}")
@@ -120,7 +120,7 @@ class SourceCoordinator:
 
     # ------------------------------------------------------------------ driver-side calls (mailbox)
 
-    def start(self, enumerator: Any) -> None:
+    def start(self, enumerator: SplitEnumerator) -> None:
         self.enumerator = enumerator
         self._running = True
         self._thread.start()
@@ -145,7 +145,7 @@ class SourceCoordinator:
     def reader_failed(self, event: ReaderFailedEvent) -> Future:
         """A reader is gone: its splits return to the enumerator at the given positions, to be
         assigned again once a reader with its id registers."""
-        def fail() -> list[KafkaPartitionSplit]:
+        def fail() -> list[Split]:
             self._registered.discard(event.reader_id)
             self._reported.pop(event.reader_id, None)
             splits = [s.with_starting_offset(event.positions.get(s.split_id, s.starting_offset))
@@ -218,8 +218,6 @@ class SourceCoordinator:
             enumerator.add_reader(event.reader_id)
             if self._aligned_to is not None:
                 self._transport.send_to_reader(event.reader_id, WatermarkAlignmentEvent(self._aligned_to))
-        elif isinstance(event, RequestSplitEvent):
-            enumerator.handle_split_request(event.reader_id, event.hostname)
         elif isinstance(event, ReportedWatermarkEvent):
             self._align(event)
         elif isinstance(event, SourceEventWrapper):

@@ -22,10 +22,10 @@ class MyHandle:                                     # fastsource.runtime.handles
     def close(self) -> None            # idempotent; in-flight batches are dropped
 ```
 
-A remote reader is built where it runs with `build_reader(reader_id, spec, transport, available)`
-from a pickled `ReaderSpec`, binds its side of the transport there, and its handle forwards the
-calls above (e.g. as actor method calls); `poll` returns `ReaderOutput` (an Arrow batch and its
-lineage). `available` is an event the stream waits on (at most 0.1 s at a time) when no handle had
+A remote reader is built where it runs with `spec.build(reader_id, transport, available)` from a
+pickled `ReaderSpec` (`fastsource.runtime.spec`), binds its side of the transport there, and its
+handle forwards the calls above (e.g. as actor method calls); `poll` returns `ReaderOutput` (an Arrow
+batch and its lineage). `available` is an event the stream waits on (at most 0.1 s at a time) when no handle had
 anything: set it when a reader may have output. A handle whose reader died raises from `poll` an
 error that `fastsource.errors.is_fatal` judges: non-fatal errors make the stream close the handle,
 give the reader's splits back through the coordinator, and ask `create_reader` for a new reader with
@@ -35,43 +35,14 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol
 
 import pyarrow as pa
 
-from fastsource.formats import Format
-from fastsource.kafka.admin import BrokerHealth
-from fastsource.base.reader.elements_queue import FutureCompletingBlockingQueue
-from fastsource.kafka.reader.emitter import KafkaRecordEmitter
-from fastsource.base.reader.fetcher import SingleThreadFetcherManager
-from fastsource.base.reader.source_reader import ReaderOutput
-from fastsource.kafka.reader.source_reader import KafkaSourceReader
-from fastsource.kafka.reader.split_reader import BatchLimits, KafkaPartitionSplitReader
+from fastsource.base.reader.source_reader import ReaderOutput, SourceReaderBase
 from fastsource.base.transport import Transport
+from fastsource.runtime.spec import ReaderSpec
 from fastsource.runtime.transport import InProcessTransport
-from fastsource.base.watermarks import WatermarkStrategy
-
-
-@dataclass(frozen=True)
-class ReaderSpec:
-    """Everything needed to build a reader, as plain (picklable) data. `split_reader_factory`, when
-    set, builds the split reader instead of the Kafka one (tests inject faults with it). `health` is
-    the stream's broker health, shared by readers in the stream's process (a pickled copy starts
-    afresh where a remote reader runs). `include_key`/`include_value` False leave that column all
-    nulls: the bytes are not copied (a reader whose output nobody reads them from)."""
-    consumer_config: dict[str, str]
-    include_headers: bool
-    batch_limits: BatchLimits
-    broker_timeout_ms: int
-    key_format: Format
-    value_format: Format
-    commit_offsets: bool
-    watermark_strategy: WatermarkStrategy
-    split_reader_factory: Optional[Callable[["ReaderSpec"], Any]] = None
-    health: Optional[BrokerHealth] = None
-    include_key: bool = True
-    include_value: bool = True
 
 
 class ReaderHandle(Protocol):
@@ -122,29 +93,10 @@ class Runtime(Protocol):
         """Release what the runtime holds, once the stream closed every handle."""
 
 
-def kafka_split_reader(spec: ReaderSpec) -> KafkaPartitionSplitReader:
-    """The default split reader: one compiled librdkafka consumer."""
-    return KafkaPartitionSplitReader(spec.consumer_config, spec.include_headers, spec.batch_limits,
-                                     spec.broker_timeout_ms, spec.health, spec.include_key,
-                                     spec.include_value)
-
-
-def build_reader(reader_id: int, spec: ReaderSpec, transport: Transport,
-                 available: threading.Event) -> KafkaSourceReader:
-    """A Kafka source reader built from its spec, bound to `transport` (where it runs)."""
-    elements = FutureCompletingBlockingQueue(capacity=2, available=available)
-    factory = spec.split_reader_factory or kafka_split_reader
-    raw_schema = KafkaPartitionSplitReader.raw_schema(spec.include_headers)
-    emitter = KafkaRecordEmitter(raw_schema, spec.key_format, spec.value_format)
-    manager = SingleThreadFetcherManager(elements, lambda: factory(spec))
-    return KafkaSourceReader(reader_id, transport, manager, emitter, spec.commit_offsets,
-                             spec.watermark_strategy)
-
-
 class InProcessReaderHandle:
     """A reader in this process, driven on the stream's thread."""
 
-    def __init__(self, reader: KafkaSourceReader) -> None:
+    def __init__(self, reader: SourceReaderBase) -> None:
         self.reader_id = reader.reader_id
         self._reader = reader
         self._closed = False
@@ -163,26 +115,10 @@ class InProcessReaderHandle:
         return self._reader.notify_checkpoint_complete(checkpoint_id, offsets, flush)
 
     def metrics(self) -> dict[str, Any]:
-        reader = self._reader
-        states = list(reader.states.values())
-        highs = reader.high_watermarks([s.split.topic_partition for s in states]) if states else []
-        stats = reader.client_stats()
-        return {"reader_id": self.reader_id,
-                "records": reader.records_emitted, "bytes": reader.bytes_emitted,
-                "fetch_time_s": reader.fetch_time_s, "emit_time_s": reader.emit_time_s,
-                "commits_succeeded": stats.get("commits_succeeded", 0),
-                "commits_failed": stats.get("commits_failed", 0) + reader.commits_failed_to_send,
-                "committed_offsets": dict(reader.committed_offsets),
-                "finished_splits": list(reader.finished_split_ids),
-                "splits": {s.split_id: {"topic": s.split.topic, "partition": s.split.partition,
-                                        "starting_offset": s.split.starting_offset,
-                                        "paused": s.paused, "high_watermark": h if h >= 0 else None}
-                           for s, h in zip(states, highs)}}
+        return self._reader.metrics()
 
     def dead_letters(self) -> list[pa.RecordBatch]:
-        batches = list(self._reader.emitter.dead_letters)
-        self._reader.emitter.dead_letters.clear()
-        return batches
+        return self._reader.take_dead_letters()
 
     def close(self) -> None:
         if not self._closed:
@@ -206,7 +142,7 @@ class InProcessRuntime:
                       available: threading.Event) -> ReaderHandle:
         if self._split_reader_factory is not None and spec.split_reader_factory is None:
             spec = dataclasses.replace(spec, split_reader_factory=self._split_reader_factory)
-        return InProcessReaderHandle(build_reader(reader_id, spec, transport, available))
+        return InProcessReaderHandle(spec.build(reader_id, transport, available))
 
     def close(self) -> None:
         """Nothing to release: each handle closed its reader."""

@@ -21,7 +21,7 @@ from fastsource.kafka import _consumer
 from fastsource.errors import DecodeError
 from fastsource.formats import Binary, Format, Json, RecordDecodeError, String
 from fastsource.kafka.reader.emitter import KafkaRecordEmitter
-from fastsource.kafka.reader.split_reader import RecordsWithSplitIds
+from fastsource.base.reader.split_reader import RecordsWithSplitIds
 
 SCHEMA = pa.schema([("a", pa.int64()), ("s", pa.string()), ("n", pa.list_(pa.int64()))])
 MAX_DEPTH = 8

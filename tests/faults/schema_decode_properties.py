@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 from fastsource.formats import Binary, Format, RecordDecodeError
 from fastsource.kafka.reader.emitter import KafkaRecordEmitter
-from fastsource.kafka.reader.split_reader import KafkaPartitionSplitReader, RecordsWithSplitIds
+from fastsource.base.reader.split_reader import RecordsWithSplitIds
+from fastsource.kafka.reader.split_reader import KafkaPartitionSplitReader
 
 AVRO_SCHEMA = {"type": "record", "name": "Fz", "fields": [
     {"name": "l", "type": "long"}, {"name": "s", "type": "string"}, {"name": "b", "type": "boolean"},

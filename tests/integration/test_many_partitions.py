@@ -82,7 +82,7 @@ def test_adding_and_removing_splits_keeps_the_other_partitions_fetched_records(b
         reader.add_splits([KafkaPartitionSplit(topic, 1, 0, 10), KafkaPartitionSplit(topic, 2, 0, 10)])
         reader.remove_splits([f"{topic}-2"])
         rest = fetch_until(reader, lambda finished: {f"{topic}-0", f"{topic}-1"} <= finished)
-        stats = reader.stats()
+        stats = reader.observe()["stats"]
     finally:
         reader.close()
     seen = first + rest
@@ -112,7 +112,7 @@ def test_splits_added_one_by_one_are_all_read_once(bootstrap, make_topic, produc
                 seen.extend(zip(records.batch.column("partition").to_pylist(),
                                 records.batch.column("offset").to_pylist()))
         seen += fetch_until(reader, lambda done: len(finished | done) == count)
-        stats = reader.stats()
+        stats = reader.observe()["stats"]
     finally:
         reader.close()
     assert len(seen) == len(set(seen)) == 20 * count

@@ -12,7 +12,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 import fastsource as fs
-from fastsource.runtime.handles import InProcessRuntime, kafka_split_reader
+from fastsource.kafka.reader.spec import kafka_split_reader
+from fastsource.runtime.handles import InProcessRuntime
 from fastsource.runtime.transport import PicklingTransport
 
 

@@ -23,7 +23,8 @@ from fastsource.errors import ConfigError, DecodeError
 from fastsource.formats import RecordDecodeError
 from fastsource.formats.avro import Avro
 from fastsource.kafka.reader.emitter import KafkaRecordEmitter
-from fastsource.kafka.reader.split_reader import KafkaPartitionSplitReader, RecordsWithSplitIds
+from fastsource.base.reader.split_reader import RecordsWithSplitIds
+from fastsource.kafka.reader.split_reader import KafkaPartitionSplitReader
 
 UTC = datetime.timezone.utc
 

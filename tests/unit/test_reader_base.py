@@ -18,7 +18,7 @@ from fastsource.formats import Binary
 from fastsource.base.reader.source_reader import InputStatus
 from fastsource.kafka.reader.source_reader import KafkaSourceReader
 from fastsource.kafka.split import KafkaPartitionSplit
-from fastsource.kafka.reader.split_reader import RecordsWithSplitIds
+from fastsource.base.reader.split_reader import RecordsWithSplitIds
 
 SCHEMA = _consumer.raw_schema(False)
 

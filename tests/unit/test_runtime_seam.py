@@ -15,11 +15,11 @@ from fastsource.base import events
 from fastsource.kafka.events import SplitsRemovedEvent
 from fastsource.runtime.coordinator import SourceCoordinator
 from fastsource.runtime.transport import PicklingTransport
-from fastsource.source import _group_offsets
+from fastsource.kafka.enumerator.kafka_enumerator import group_offsets
 from fastsource.kafka.split import KafkaPartitionSplit, serialize_split
 
 SPLIT = KafkaPartitionSplit.range_split("t", 0, 10, 20)
-EVENTS = [events.ReaderRegistrationEvent(1), events.RequestSplitEvent(1, "host"),
+EVENTS = [events.ReaderRegistrationEvent(1),
           events.AddSplitEvent((SPLIT, KafkaPartitionSplit("t", 1, 0, None))),
           events.NoMoreSplitsEvent(), events.SourceEventWrapper(SplitsRemovedEvent((("t", 0),)), 1),
           events.ReportedWatermarkEvent(1, 123, True), events.WatermarkAlignmentEvent(456),
@@ -154,7 +154,7 @@ def test_the_group_offset_is_the_end_of_the_completed_contiguous_prefix():
     state = {"pending_splits": [serialize_split(KafkaPartitionSplit.range_split("t", 0, 200, 300))],
              "partition_ends": [["t", 0, 300], ["t", 1, 80]]}
     assigned = [KafkaPartitionSplit.range_split("t", 0, 100, 200).with_starting_offset(150)]
-    assert _group_offsets(state, assigned) == [("t", 0, 150), ("t", 1, 80)]
+    assert group_offsets(state, assigned) == [("t", 0, 150), ("t", 1, 80)]
 
 
 def test_messages_reach_a_reader_in_order_from_any_thread():

@@ -45,20 +45,3 @@ def test_idle_split_stops_holding_the_watermark():
     clock.now = 100.6
     assert tracker.is_idle(splits[1]) and not tracker.is_idle(splits[0])
     assert tracker.update(splits) == 1000
-
-
-def test_alignment_pauses_splits_too_far_ahead_and_resumes_them():
-    tracker = WatermarkTracker(WatermarkStrategy(alignment_max_drift_ms=100), Clock())
-    slow, fast = state(0, 1000), state(1, 1500)
-    tracker.update([slow, fast])
-    assert tracker.alignment([slow, fast]) == (["t-1"], [])
-    fast.paused = True
-    slow.max_timestamp = 1450
-    tracker.update([slow, fast])
-    assert tracker.alignment([slow, fast]) == ([], ["t-1"])
-
-
-def test_no_alignment_without_a_drift():
-    tracker = WatermarkTracker(WatermarkStrategy(), Clock())
-    tracker.update([state(0, 0), state(1, 10**9)])
-    assert tracker.alignment([state(0, 0), state(1, 10**9)]) == ([], [])

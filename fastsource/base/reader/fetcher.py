@@ -9,8 +9,8 @@ from concurrent.futures import Future
 from typing import Any, Callable, Iterable, Optional
 
 from fastsource.base.reader.elements_queue import FutureCompletingBlockingQueue
-from fastsource.kafka.split import KafkaPartitionSplit
-from fastsource.kafka.reader.split_reader import KafkaPartitionSplitReader, RecordsWithSplitIds
+from fastsource.base.reader.split_reader import RecordsWithSplitIds, SplitReader
+from fastsource.base.split import Split
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class SplitFetcherTask:
 
 
 class AddSplitsTask(SplitFetcherTask):
-    def __init__(self, fetcher: "SplitFetcher", splits: list[KafkaPartitionSplit]) -> None:
+    def __init__(self, fetcher: "SplitFetcher", splits: list[Split]) -> None:
         self.fetcher, self.splits = fetcher, splits
 
     def run(self) -> bool:
@@ -106,7 +106,7 @@ class SplitFetcher:
     """A thread that runs queued control tasks first and otherwise fetches while it has splits."""
 
     def __init__(self, fetcher_id: int, elements_queue: FutureCompletingBlockingQueue,
-                 split_reader: KafkaPartitionSplitReader,
+                 split_reader: SplitReader,
                  on_error: Callable[[BaseException], None]) -> None:
         self.fetcher_id = fetcher_id
         self.elements_queue = elements_queue
@@ -134,7 +134,7 @@ class SplitFetcher:
             self._lock.notify_all()
         self.wake_up()
 
-    def add_splits(self, splits: list[KafkaPartitionSplit]) -> None:
+    def add_splits(self, splits: list[Split]) -> None:
         self.enqueue(AddSplitsTask(self, splits))
 
     def remove_splits(self, split_ids: list[str]) -> None:
@@ -206,10 +206,11 @@ class SplitFetcher:
 
 
 class SingleThreadFetcherManager:
-    """Kafka's fetcher manager: one fetcher, started with the first splits, multiplexing them all."""
+    """One fetcher, started with the first splits, multiplexing them all (Kafka's choice: one consumer
+    per reader)."""
 
     def __init__(self, elements_queue: FutureCompletingBlockingQueue,
-                 split_reader_factory: Callable[[], KafkaPartitionSplitReader]) -> None:
+                 split_reader_factory: Callable[[], SplitReader]) -> None:
         self.elements_queue = elements_queue
         self._factory = split_reader_factory
         self._fetcher: Optional[SplitFetcher] = None
@@ -225,7 +226,7 @@ class SingleThreadFetcherManager:
             self._fetcher.start()
         return self._fetcher
 
-    def add_splits(self, splits: list[KafkaPartitionSplit]) -> None:
+    def add_splits(self, splits: list[Split]) -> None:
         self.fetcher().add_splits(splits)
 
     def remove_splits(self, split_ids: list[str]) -> None:

@@ -11,15 +11,14 @@ from typing import Any, Iterable, Optional
 
 import pyarrow as pa
 
-from fastsource.base.reader.elements_queue import FutureCompletingBlockingQueue
-from fastsource.kafka.reader.emitter import KafkaRecordEmitter
 from fastsource.base.events import (AddSplitEvent, NoMoreSplitsEvent, ReaderRegistrationEvent,
-                                       ReportedWatermarkEvent, SourceEventWrapper,
-                                       WatermarkAlignmentEvent)
+                                    ReportedWatermarkEvent, SourceEventWrapper, WatermarkAlignmentEvent)
+from fastsource.base.reader.elements_queue import FutureCompletingBlockingQueue
+from fastsource.base.reader.emitter import RecordEmitter
+from fastsource.base.reader.fetcher import SingleThreadFetcherManager
+from fastsource.base.split import Split, SplitState
 from fastsource.base.transport import Transport
 from fastsource.base.watermarks import WatermarkStrategy, WatermarkTracker
-from fastsource.base.reader.fetcher import SingleThreadFetcherManager
-from fastsource.kafka.split import KafkaPartitionSplit, KafkaPartitionSplitState
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ class InputStatus(enum.Enum):
 class SplitLineage:
     """Where a batch's records of one split come from: the split's position before the batch
     (`first_offset`) and after it (`next_offset`), its largest timestamp (-1: none), records, bytes."""
-    split: KafkaPartitionSplit
+    split: Split
     first_offset: int
     next_offset: int
     max_timestamp: int
@@ -55,7 +54,7 @@ class ReaderOutput:
     batch: Optional[pa.RecordBatch] = None
     lineage: tuple[SplitLineage, ...] = ()
     finished: tuple[str, ...] = ()
-    added: tuple[KafkaPartitionSplit, ...] = ()
+    added: tuple[Split, ...] = ()
 
 
 NOTHING = ReaderOutput(InputStatus.NOTHING_AVAILABLE)
@@ -72,7 +71,7 @@ class SourceReaderBase:
     """
 
     def __init__(self, reader_id: int, transport: Transport,
-                 fetcher_manager: SingleThreadFetcherManager, emitter: KafkaRecordEmitter,
+                 fetcher_manager: SingleThreadFetcherManager, emitter: RecordEmitter,
                  watermark_strategy: WatermarkStrategy = WatermarkStrategy()) -> None:
         self.reader_id = reader_id
         self._transport = transport
@@ -80,10 +79,10 @@ class SourceReaderBase:
         self._fetcher_manager = fetcher_manager
         self._queue: FutureCompletingBlockingQueue = fetcher_manager.elements_queue
         self.emitter = emitter
-        self.states: dict[str, KafkaPartitionSplitState] = {}
+        self.states: dict[str, SplitState] = {}
         self._no_more_splits = False
         self._ended_splits: list[str] = []
-        self._added: list[KafkaPartitionSplit] = []
+        self._added: list[Split] = []
         self.finished_split_ids: list[str] = []
         self.records_emitted = 0
         self.bytes_emitted = 0
@@ -146,9 +145,6 @@ class SourceReaderBase:
             return END
         return NOTHING
 
-    def is_available(self) -> bool:
-        return not self._queue.is_empty() or not self._inbox.empty()
-
     def _drain_inbox(self) -> None:
         """Handle the coordinator's messages that arrived so far."""
         while True:
@@ -168,20 +164,21 @@ class SourceReaderBase:
             else:
                 raise TypeError(f"reader {self.reader_id} got an unknown event {event!r}")
 
-    def add_splits(self, splits: list[KafkaPartitionSplit]) -> None:
+    def add_splits(self, splits: list[Split]) -> None:
         for split in splits:
-            self.states[split.split_id] = KafkaPartitionSplitState(split)
+            self.states[split.split_id] = self._initial_state(split)
         self._added.extend(splits)
         self._fetcher_manager.add_splits(splits)
+
+    def _initial_state(self, split: Split) -> SplitState:
+        """A new split's state (Flink's initializedState): the implementation's own state class."""
+        raise NotImplementedError
 
     def notify_no_more_splits(self) -> None:
         self._no_more_splits = True
 
     def handle_source_events(self, event: Any) -> None:
         log.debug("reader %d ignores source event %r", self.reader_id, event)
-
-    def send_source_event_to_coordinator(self, event: Any) -> None:
-        self._transport.send_to_coordinator(SourceEventWrapper(event, self.reader_id))
 
     def pause_or_resume_splits(self, pause: Iterable[str], resume: Iterable[str]) -> None:
         self._fetcher_manager.pause_or_resume_splits(pause, resume)
@@ -226,20 +223,27 @@ class SourceReaderBase:
         """Seconds the fetcher spent in fetch calls (GIL released for most of it)."""
         return self._fetcher_manager.fetch_time_s
 
-    def high_watermarks(self, partitions: list[tuple[str, int]]) -> list[int]:
-        """High watermarks last seen by this reader's consumer (-1: unknown), as observed by the
-        fetcher thread that owns the consumer."""
-        observed = (self._fetcher_manager.observed() or {}).get("high_watermarks", {})
-        return [observed.get(tp, -1) for tp in partitions]
-
-    def client_stats(self) -> dict:
-        """The consumer's commit counters as the fetcher thread last observed them ({}: unknown)."""
-        return (self._fetcher_manager.observed() or {}).get("stats", {})
-
     def _on_split_finished(self, split_id: str) -> None:
         if self.states.pop(split_id, None) is not None:
             self.finished_split_ids.append(split_id)
             self._ended_splits.append(split_id)
+
+    def metrics(self) -> dict[str, Any]:
+        """The reader's counters and, per split it holds, where it started and whether it is paused
+        (the keys of `ReaderHandle.metrics`); an implementation adds what its client observed."""
+        return {"reader_id": self.reader_id,
+                "records": self.records_emitted, "bytes": self.bytes_emitted,
+                "fetch_time_s": self.fetch_time_s, "emit_time_s": self.emit_time_s,
+                "commits_succeeded": 0, "commits_failed": 0, "committed_offsets": {},
+                "finished_splits": list(self.finished_split_ids),
+                "splits": {s.split_id: {"starting_offset": s.split.starting_offset, "paused": s.paused,
+                                        "high_watermark": None} for s in self.states.values()}}
+
+    def take_dead_letters(self) -> list[pa.RecordBatch]:
+        """The emitter's dead-letter batches since the last call."""
+        batches = list(self.emitter.dead_letters)
+        self.emitter.dead_letters.clear()
+        return batches
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         """The reader's own view of its splits (its positions may run ahead of the stream's hand-over

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional
 
+from fastsource.base.enumerator import SplitEnumeratorContext
 from fastsource.kafka.admin import KafkaAdmin, TopicPartitionKey
 from fastsource.errors import SerializationError, TopicRecreatedError
 from fastsource.kafka.events import SplitsRemovedEvent
@@ -21,25 +22,6 @@ ENUMERATOR_STATE_VERSION = 3  # 3: topic ids; 2: partition ends; every older ver
 # `deletion_confirm_ms`, found it missing: a broker restarting (or one whose metadata lags) may
 # answer for a while without topics or partitions that still exist.
 DELETION_CONFIRMATIONS = 3
-
-
-class SplitEnumeratorContext(Protocol):
-    """What the enumerator may ask of the coordinator that runs it."""
-
-    def current_parallelism(self) -> int: ...
-
-    def registered_readers(self) -> set[int]: ...
-
-    def assign_splits(self, assignment: dict[int, list[KafkaPartitionSplit]]) -> None: ...
-
-    def signal_no_more_splits(self, reader_id: int) -> None: ...
-
-    def send_event_to_reader(self, reader_id: int, event: Any) -> None: ...
-
-    def call_async(self, callable_: Callable[[], Any], handler: Callable[[Any, Optional[BaseException]], None],
-                   initial_delay_ms: int = 0, period_ms: int = 0) -> None:
-        """Run `callable_` off the coordinator thread (periodically if `period_ms` > 0), then
-        `handler(result, error)` on the coordinator thread."""
 
 
 def java_string_hash(text: str) -> int:
@@ -394,9 +376,6 @@ class KafkaSourceEnumerator:
         """A reader registered: hand it the splits held for it."""
         self._assign_pending()
 
-    def handle_split_request(self, reader_id: int, hostname: Optional[str] = None) -> None:
-        """Kafka's enumerator pushes splits as it discovers them; requests need no answer."""
-
     def handle_source_event(self, reader_id: int, event: Any) -> None:
         log.debug("enumerator ignores source event %r from reader %d", event, reader_id)
 
@@ -448,3 +427,18 @@ class KafkaSourceEnumerator:
             self._ends = {}
             return
         self._restored = pending + assigned
+
+
+def group_offsets(enumerator_state: dict[str, Any],
+                  assigned: list[KafkaPartitionSplit]) -> list[tuple[str, int, int]]:
+    """The offset to commit per partition: the end of its completed, contiguous prefix, i.e. the
+    lowest position of its unfinished splits (assigned or pending), or its end once all finished."""
+    lowest: dict[tuple[str, int], int] = {}
+    pending = [deserialize_split(d) for d in enumerator_state.get("pending_splits", [])]
+    for split in assigned + pending:
+        tp = split.topic_partition
+        lowest[tp] = min(lowest.get(tp, split.starting_offset), split.starting_offset)
+    for topic, partition, end in enumerator_state.get("partition_ends", []):
+        if end is not None:
+            lowest.setdefault((topic, partition), end)
+    return [(t, p, o) for (t, p), o in sorted(lowest.items()) if o >= 0]

@@ -8,7 +8,7 @@ import pyarrow as pa
 from fastsource.errors import DecodeError
 from fastsource.formats import Format, RecordDecodeError
 from fastsource.kafka.split import KafkaPartitionSplitState
-from fastsource.kafka.reader.split_reader import RecordsWithSplitIds
+from fastsource.base.reader.split_reader import RecordsWithSplitIds
 
 
 def _bad_rows(fmt: Format, raw: pa.Array) -> dict[int, str]:

@@ -10,6 +10,7 @@ from fastsource.base.transport import Transport
 from fastsource.base.watermarks import WatermarkStrategy
 from fastsource.kafka.events import SplitsRemovedEvent
 from fastsource.kafka.reader.emitter import KafkaRecordEmitter
+from fastsource.kafka.split import KafkaPartitionSplit, KafkaPartitionSplitState
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,30 @@ class KafkaSourceReader(SourceReaderBase):
         self._commit_offsets = commit_offsets
         self.committed_offsets: dict[tuple[str, int], int] = {}
         self.commits_failed_to_send = 0
+
+    def _initial_state(self, split: KafkaPartitionSplit) -> KafkaPartitionSplitState:
+        return KafkaPartitionSplitState(split)
+
+    def _observed(self) -> dict[str, Any]:
+        """What the fetcher thread last observed of its consumer ({}: unknown)."""
+        return self._fetcher_manager.observed() or {}
+
+    def metrics(self) -> dict[str, Any]:
+        """The base's metrics plus, per split, its topic, partition and high watermark as the
+        fetcher thread last saw it, and the consumer's commit counters."""
+        metrics = super().metrics()
+        observed = self._observed()
+        highs = observed.get("high_watermarks", {})
+        stats = observed.get("stats", {})
+        metrics.update(commits_succeeded=stats.get("commits_succeeded", 0),
+                       commits_failed=stats.get("commits_failed", 0) + self.commits_failed_to_send,
+                       committed_offsets=dict(self.committed_offsets))
+        for split_id, entry in metrics["splits"].items():
+            split = self.states[split_id].split
+            high = highs.get(split.topic_partition, -1)
+            entry.update(topic=split.topic, partition=split.partition,
+                         high_watermark=high if high >= 0 else None)
+        return metrics
 
     def handle_source_events(self, event: Any) -> None:
         if isinstance(event, SplitsRemovedEvent):

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping, Optional
 
 import pyarrow as pa
@@ -16,6 +16,7 @@ from fastsource.errors import (AuthenticationError, BrokerUnavailableError, Conf
                                error_from_code, kind_of)
 from fastsource.kafka import _consumer
 from fastsource.kafka.admin import CONNECT_DEFAULTS, BrokerHealth, KafkaAdmin, security_hint
+from fastsource.base.reader.split_reader import RecordsWithSplitIds
 from fastsource.kafka.split import KafkaPartitionSplit
 from fastsource.validation import check_int
 
@@ -90,18 +91,6 @@ class BatchLimits:
             raise ConfigError(f"invalid batch limits {self}")
         if self.max_bytes >= 1 << 31:
             raise ConfigError("max_bytes must stay below 2 GiB (binary columns use 32-bit offsets)")
-
-
-@dataclass
-class RecordsWithSplitIds:
-    """One fetch: a batch of raw records (or None), how far each split got, and finished splits."""
-
-    batch: Optional[pa.RecordBatch]
-    progress: list[tuple[str, int, int, int, int]] = field(default_factory=list)
-    finished_splits: list[str] = field(default_factory=list)
-
-    def is_empty(self) -> bool:
-        return self.batch is None and not self.finished_splits
 
 
 def consumer_config(bootstrap_servers: str, group_id: Optional[str],
@@ -297,14 +286,11 @@ class KafkaPartitionSplitReader:
 
     def commit(self, offsets: list[tuple[str, int, int]], asynchronous: bool = True) -> None:
         """Commit `(topic, partition, next_offset)`; results of asynchronous commits show up in
-        `stats()`."""
+        `observe()`."""
         with self._mapped():
             self._consumer.commit(offsets, asynchronous)
         self._last_commit = offsets if asynchronous else None
         self._async_commits += 1 if asynchronous else 0
-
-    def stats(self) -> dict:
-        return self._consumer.stats()
 
     def observe(self) -> dict:
         """The high watermarks of the partitions being read and the commit counters, as the
@@ -312,9 +298,6 @@ class KafkaPartitionSplitReader:
         partitions = list(self._reading)
         highs = self._consumer.high_watermarks(partitions)
         return {"high_watermarks": dict(zip(partitions, highs)), "stats": self._consumer.stats()}
-
-    def high_watermarks(self, partitions: list[tuple[str, int]]) -> list[int]:
-        return self._consumer.high_watermarks(partitions)
 
     def wake_up(self) -> None:
         self._consumer.wake_up()
