@@ -917,7 +917,7 @@ cdef class Consumer:
         if code == RD_KAFKA_RESP_ERR__FATAL:
             return CoreError(code, name, self._fatal_reason())
         if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
-            return CoreError(code, name, f"no broker answered for {self.broker_timeout_ms} ms")
+            return CoreError(code, name, rd_kafka_err2str(code).decode())
         reason = self.state.error_text.decode(errors="replace")
         if code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE and slot < 0:
             # The response does not say which partition it was for: the splits being fetched, at

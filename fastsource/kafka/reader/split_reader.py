@@ -45,7 +45,7 @@ def map_core_error(exc: Exception, bootstrap: str) -> FastsourceError:
     elif kind.error is RecordTooLargeError:
         message = _too_large(exc)
     elif kind.error is BrokerUnavailableError:
-        message = f"lost every broker of {bootstrap}: {exc.reason}"
+        message = f"lost every broker of {bootstrap} for broker_timeout_ms: {exc.reason}"
     elif exc.name == "FS_OUT_OF_MEMORY":
         message = f"out of memory while building a batch of records fetched from {bootstrap}{exc.where()}"
     else:
