@@ -5,11 +5,14 @@ Each directory is a checkout with its compiled units built in place (`python set
 --inplace`); a reader process imports fastsource from it (PYTHONPATH). The topics (100-byte, 1 KB and
 JSON records, 4 partitions) are produced once on one local broker, and each round runs the
 one-reader read (and `Json(schema)` for the JSON topic) of BEFORE then AFTER, so that both see the
-same machine load, which a shared machine changes from minute to minute. Prints the medians."""
+same machine load, which a shared machine changes from minute to minute. Prints the medians of
+records/s (connect to end, and whole process) and of records per CPU-second of the reader process
+(user + system time: what the code costs, least moved by other processes' load)."""
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 from pathlib import Path
@@ -29,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.messages
     builds = {"before": args.before.resolve(), "after": args.after.resolve()}
-    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     with bench_broker(None, args.port, "fastsource-ab-") as (bootstrap, _, _):
         topics = {kind: f"ab-{kind}-{n}" for kind in KINDS}
         for kind, topic in topics.items():
@@ -41,22 +44,26 @@ def main() -> None:
                     impl = "fastsource-json" if kind == "json" else "fastsource"
                     cmd = [sys.executable, str(root / "fastsource" / "benchmark" / "readers.py"), impl,
                            bootstrap, topic, "4", "1"]
+                    used = resource.getrusage(resource.RUSAGE_CHILDREN)
                     result = run_reader(cmd, env=env)
+                    now = resource.getrusage(resource.RUSAGE_CHILDREN)
                     if result["messages"] != n:
                         raise SystemExit(f"{build} read {result['messages']} of {n} records of {topic}")
-                    rate, whole = n / result["seconds"], n / result["wall_seconds"]
-                    results.setdefault((kind, build), []).append((rate, whole))
+                    cpu_s = (now.ru_utime - used.ru_utime) + (now.ru_stime - used.ru_stime)
+                    rate, whole, per_cpu = n / result["seconds"], n / result["wall_seconds"], n / cpu_s
+                    results.setdefault((kind, build), []).append((rate, whole, per_cpu))
                     print(f"round {round_no} {kind:5} {build:6} {rate:12,.0f} records/s connect to end "
-                          f"{whole:12,.0f} whole process", flush=True)
+                          f"{whole:12,.0f} whole process {per_cpu:12,.0f} per CPU-second", flush=True)
     print()
-    print("| case | before: records/s connect to end (whole process) | after | after / before, connect to end |")
-    print("|---|---:|---:|---:|")
+    print("| case | before: records/s connect to end (whole process) | after | records per CPU-second, "
+          "before | after | after / before: connect to end, per CPU-second |")
+    print("|---|---:|---:|---:|---:|---:|")
     for kind in KINDS:
         before, after = results[(kind, "before")], results[(kind, "after")]
-        b_rate, a_rate = (statistics.median(r for r, _ in runs) for runs in (before, after))
-        b_whole, a_whole = (statistics.median(w for _, w in runs) for runs in (before, after))
-        print(f"| {kind} | {b_rate:,.0f} ({b_whole:,.0f}) | {a_rate:,.0f} ({a_whole:,.0f}) | "
-              f"{a_rate / b_rate:.2f}x |")
+        b_rate, b_whole, b_cpu = (statistics.median(run[i] for run in before) for i in range(3))
+        a_rate, a_whole, a_cpu = (statistics.median(run[i] for run in after) for i in range(3))
+        print(f"| {kind} | {b_rate:,.0f} ({b_whole:,.0f}) | {a_rate:,.0f} ({a_whole:,.0f}) | {b_cpu:,.0f} | "
+              f"{a_cpu:,.0f} | {a_rate / b_rate:.2f}x, {a_cpu / b_cpu:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -210,6 +210,24 @@ cdef inline int node_put_union(Node *n, int32_t branch, Node *child) noexcept no
     return 0
 
 
+cdef inline int node_put_empty(Node *n) noexcept nogil:
+    """`node_absent` of a scalar node (bool, fixed width, binary): null where the node is nullable,
+    else its zero or empty value. Not recursive, so the hot loops that append nulls get it inlined."""
+    if n.kind == NODE_BINARY:
+        if buf_reserve(&n.offsets, 4) < 0:
+            return DEC_NOMEM
+        memcpy(n.offsets.data + n.offsets.size, n.offsets.data + n.offsets.size - 4, 4)
+        n.offsets.size += 4
+    elif n.kind == NODE_FIXED:
+        if buf_reserve(&n.data, n.width) < 0:
+            return DEC_NOMEM
+        memset(n.data.data + n.data.size, 0, n.width)
+        n.data.size += n.width
+    elif bits_append(&n.data, n.length, 0) < 0:
+        return DEC_NOMEM
+    return DEC_NOMEM if node_mark(n, not n.nullable) < 0 else DEC_OK
+
+
 cdef inline int node_absent(Node *nodes, int32_t index) noexcept nogil:
     """A slot for a value that is not there: null where the node is nullable, otherwise the type's
     empty value (zero, empty, an empty list, a struct of absent children) so that every child of a
@@ -222,19 +240,8 @@ cdef inline int node_absent(Node *nodes, int32_t index) noexcept nogil:
         n.length += 1
         n.nulls += 1
         return 0
-    if n.kind == NODE_BOOL:
-        if bits_append(&n.data, n.length, 0) < 0:
-            return DEC_NOMEM
-    elif n.kind == NODE_FIXED:
-        if buf_reserve(&n.data, n.width) < 0:
-            return DEC_NOMEM
-        memset(n.data.data + n.data.size, 0, n.width)
-        n.data.size += n.width
-    elif n.kind == NODE_BINARY:
-        if buf_reserve(&n.offsets, 4) < 0:
-            return DEC_NOMEM
-        memcpy(n.offsets.data + n.offsets.size, n.offsets.data + n.offsets.size - 4, 4)
-        n.offsets.size += 4
+    if n.kind == NODE_BOOL or n.kind == NODE_FIXED or n.kind == NODE_BINARY:
+        return node_put_empty(n)
     elif n.kind == NODE_STRUCT:
         for i in range(n.nchildren):
             rc = node_absent(nodes, n.children[i])

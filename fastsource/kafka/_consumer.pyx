@@ -13,8 +13,8 @@ from libc.string cimport memcpy, memset, strcmp, strlen, strstr
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastsource.formats._builders cimport (DEC_OK, DEC_TOO_LARGE, NODE_BINARY, NODE_FIXED, NODE_LIST,
-                                           NODE_STRUCT, buf_reserve, node_absent, node_close_list,
-                                           node_mark, node_put_bytes, node_put_fixed, node_put_i32,
+                                           NODE_STRUCT, buf_reserve, node_close_list, node_mark,
+                                           node_put_bytes, node_put_empty, node_put_fixed, node_put_i32,
                                            node_put_i64, node_truncate)
 
 import array as pyarray
@@ -644,17 +644,17 @@ cdef class Consumer:
         if tstype != 0:
             if node_put_i64(&nodes[COL_TIMESTAMP], ts) < 0:
                 return FS_OUT_OF_MEMORY
-        elif node_absent(nodes, COL_TIMESTAMP) != DEC_OK:
+        elif node_put_empty(&nodes[COL_TIMESTAMP]) != DEC_OK:
             return FS_OUT_OF_MEMORY
         if self.include_key and m.key != NULL:
             rc = node_put_bytes(&nodes[COL_KEY], <const uint8_t *> m.key, m.key_len)
         else:
-            rc = node_absent(nodes, COL_KEY)
+            rc = node_put_empty(&nodes[COL_KEY])
         if rc == DEC_OK:
             if self.include_value and m.payload != NULL:
                 rc = node_put_bytes(&nodes[COL_VALUE], <const uint8_t *> m.payload, m.len)
             else:
-                rc = node_absent(nodes, COL_VALUE)
+                rc = node_put_empty(&nodes[COL_VALUE])
         if rc == DEC_OK and self.include_headers:
             if rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR and hdrs != NULL:
                 hn = rd_kafka_header_cnt(hdrs)
@@ -666,7 +666,7 @@ cdef class Consumer:
                         if hvalue != NULL:
                             rc = node_put_bytes(&nodes[COL_HEADER_VALUE], <const uint8_t *> hvalue, hsize)
                         else:
-                            rc = node_absent(nodes, COL_HEADER_VALUE)
+                            rc = node_put_empty(&nodes[COL_HEADER_VALUE])
                     if rc != DEC_OK:
                         break
                     if node_mark(&nodes[COL_HEADER], 1) < 0:
