@@ -123,6 +123,17 @@ cdef inline int node_put_fixed(Node *n, const void *value) noexcept nogil:
     return 0
 
 
+cdef inline int node_put_i8(Node *n, int8_t v) noexcept nogil:
+    if n.data.size + 1 > n.data.cap and buf_reserve(&n.data, 1) < 0:
+        return -1
+    n.data.data[n.data.size] = <char> v
+    n.data.size += 1
+    if n.has_validity:
+        return node_mark(n, 1)
+    n.length += 1
+    return 0
+
+
 cdef inline int node_put_i32(Node *n, int32_t v) noexcept nogil:
     if n.data.size + 4 > n.data.cap and buf_reserve(&n.data, 4) < 0:
         return -1

@@ -14,7 +14,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastsource.formats._builders cimport (DEC_OK, DEC_TOO_LARGE, NODE_BINARY, NODE_FIXED, NODE_LIST,
                                            NODE_STRUCT, buf_reserve, node_close_list, node_mark,
-                                           node_put_bytes, node_put_empty, node_put_fixed, node_put_i32,
+                                           node_put_bytes, node_put_empty, node_put_i8, node_put_i32,
                                            node_put_i64, node_truncate)
 
 import array as pyarray
@@ -628,7 +628,6 @@ cdef class Consumer:
         `_rollback`). The split's position moves only once the whole record is in."""
         cdef rd_kafka_timestamp_type_t tstype = 0
         cdef int64_t ts = rd_kafka_message_timestamp(m, &tstype)
-        cdef int8_t tstype8 = <int8_t> tstype
         cdef rd_kafka_headers_t *hdrs = NULL
         cdef size_t hi, hn, hsize
         cdef const char *hname
@@ -639,7 +638,7 @@ cdef class Consumer:
         if (node_put_i32(&nodes[COL_TOPIC], s.topic_index) < 0
                 or node_put_i32(&nodes[COL_PARTITION], m.partition) < 0
                 or node_put_i64(&nodes[COL_OFFSET], m.offset) < 0
-                or node_put_fixed(&nodes[COL_TIMESTAMP_TYPE], &tstype8) < 0):
+                or node_put_i8(&nodes[COL_TIMESTAMP_TYPE], <int8_t> tstype) < 0):
             return FS_OUT_OF_MEMORY
         if tstype != 0:
             if node_put_i64(&nodes[COL_TIMESTAMP], ts) < 0:
