@@ -25,7 +25,7 @@ from fastsource.kafka.reader.emitter import KafkaRecordEmitter
 from fastsource.kafka.reader.spec import KafkaReaderSpec
 from fastsource.kafka.reader.split_reader import BatchLimits, KafkaPartitionSplitReader, consumer_config
 from fastsource.kafka.schema import InferredSchemaPin, merge_inferred
-from fastsource.kafka.split import KafkaPartitionSplitState, deserialize_split, serialize_split
+from fastsource.kafka.split import KafkaPartitionSplitState, deserialize_split, first_positions, serialize_split
 from fastsource.runtime.checkpoint import RESTORE_MODES
 from fastsource.runtime.handles import InProcessRuntime, Runtime
 from fastsource.runtime.spec import BoundReaders, SourceSpec
@@ -229,6 +229,7 @@ class KafkaSource:
         return SourceSpec(bind_readers=bind_readers, create_enumerator=create_enumerator,
                           split_state=KafkaPartitionSplitState, serialize_split=serialize_split,
                           identity=identity, check_identity=_check_identity, schema_pin=InferredSchemaPin,
+                          first_positions=first_positions,
                           watermark_strategy=self.watermark_strategy, health=admin.health, close=admin.close,
                           group_offsets=group_offsets if self.group_id is not None else None)
 

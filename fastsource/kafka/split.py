@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
+import pyarrow as pa
+
+from fastsource.base.reader.source_reader import SplitLineage
 from fastsource.errors import ConfigError, SerializationError
 
 NO_STOPPING_OFFSET = None
@@ -127,3 +130,19 @@ def deserialize_split(data: dict[str, Any]) -> KafkaPartitionSplit:
                                    split_id)
     except (KeyError, TypeError, ValueError) as exc:
         raise SerializationError(f"malformed serialized split {data!r}: {exc}") from exc
+
+
+def first_positions(tail: pa.RecordBatch, lineage: Iterable[SplitLineage]) -> dict[str, int]:
+    """Per split of `lineage` (a batch's `SplitLineage` entries) with records among the rows `tail`,
+    the offset of its first one there: where the split resumes when `tail` is taken back."""
+    columns = tail.select(["topic", "partition", "offset"]).to_pydict()
+    offsets: dict[tuple[str, int], list[int]] = {}
+    for topic, partition, offset in zip(columns["topic"], columns["partition"], columns["offset"]):
+        offsets.setdefault((topic, partition), []).append(offset)
+    positions = {}
+    for entry in lineage:
+        mine = [o for o in offsets.get(entry.split.topic_partition, ())
+                if entry.first_offset <= o < entry.next_offset]
+        if mine:
+            positions[entry.split_id] = min(mine)
+    return positions

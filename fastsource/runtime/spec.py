@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Protocol
 import pyarrow as pa
 
 from fastsource.base.enumerator import SplitEnumerator, SplitEnumeratorContext
-from fastsource.base.reader.source_reader import SourceReaderBase
+from fastsource.base.reader.source_reader import SourceReaderBase, SplitLineage
 from fastsource.base.split import Split, SplitState
 from fastsource.base.transport import Transport
 from fastsource.base.watermarks import WatermarkStrategy
@@ -76,6 +76,8 @@ class SourceSpec:
     start). `identity()` is what a checkpoint belongs to; `check_identity(theirs, ours, where)` raises
     when a restored checkpoint belongs to another source. `group_offsets(enumerator_state, splits)` gives
     the `(topic, partition, next_offset)` to commit, None when the source has no consumer group.
+    `first_positions(tail, lineage)` gives, per split of `lineage`, the position of the first record
+    of `tail` (rows of the batch with that lineage) that belongs to it, for splits with rows in it.
     `close()` releases what the spec holds (its admin client), after the stream closed.
     """
     bind_readers: Callable[[], BoundReaders]
@@ -85,6 +87,7 @@ class SourceSpec:
     identity: Callable[[], dict[str, Any]]
     check_identity: Callable[[dict[str, Any], dict[str, Any], str], None]
     schema_pin: Callable[[], SchemaPin]
+    first_positions: Callable[[pa.RecordBatch, tuple[SplitLineage, ...]], dict[str, int]]
     watermark_strategy: WatermarkStrategy
     health: Health
     close: Callable[[], None]

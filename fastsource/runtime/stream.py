@@ -177,22 +177,14 @@ class SourceStream(Checkpointing, Failover):
             self._take_back(tail)
 
     def _take_back(self, tail: pa.RecordBatch) -> None:
-        columns = tail.select(["topic", "partition", "offset"]).to_pydict()
-        offsets: dict[tuple[str, int], list[int]] = {}
-        for topic, partition, offset in zip(columns["topic"], columns["partition"], columns["offset"]):
-            offsets.setdefault((topic, partition), []).append(offset)
-        for entry in self._last_lineage:
-            mine = [o for o in offsets.get(entry.split.topic_partition, ())
-                    if entry.first_offset <= o < entry.next_offset]
-            if not mine:
-                continue
-            offset = min(mine)
-            state = self._positions.get(entry.split_id)
+        for split_id, offset in self.spec.first_positions(tail, self._last_lineage).items():
+            state = self._positions.get(split_id)
             if state is not None:
                 state.current_offset = offset
             else:  # the split finished within that batch: it is unfinished again
-                self._finished.discard(entry.split_id)
-                self._reopened[entry.split_id] = entry.split.with_starting_offset(offset)
+                entry = next(e for e in self._last_lineage if e.split_id == split_id)
+                self._finished.discard(split_id)
+                self._reopened[split_id] = entry.split.with_starting_offset(offset)
         self._taken_back = True
 
     def _poll(self, timeout: Optional[float]) -> Optional[tuple[pa.RecordBatch, tuple[SplitLineage, ...]]]:
