@@ -1,16 +1,18 @@
-"""Build of fastsource's compiled core. The librdkafka symbols stay unresolved at link time: they are
-bound at import to the library confluent-kafka ships (see fastsource/_librdkafka.py)."""
+"""Build of fastsource's compiled units. The librdkafka symbols of the consumer stay unresolved at link
+time: they are bound at import to the library confluent-kafka ships (fastsource/kafka/librdkafka.py)."""
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
+COMPILE = ["-O3"]
+
 extensions = [
-    Extension(
-        "fastsource._core",
-        ["fastsource/_core.pyx"],
-        include_dirs=["fastsource/includes"],
-        extra_compile_args=["-O3"],
-    ),
-    *(Extension(f"fastsource.formats.{name}", [f"fastsource/formats/{name}.pyx"], extra_compile_args=["-O3"])
+    # The Kafka layer's consumer and fetch loop.
+    Extension("fastsource.kafka._consumer", ["fastsource/kafka/_consumer.pyx"],
+              include_dirs=["fastsource/includes"], extra_compile_args=COMPILE),
+    # The formats: the Arrow builders every unit fills, the JSON pre-scan, the decoders.
+    Extension("fastsource.formats._json", ["fastsource/formats/_json.pyx"],
+              include_dirs=["fastsource/includes"], extra_compile_args=COMPILE),
+    *(Extension(f"fastsource.formats.{name}", [f"fastsource/formats/{name}.pyx"], extra_compile_args=COMPILE)
       for name in ("_builders", "_wire", "_avro", "_protobuf")),
 ]
 

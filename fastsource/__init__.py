@@ -1,11 +1,12 @@
 """fastsource: read Apache Kafka into Apache Arrow, with Flink's FLIP-27 source roles.
 
-The control plane (enumerator, coordinator, readers, checkpoints) is Python; the data plane
-(`fastsource._core`) is compiled and fetches straight from librdkafka into Arrow buffers.
+The control plane (enumerator, coordinator, readers, checkpoints) is Python; the data plane (the
+consumer `fastsource.kafka._consumer`, the builders and decoders of `fastsource.formats`) is compiled
+and fetches straight from librdkafka into Arrow buffers.
 """
 from fastsource._librdkafka import load_core as _load_core
 
-_core = _load_core()
+_load_core()
 
 from fastsource import formats  # noqa: E402
 from fastsource.errors import (AuthenticationError, BrokerUnavailableError,  # noqa: E402

@@ -10,8 +10,8 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import pyarrow as pa
 
-from fastsource import _core
-from fastsource.errors import ConfigError
+from fastsource.errors import JSON_PROBLEMS, ConfigError
+from fastsource.formats import _json
 
 ERROR_POLICIES = ("raise", "dead_letter")
 
@@ -166,10 +166,10 @@ class Json(Format):
         import pyarrow.compute as pc  # imported on use: they cost ~35 ms at start-up
         import pyarrow.json as pa_json
 
-        try:
-            data, longest, nulls = _core.json_lines(raw, self.max_depth)
-        except _core.InvalidRecord as exc:
-            raise RecordDecodeError(exc.row, f"invalid JSON: {exc.reason}") from None
+        data, longest, nulls, bad = _json.json_lines(raw, self.max_depth)
+        if bad is not None:
+            row, problem, where = bad
+            raise RecordDecodeError(row, f"invalid JSON: {JSON_PROBLEMS[problem]} (at byte {where})")
         options = pa_json.ParseOptions(explicit_schema=self.schema,
                                        unexpected_field_behavior="ignore" if self.schema else "infer")
         # Blocks are parsed in parallel; a block must hold the longest record and its newline.

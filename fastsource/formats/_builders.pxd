@@ -1,6 +1,9 @@
-# Arrow column builders shared by the compiled decoders (_avro.pyx, _protobuf.pyx): one growable
-# set of buffers per node of the output type, filled with the GIL released and handed to Arrow
-# without a copy once per batch (ColumnSet.finish in _builders.pyx).
+# The Arrow column builders of every compiled unit: the Kafka consumer's raw columns
+# (fastsource/kafka/_consumer.pyx) and the decoders (_avro.pyx, _protobuf.pyx). One growable set of
+# buffers per node of the output type, filled with the GIL released and handed to Arrow without a copy
+# once per batch (ColumnSet.finish in _builders.pyx). Every allocation is checked: a function that
+# allocates returns non-zero when it could not, and `node_truncate` puts a node back as it was before
+# a record that failed part-way.
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t, INT32_MAX
 from libc.stdlib cimport realloc, free
 from libc.string cimport memcpy, memset
@@ -120,6 +123,17 @@ cdef inline int node_put_fixed(Node *n, const void *value) noexcept nogil:
     return 0
 
 
+cdef inline int node_put_i8(Node *n, int8_t v) noexcept nogil:
+    if n.data.size + 1 > n.data.cap and buf_reserve(&n.data, 1) < 0:
+        return -1
+    n.data.data[n.data.size] = <char> v
+    n.data.size += 1
+    if n.has_validity:
+        return node_mark(n, 1)
+    n.length += 1
+    return 0
+
+
 cdef inline int node_put_i32(Node *n, int32_t v) noexcept nogil:
     if n.data.size + 4 > n.data.cap and buf_reserve(&n.data, 4) < 0:
         return -1
@@ -143,11 +157,15 @@ cdef inline int node_put_i64(Node *n, int64_t v) noexcept nogil:
 
 
 cdef inline int node_put_f32(Node *n, float v) noexcept nogil:
-    return node_put_i32(n, (<int32_t *> &v)[0])
+    cdef int32_t bits
+    memcpy(&bits, &v, 4)
+    return node_put_i32(n, bits)
 
 
 cdef inline int node_put_f64(Node *n, double v) noexcept nogil:
-    return node_put_i64(n, (<int64_t *> &v)[0])
+    cdef int64_t bits
+    memcpy(&bits, &v, 8)
+    return node_put_i64(n, bits)
 
 
 cdef inline int node_put_bool(Node *n, bint v) noexcept nogil:
@@ -203,6 +221,24 @@ cdef inline int node_put_union(Node *n, int32_t branch, Node *child) noexcept no
     return 0
 
 
+cdef inline int node_put_empty(Node *n) noexcept nogil:
+    """`node_absent` of a scalar node (bool, fixed width, binary): null where the node is nullable,
+    else its zero or empty value. Not recursive, so the hot loops that append nulls get it inlined."""
+    if n.kind == NODE_BINARY:
+        if buf_reserve(&n.offsets, 4) < 0:
+            return DEC_NOMEM
+        memcpy(n.offsets.data + n.offsets.size, n.offsets.data + n.offsets.size - 4, 4)
+        n.offsets.size += 4
+    elif n.kind == NODE_FIXED:
+        if buf_reserve(&n.data, n.width) < 0:
+            return DEC_NOMEM
+        memset(n.data.data + n.data.size, 0, n.width)
+        n.data.size += n.width
+    elif bits_append(&n.data, n.length, 0) < 0:
+        return DEC_NOMEM
+    return DEC_NOMEM if node_mark(n, not n.nullable) < 0 else DEC_OK
+
+
 cdef inline int node_absent(Node *nodes, int32_t index) noexcept nogil:
     """A slot for a value that is not there: null where the node is nullable, otherwise the type's
     empty value (zero, empty, an empty list, a struct of absent children) so that every child of a
@@ -215,19 +251,8 @@ cdef inline int node_absent(Node *nodes, int32_t index) noexcept nogil:
         n.length += 1
         n.nulls += 1
         return 0
-    if n.kind == NODE_BOOL:
-        if bits_append(&n.data, n.length, 0) < 0:
-            return DEC_NOMEM
-    elif n.kind == NODE_FIXED:
-        if buf_reserve(&n.data, n.width) < 0:
-            return DEC_NOMEM
-        memset(n.data.data + n.data.size, 0, n.width)
-        n.data.size += n.width
-    elif n.kind == NODE_BINARY:
-        if buf_reserve(&n.offsets, 4) < 0:
-            return DEC_NOMEM
-        memcpy(n.offsets.data + n.offsets.size, n.offsets.data + n.offsets.size - 4, 4)
-        n.offsets.size += 4
+    if n.kind == NODE_BOOL or n.kind == NODE_FIXED or n.kind == NODE_BINARY:
+        return node_put_empty(n)
     elif n.kind == NODE_STRUCT:
         for i in range(n.nchildren):
             rc = node_absent(nodes, n.children[i])
@@ -250,6 +275,73 @@ cdef inline int node_put_zero(Node *n) noexcept nogil:
     rc = node_absent(n, 0)
     n.nullable = nullable
     return rc
+
+
+cdef inline void bits_truncate(Buf *b, int64_t length) noexcept nogil:
+    """Keep the first `length` bits of a bitmap; the bits after them in its last byte are cleared
+    (`bits_append` only sets bits)."""
+    b.size = (length + 7) >> 3
+    if length & 7:
+        b.data[length >> 3] &= <char> ((1 << (length & 7)) - 1)
+
+
+cdef inline int64_t bits_unset(const Buf *b, int64_t length) noexcept nogil:
+    """How many of the first `length` bits of a bitmap are 0."""
+    cdef int64_t i, unset = 0
+    for i in range(length):
+        if not (b.data[i >> 3] >> (i & 7)) & 1:
+            unset += 1
+    return unset
+
+
+cdef inline void node_truncate(Node *nodes, int32_t index, int64_t length) noexcept nogil:
+    """Drop the slots of node `index` from `length` on, with what its descendants hold for them: the
+    builders as they were before a record that failed part-way (no stale length or count is left)."""
+    cdef Node *n = &nodes[index]
+    cdef int32_t end = 0
+    cdef int32_t i
+    cdef int64_t k, keep
+    if length >= n.length:
+        return
+    if n.kind == NODE_FIXED:
+        n.data.size = length * n.width
+    elif n.kind == NODE_BOOL:
+        bits_truncate(&n.data, length)
+    elif n.kind == NODE_BINARY:
+        n.offsets.size = (length + 1) * 4
+        memcpy(&end, n.offsets.data + length * 4, 4)
+        n.data.size = end
+    elif n.kind == NODE_STRUCT:
+        for i in range(n.nchildren):
+            node_truncate(nodes, n.children[i], length)
+    elif n.kind == NODE_LIST:
+        n.offsets.size = (length + 1) * 4
+        memcpy(&end, n.offsets.data + length * 4, 4)
+        node_truncate(nodes, n.children[0], end)
+    elif n.kind == NODE_UNION:
+        # Each branch keeps the values that the kept slots point at (slots of a branch point at its
+        # values in order, so that is one past the last kept slot's offset).
+        for i in range(n.nchildren):
+            keep = 0
+            for k in range(length):
+                if n.data.data[k] == i:
+                    memcpy(&end, n.offsets.data + k * 4, 4)
+                    keep = end + 1
+            node_truncate(nodes, n.children[i], keep)
+        n.data.size = length
+        n.offsets.size = length * 4
+    if n.has_validity:
+        bits_truncate(&n.validity, length)
+        n.nulls = bits_unset(&n.validity, length)
+    elif n.kind == NODE_NULL:
+        n.nulls = length
+    else:
+        n.nulls = 0
+    n.length = length
+
+
+cdef object buf_take(Buf *b)
+cdef object adopt_buffer(void *ptr, int64_t size)
 
 
 cdef inline void node_retract(Node *n) noexcept nogil:

@@ -1,7 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Column builders of the compiled decoders: a `ColumnSet` holds one batch's buffers, one node per
-node of the output type (a layout made once per format in Python), and turns them into one Arrow
-array without copying. A failed batch is simply dropped: its ColumnSet frees what it holds."""
+"""The Arrow column builders of every compiled unit (the Kafka consumer and the decoders): a
+`ColumnSet` holds one batch's buffers, one node per node of the output type (a layout made once in
+Python), and turns them into Arrow arrays without copying. A failed batch is simply dropped: its
+ColumnSet frees what it holds; a record that failed part-way is dropped with `node_truncate`."""
 from libc.stdint cimport int32_t, int64_t, uintptr_t
 from libc.stdlib cimport calloc, free
 
@@ -19,18 +20,24 @@ cdef class _Allocation:
         free(self.ptr)
 
 
+cdef object adopt_buffer(void *ptr, int64_t size):
+    """A pyarrow.Buffer over `size` bytes of the malloc'ed block `ptr` (no copy), which it now owns:
+    freed when Arrow lets go, or at once if the buffer cannot be made."""
+    cdef _Allocation owner = _Allocation.__new__(_Allocation)
+    owner.ptr = ptr
+    return pa.foreign_buffer(<uintptr_t> ptr, size, base=owner)
+
+
 cdef object buf_take(Buf *b):
-    """The block as a pyarrow.Buffer (no copy); `b` is left empty."""
-    cdef _Allocation owner
-    if b.data == NULL:
-        return pa.py_buffer(b"")
-    owner = _Allocation.__new__(_Allocation)
-    owner.ptr = b.data
-    result = pa.foreign_buffer(<uintptr_t> b.data, b.size, base=owner)
+    """The block as a pyarrow.Buffer (no copy); `b` is left empty, whether or not that succeeds."""
+    cdef void *data = b.data
+    cdef int64_t size = b.size
     b.data = NULL
     b.size = 0
     b.cap = 0
-    return result
+    if data == NULL:
+        return pa.py_buffer(b"")
+    return adopt_buffer(data, size)
 
 
 cdef class ColumnSet:

@@ -1,4 +1,4 @@
-/* The record check of fastsource._core.json_lines: is one Kafka value a single JSON object that
+/* The record check of fastsource.formats._json.json_lines: is one Kafka value a single JSON object that
  * pyarrow's JSON reader may be given? Checks framing, nesting depth, UTF-8 and string contents in one
  * pass without parsing, FS_BLOCK (32) bytes at a time (SSE2 where available); a block of plain ASCII without
  * escapes is taken whole. The caller guarantees that FS_BLOCK

@@ -108,6 +108,14 @@ void rd_kafka_metadata_destroy(const rd_kafka_metadata_t *metadata);
 rd_kafka_resp_err_t rd_kafka_get_watermark_offsets(rd_kafka_t *rk, const char *topic, int32_t partition,
                                                    int64_t *low, int64_t *high);
 
+/* The librdkafka this header describes, as librdkafka's own rdkafka.h spells it (0xMMmmrrxx): 2.3.0,
+ * the one confluent-kafka 2.3 (fastsource's oldest supported) ships. Every declaration above exists with
+ * this layout from that release on, within the ABI of the shared object librdkafka.so.1 (librdkafka
+ * only appends to its public structs and keeps the soname across compatible releases). The compiled
+ * consumer checks at import that the library loaded is of this ABI and at least this version. */
+#define RD_KAFKA_VERSION 0x020300ff
+#define RD_KAFKA_ABI_SONAME 1
+
 #define RD_KAFKA_CONSUMER 1
 #define RD_KAFKA_CONF_OK 0
 #define RD_KAFKA_RESP_ERR_NO_ERROR 0

@@ -14,8 +14,8 @@ from confluent_kafka import (ConsumerGroupTopicPartitions, IsolationLevel, Kafka
                              KafkaException, TopicCollection, TopicPartition)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from fastsource.errors import (AuthenticationError, BrokerUnavailableError, ConfigError,
-                               KafkaFetchError)
+from fastsource.errors import (CODES, AuthenticationError, BrokerUnavailableError, ConfigError,
+                               FastsourceError, authentication_failure, error_from_code, kind_of)
 from fastsource.kafka.tls_probe import certificate_problem, speaks_tls
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,6 @@ T = TypeVar("T")
 # enable.sparse.connections=true for clusters of very many brokers).
 CONNECT_DEFAULTS = {"reconnect.backoff.ms": "10", "reconnect.backoff.max.ms": "1000",
                     "enable.sparse.connections": "false"}
-
-# librdkafka errors that no retry can mend: the client and the broker disagree on security.
-_AUTH_CODES = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL})
-
 
 # librdkafka's reasons for a failed connection that no waiting mends (unlike silence, which may be a
 # broker still starting behind a filter): said in a few words of what the user can check.
@@ -69,19 +65,8 @@ def bootstrap_addresses(bootstrap_servers: str) -> list[str]:
     """The host:port entries of a bootstrap string, without a security protocol prefix, as
     librdkafka names them in its errors."""
     return [entry.strip().rsplit("://", 1)[-1] for entry in bootstrap_servers.split(",") if entry.strip()]
-# Transport errors that are a TLS refusal: a TLS client talking to a PLAINTEXT listener (the handshake
-# fails), or a broker sending a TLS alert (e.g. it does not accept the client certificate).
-_TLS_REFUSALS = ("SSL handshake failed", "ssl/tls alert")
 _CLIENT_CERT_ALERTS = ("alert bad certificate", "alert certificate required", "alert unknown ca",
                        "alert certificate unknown")
-
-
-def authentication_failure(code: int, reason: str) -> bool:
-    """Whether a client error is a security mismatch (SASL refused, TLS handshake failed or refused by
-    the broker) rather than a broker that is away. librdkafka reports a TLS client talking to a
-    PLAINTEXT listener, and a client certificate the broker refuses, as transport errors."""
-    return code in _AUTH_CODES or (code == KafkaError._TRANSPORT
-                                   and any(text in reason for text in _TLS_REFUSALS))
 
 
 def security_hint(reason: str) -> str:
@@ -209,17 +194,6 @@ class BrokerHealth:
             f"no Kafka broker answered at {self.bootstrap_servers} for {silent_s:.1f} s "
             f"(broker_timeout_ms={self.broker_timeout_ms})")
 
-# Broker answers that Kafka's protocol defines as transient (a topic created a moment ago, a leader
-# or coordinator moving). confluent-kafka raises per-partition and per-group errors without
-# librdkafka's retriable flag, so the flag alone would never allow a retry.
-_TRANSIENT_CODES = frozenset({
-    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.REQUEST_TIMED_OUT, KafkaError.NETWORK_EXCEPTION,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
-    KafkaError.NOT_COORDINATOR, KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.KAFKA_STORAGE_ERROR,
-    KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH, KafkaError.OFFSET_NOT_AVAILABLE,
-})
-
 # Client properties meaningful to an admin client; the rest (fetch sizes, ...) belong to consumers.
 _ADMIN_PREFIXES = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.id", "socket.",
                    "broker.address.family", "metadata.", "topic.metadata.", "reconnect.",
@@ -341,10 +315,12 @@ class KafkaAdmin:
                     self.health.up()
                     others_answer_since = others_answer_since or attempt_start
                     if now - others_answer_since >= self.timeout_s or self._closed.is_set():
-                        raise KafkaFetchError(
+                        # The table's row for it: partitions without a leader (retriable).
+                        raise error_from_code(
+                            CODES["LEADER_NOT_AVAILABLE"],
                             f"a request to {self.bootstrap_servers} failed for {now - others_answer_since:.1f} s "
                             f"while other brokers answered (a broker is down and its partitions have no "
-                            f"leader yet): {exc}", name=self._error_name(exc), retriable=True) from exc
+                            f"leader yet): {exc}", name=self._error_name(exc)) from exc
                     self._clock.sleep(max(0.0, attempt_start + 0.5 - self._clock.now()), self._closed)
                     continue
                 self.health.down(attempt_start)
@@ -558,10 +534,17 @@ class KafkaAdmin:
     def _offsets_error(self, exc: KafkaException, what: str) -> Exception:
         if self._is_unreachable(exc):
             return self._unreachable(exc)
-        return KafkaFetchError(f"could not {what} on {self.bootstrap_servers}: {exc}",
+        return self._error_from(exc, f"could not {what} on {self.bootstrap_servers}: {exc}")
+
+    def _error_from(self, exc: KafkaException, message: str) -> FastsourceError:
+        """The fastsource error of a failed request: the error table decides by its code."""
+        error = self._kafka_error(exc)
+        return error_from_code(error.code() if error is not None else None, message,
                                name=self._error_name(exc))
 
 
 def _transient(error: KafkaError) -> bool:
-    """Whether asking again may succeed: librdkafka says so, or the code is transient by protocol."""
-    return error.retriable() or error.code() in _TRANSIENT_CODES
+    """Whether asking again may succeed, as the error table says of its code (one list for the admin
+    client and the readers). confluent-kafka raises per-partition and per-group errors without
+    librdkafka's retriable flag, so the flag is not asked."""
+    return kind_of(error.code()).retriable

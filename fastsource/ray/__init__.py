@@ -12,6 +12,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("fastsource.ray needs Ray Data: pip install 'fastsource[ray]'") from exc
 
 from fastsource.ray.datasource import KAFKA_SCHEMA, KafkaDatasource, read_kafka  # noqa: E402
-from fastsource.ray.runtime import RayRuntime, ReaderActorDiedError  # noqa: E402
+from fastsource.errors import ReaderActorDiedError  # noqa: E402
+from fastsource.ray.runtime import RayRuntime  # noqa: E402
 
 __all__ = ["KAFKA_SCHEMA", "KafkaDatasource", "RayRuntime", "ReaderActorDiedError", "read_kafka"]

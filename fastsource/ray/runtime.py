@@ -26,16 +26,13 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from fastsource.base.reader.source_reader import NOTHING, InputStatus, ReaderOutput
 from fastsource.base.transport import Transport
+from fastsource.errors import FS_READER_DIED, error_from_code
 from fastsource.runtime.handles import InProcessReaderHandle, ReaderHandle
 from fastsource.runtime.spec import Health, ReaderSpec
 from fastsource.runtime.transport import InProcessTransport
 
 CALL_TIMEOUT_S = 60.0
 T = TypeVar("T")
-
-
-class ReaderActorDiedError(Exception):
-    """A reader's actor died (killed, its node lost): the stream replaces it (not fatal)."""
 
 
 class Outbox:
@@ -131,13 +128,13 @@ class RayReaderHandle:
         try:
             result, events, reports = ray.get(ref, timeout=timeout)
         except RayActorError as exc:
-            raise ReaderActorDiedError(f"the actor of reader {self.reader_id} died: {exc}") from exc
+            raise error_from_code(FS_READER_DIED, f"the actor of reader {self.reader_id} died: {exc}") from exc
         except RayTaskError as exc:
             cause = exc.cause if isinstance(exc.cause, Exception) else exc
             raise cause from exc
         except GetTimeoutError as exc:
-            raise ReaderActorDiedError(f"the actor of reader {self.reader_id} did not answer within "
-                                       f"{timeout:g} s") from exc
+            raise error_from_code(FS_READER_DIED, f"the actor of reader {self.reader_id} did not answer "
+                                  f"within {timeout:g} s") from exc
         if self._health is not None:
             self._health.apply_reports(reports)
         for event in events:

@@ -17,7 +17,7 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastsource import _core
+from fastsource.kafka import _consumer
 from fastsource.errors import DecodeError
 from fastsource.formats import Binary, Format, Json, RecordDecodeError, String
 from fastsource.kafka.reader.emitter import KafkaRecordEmitter
@@ -163,7 +163,7 @@ def check_decode(name: str, vals: list[Optional[bytes]]) -> None:
 
 
 def raw_batch(vals: list[Optional[bytes]]) -> pa.RecordBatch:
-    schema = _core.raw_schema(False)
+    schema = _consumer.raw_schema(False)
     n = len(vals)
     topic = pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array(["poison"]))
     return pa.RecordBatch.from_arrays([

@@ -245,7 +245,7 @@ def test_large_values_and_many_partitions(bootstrap, make_topic):
 
 def test_a_record_batch_larger_than_the_fetch_limits_is_reported_not_skipped(bootstrap, make_topic,
                                                                               caplog, monkeypatch):
-    from fastsource._core import repeated_lines
+    from fastsource.kafka.librdkafka_log import repeated_lines
 
     # librdkafka's lines are shown once a minute per process: this test's line must not count as a
     # repeat of the same test's against another broker a moment ago.

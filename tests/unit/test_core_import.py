@@ -3,11 +3,11 @@ import confluent_kafka
 import pytest
 
 import fastsource
-from fastsource import _core
+from fastsource.kafka import _consumer
 
 
 def test_core_uses_the_librdkafka_confluent_kafka_ships():
-    assert _core.librdkafka_version() == confluent_kafka.libversion()[0]
+    assert _consumer.librdkafka_version() == confluent_kafka.libversion()[0]
 
 
 def test_one_librdkafka_in_the_process():
@@ -18,10 +18,10 @@ def test_one_librdkafka_in_the_process():
 
 def test_bad_property_names_the_property():
     with pytest.raises(ValueError, match="no.such.property"):
-        _core.Consumer({"no.such.property": "1"})
+        _consumer.Consumer({"no.such.property": "1"})
 
 
 def test_raw_schema_columns():
-    assert _core.raw_schema(True).names == ["topic", "partition", "offset", "timestamp",
+    assert _consumer.raw_schema(True).names == ["topic", "partition", "offset", "timestamp",
                                              "timestamp_type", "key", "value", "headers"]
     assert fastsource.__version__

@@ -8,7 +8,7 @@ import time
 import pyarrow as pa
 import pytest
 
-from fastsource import _core
+from fastsource.kafka import _consumer
 from fastsource.runtime.transport import InProcessTransport
 from fastsource.base.reader.elements_queue import FutureCompletingBlockingQueue
 from fastsource.kafka.reader.emitter import KafkaRecordEmitter
@@ -20,7 +20,7 @@ from fastsource.kafka.reader.source_reader import KafkaSourceReader
 from fastsource.kafka.split import KafkaPartitionSplit
 from fastsource.base.reader.split_reader import RecordsWithSplitIds
 
-SCHEMA = _core.raw_schema(False)
+SCHEMA = _consumer.raw_schema(False)
 
 
 def raw_batch(topic: str, partition: int, offsets: list[int]) -> pa.RecordBatch:

@@ -7,8 +7,7 @@ import threading
 
 import pytest
 
-from fastsource import _core
-from fastsource.errors import (BrokerUnavailableError, ConfigError, DecodeError, KafkaFetchError,
+from fastsource.errors import (BrokerUnavailableError, ConfigError, CoreError, DecodeError, KafkaFetchError,
                                OffsetOutOfRangeError, RecordTooLargeError, is_fatal)
 from fastsource.kafka.reader.split_reader import map_core_error
 from fastsource.base import events
@@ -159,13 +158,13 @@ def test_alignment_is_decided_from_the_watermarks_readers_report():
 @pytest.mark.parametrize("code,expected", [(1, OffsetOutOfRangeError), (10, RecordTooLargeError),
                                            (-195, KafkaFetchError)])
 def test_core_fetch_errors_keep_their_code_and_coordinates(code, expected):
-    error = map_core_error(_core.FetchError(code, "NAME", "reason", "t", 3, 42), "127.0.0.1:1")
+    error = map_core_error(CoreError(code, "NAME", "reason", "t", 3, 42), "127.0.0.1:1")
     assert type(error) is expected
     assert (error.code, error.name, error.topic, error.partition, error.offset) == (code, "NAME", "t", 3, 42)
 
 
 def test_a_core_error_for_every_broker_lost_names_the_address():
-    error = map_core_error(_core.FetchError(-187, "_ALL_BROKERS_DOWN", "3/3 brokers are down", None, -1, -1),
+    error = map_core_error(CoreError(-187, "_ALL_BROKERS_DOWN", "3/3 brokers are down", None, -1, -1),
                            "127.0.0.1:1")
     assert type(error) is BrokerUnavailableError
     assert str(error) == "lost every broker of 127.0.0.1:1: 3/3 brokers are down"
@@ -216,7 +215,7 @@ def _batch(rows):
     """A raw-schema batch of (partition, offset) rows of topic t."""
     import pyarrow as pa
 
-    schema = _core.raw_schema(False)
+    schema = _consumer.raw_schema(False)
     n = len(rows)
     return pa.RecordBatch.from_arrays([
         pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array(["t"])),
@@ -237,7 +236,7 @@ def test_read_all_puts_ranges_read_by_several_readers_in_offset_order():
                (_batch([(0, 0), (0, 1), (0, 2), (0, 3)]), (SplitLineage(low, 0, 4, -1, 4, 0),)),
                (_batch([(0, 6), (1, 2), (0, 7), (1, 3)]), (SplitLineage(high, 6, 8, -1, 2, 0),
                                                            SplitLineage(other, 2, 4, -1, 2, 0)))]
-    table = _in_offset_order(batches, _core.raw_schema(False))
+    table = _in_offset_order(batches, _consumer.raw_schema(False))
     rows = list(zip(table.column("partition").to_pylist(), table.column("offset").to_pylist()))
     assert [o for p, o in rows if p == 0] == list(range(8))
     assert [o for p, o in rows if p == 1] == list(range(4))

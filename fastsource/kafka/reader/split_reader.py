@@ -11,58 +11,64 @@ from typing import Iterable, Iterator, Mapping, Optional
 
 import pyarrow as pa
 
-from fastsource import _core
+from fastsource.errors import (AuthenticationError, BrokerUnavailableError, ConfigError, CoreError,
+                               FastsourceError, KafkaFetchError, OffsetOutOfRangeError, RecordTooLargeError,
+                               error_from_code, kind_of)
+from fastsource.kafka import _consumer
 from fastsource.kafka.admin import CONNECT_DEFAULTS, BrokerHealth, KafkaAdmin, security_hint
-from fastsource.errors import (AuthenticationError, BrokerUnavailableError, ConfigError, FastsourceError,
-                               KafkaFetchError, OffsetOutOfRangeError, RecordTooLargeError)
 from fastsource.base.reader.split_reader import RecordsWithSplitIds
 from fastsource.kafka.split import KafkaPartitionSplit
 from fastsource.validation import check_int
 
 log = logging.getLogger(__name__)
 
-ERR_OFFSET_OUT_OF_RANGE = (1, -140)       # OFFSET_OUT_OF_RANGE, _AUTO_OFFSET_RESET
-ERR_MSG_SIZE_TOO_LARGE = 10
-ERR_ALL_BROKERS_DOWN = -187
-ERR_AUTHENTICATION = -169
-# Errors librdkafka or the broker report for conditions that pass (a leader moving, a dropped
-# connection, a timeout): a reader failing with one of them is replaced, not the stream failed.
-RETRIABLE_CODES = frozenset({-195, -192, -185, -184, 5, 6, 7, 13, 14, 15, 74, 75})
-
-
 def map_core_error(exc: Exception, bootstrap: str) -> FastsourceError:
-    """The one place where the compiled core's errors become fastsource errors, named by what and
-    where: data loss, oversize records, authentication, lost brokers, invalid properties, other
-    fetch errors. (A split reader adds what only it knows: every partition that lost data, and how
-    long the cluster has been silent.)"""
+    """The one place where the compiled consumer's errors become fastsource errors: the error table
+    (`fastsource.errors.ERROR_TABLE`) decides the class and whether the error is retriable and
+    fatal; this gives it its words, named by what and where (data loss, oversize records,
+    authentication, lost brokers, invalid properties, other fetch errors). A split reader adds what
+    only it knows: every partition that lost data, and how long the cluster has been silent."""
     if isinstance(exc, FastsourceError):
         return exc
     if isinstance(exc, ValueError):
         return ConfigError(str(exc))
-    if not isinstance(exc, _core.FetchError):
+    if not isinstance(exc, CoreError):
         return KafkaFetchError(f"the consumer of {bootstrap} failed: {exc}")
-    coordinates = dict(code=exc.code, name=exc.name, topic=exc.topic, partition=exc.partition,
-                       offset=exc.offset)
-    if exc.code in ERR_OFFSET_OUT_OF_RANGE:
-        return OffsetOutOfRangeError(
-            f"data loss: offset {exc.offset} of {exc.topic}[{exc.partition}] is out of range "
-            f"(deleted by retention, or past the end) ({exc.name}: {exc.reason}); set the "
-            "Kafka property auto.offset.reset=earliest|latest to skip to a valid offset instead",
-            **coordinates)
-    if exc.code == ERR_AUTHENTICATION:
-        return AuthenticationError(
-            f"the Kafka client could not authenticate to {bootstrap} (check security.protocol and "
-            f"the sasl./ssl. properties): {exc.reason}{security_hint(exc.reason or '')}")
-    if exc.code == ERR_MSG_SIZE_TOO_LARGE:
-        where = (f"of {exc.topic}[{exc.partition}] at offset {exc.offset}" if exc.topic is not None
-                 else "of one of this reader's splits")
-        return RecordTooLargeError(
-            f"a record batch {where} is larger than the fetch limits ({exc.reason}); raise "
-            "receive.message.max.bytes (and fetch.max.bytes) to read it", **coordinates)
-    if exc.code == ERR_ALL_BROKERS_DOWN:
-        return BrokerUnavailableError(f"lost every broker of {bootstrap}: {exc.reason}")
-    return KafkaFetchError(f"fetch from {bootstrap} failed: {exc}",
-                           retriable=exc.code in RETRIABLE_CODES, **coordinates)
+    kind = kind_of(exc.code)
+    if kind.error is OffsetOutOfRangeError:
+        message = (f"data loss: offset {exc.offset} of {exc.topic}[{exc.partition}] is out of range "
+                   f"(deleted by retention, or past the end) ({exc.name}: {exc.reason}); set the "
+                   "Kafka property auto.offset.reset=earliest|latest to skip to a valid offset instead")
+    elif kind.error is AuthenticationError:
+        message = (f"the Kafka client could not authenticate to {bootstrap} (check security.protocol "
+                   f"and the sasl./ssl. properties): {exc.reason}{security_hint(exc.reason or '')}")
+    elif kind.error is RecordTooLargeError:
+        message = _too_large(exc)
+    elif kind.error is BrokerUnavailableError:
+        message = f"lost every broker of {bootstrap} for broker_timeout_ms: {exc.reason}"
+    elif exc.name == "FS_OUT_OF_MEMORY":
+        message = f"out of memory while building a batch of records fetched from {bootstrap}{exc.where()}"
+    else:
+        message = f"fetch from {bootstrap} failed: {exc}"
+    return error_from_code(exc.code, message, name=exc.name, topic=exc.topic, partition=exc.partition,
+                           offset=exc.offset)
+
+
+def _too_large(exc: CoreError) -> str:
+    """What a record too large for a batch is, and where (the splits it may be in when librdkafka
+    does not say which)."""
+    if exc.name == "FS_COLUMN_TOO_LARGE":
+        return (f"a column of one batch{exc.where()} would exceed Arrow's 2 GiB of 32-bit offsets; "
+                "lower max_bytes of the batch limits")
+    if exc.topic is not None:
+        where = f"of {exc.topic}[{exc.partition}] at offset {exc.offset}"
+    elif exc.candidates:
+        where = ("of one of this reader's splits: the next one of "
+                 + ", ".join(f"{t}[{p}] at offset {o}" for t, p, o in exc.candidates))
+    else:
+        where = "of one of this reader's splits"
+    return (f"a record batch {where} is larger than the fetch limits ({exc.reason}); raise "
+            "receive.message.max.bytes (and fetch.max.bytes) to read it")
 
 
 @dataclass(frozen=True)
@@ -144,14 +150,14 @@ class KafkaPartitionSplitReader:
         # records turn out to be gone.
         self._positions: dict[str, tuple[str, int, int]] = {}
         with self._mapped():
-            self._consumer = _core.Consumer(dict(config), include_headers, broker_timeout_ms,
+            self._consumer = _consumer.Consumer(dict(config), include_headers, broker_timeout_ms,
                                             include_key, include_value)
 
     @contextlib.contextmanager
     def _mapped(self) -> Iterator[None]:
         try:
             yield
-        except (_core.FetchError, ValueError, RuntimeError) as exc:
+        except (CoreError, ValueError, RuntimeError) as exc:
             error = map_core_error(exc, self._bootstrap)
             if isinstance(error, OffsetOutOfRangeError):
                 error = self._out_of_range(exc, error)
@@ -164,7 +170,7 @@ class KafkaPartitionSplitReader:
     @staticmethod
     def raw_schema(include_headers: bool) -> pa.Schema:
         """Schema of fetched batches, before the emitter decodes keys and values."""
-        return _core.raw_schema(include_headers)
+        return _consumer.raw_schema(include_headers)
 
     def fetch(self) -> RecordsWithSplitIds:
         try:
@@ -213,7 +219,7 @@ class KafkaPartitionSplitReader:
             self._down = False
             self._health.up()
 
-    def _out_of_range(self, exc: "_core.FetchError", mapped: OffsetOutOfRangeError) -> OffsetOutOfRangeError:
+    def _out_of_range(self, exc: CoreError, mapped: OffsetOutOfRangeError) -> FastsourceError:
         """One error naming every split of this reader whose next record is gone, with the offset
         its partition now starts at (looked up with an admin client: the consumer belongs to the
         fetch thread). The look-up failing leaves the error naming the partition the core reported."""
@@ -232,11 +238,11 @@ class KafkaPartitionSplitReader:
             log.warning("the current ranges of the partitions that lost data could not be looked "
                         "up: %s", lookup)
             return mapped
-        return OffsetOutOfRangeError(
-            f"data loss: records are gone (deleted by retention, or the offset is past the end) "
+        return error_from_code(
+            exc.code, f"data loss: records are gone (deleted by retention, or the offset is past the end) "
             f"in {len(lost)} partition(s): {where} ({exc.name}: {exc.reason}); set the Kafka "
             "property auto.offset.reset=earliest|latest to skip to a valid offset instead",
-            code=exc.code, name=exc.name, topic=exc.topic, partition=exc.partition, offset=exc.offset)
+            name=exc.name, topic=exc.topic, partition=exc.partition, offset=exc.offset)
 
     def add_splits(self, splits: Iterable[KafkaPartitionSplit]) -> None:
         """Start each split now, or once the range before it in its partition finished. The splits

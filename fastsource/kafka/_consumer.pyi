@@ -1,37 +1,23 @@
-"""Type stub of the compiled data plane (fastsource/_core.pyx)."""
+"""Type stub of the compiled Kafka consumer (fastsource/kafka/_consumer.pyx)."""
 from typing import Optional
 
 import pyarrow as pa
 
 TIMESTAMP_TYPE: pa.DataType
 HEADERS_TYPE: pa.DataType
-
-class RepeatedLines:
-    window_s: float
-    def __init__(self, window_s: float = ...) -> None: ...
-    def admit(self, text: str) -> Optional[str]: ...
-
-repeated_lines: RepeatedLines
+BUILT_RDKAFKA_VERSION: int
+BUILT_RDKAFKA_ABI: int
+CODES: dict[str, int]
 
 def raw_schema(include_headers: bool = ...) -> pa.Schema: ...
 def librdkafka_version() -> str: ...
-def json_lines(raw: pa.Array, max_depth: int = ...) -> tuple[pa.Buffer, int, Optional[pa.BooleanArray]]: ...
-
-class InvalidRecord(Exception):
-    row: int
-    reason: str
-
-class FetchError(Exception):
-    code: int
-    name: str
-    reason: str
-    topic: Optional[str]
-    partition: Optional[int]
-    offset: Optional[int]
+def librdkafka_version_number() -> int: ...
 
 Progress = tuple[str, int, int, int, int]
 
 class Consumer:
+    """One librdkafka consumer multiplexing every split of one reader; its errors are
+    `fastsource.errors.CoreError` (a code of the error table and librdkafka's reason)."""
     schema: pa.Schema
     def __init__(self, config: dict[str, str], include_headers: bool = ...,
                  broker_timeout_ms: int = ..., include_key: bool = ...,

@@ -1,64 +1,49 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""The data plane: one librdkafka consumer per reader, its fetch loop, and the Arrow column builders.
+"""The compiled Kafka consumer: one librdkafka consumer per reader and its fetch loop, filling the
+shared Arrow builders (fastsource/formats/_builders.pxd).
 
 Everything between `rd_kafka_consume_batch_queue` and a finished set of Arrow buffers runs without the
-GIL and without a Python object per record. The Python layer (`fastsource.reader.split_reader`) owns the
-control decisions; this module only fetches, copies and keeps the per-split fetch positions.
+GIL and without a Python object per record. The Python layer (the Kafka split reader) owns the control
+decisions and the words of its errors: this unit fetches, copies, keeps the per-split fetch positions,
+and reports errors as codes of `fastsource.errors.ERROR_TABLE` with librdkafka's reason (`CoreError`).
 """
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uintptr_t, INT32_MAX
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, INT32_MAX
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memchr, memcpy, memset, strcmp, strlen, strstr
+from libc.string cimport memcpy, memset, strcmp, strlen, strstr
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
-from fastsource.includes.librdkafka cimport *
+from fastsource.formats._builders cimport (DEC_OK, DEC_TOO_LARGE, NODE_BINARY, NODE_FIXED, NODE_LIST,
+                                           NODE_STRUCT, buf_reserve, node_close_list, node_mark,
+                                           node_put_bytes, node_put_empty, node_put_i8, node_put_i32,
+                                           node_put_i64, node_truncate)
 
 import array as pyarray
-import logging
-import re
-import threading
-import time
 
 import pyarrow as pa
 
-DEF MSG_ARRAY = 4096
-DEF LOG_LINES = 32
-DEF LOG_LINE_SIZE = 320
-
-# librdkafka's own log lines (connection failures, ...) go to this logger instead of stderr.
-librdkafka_log = logging.getLogger("fastsource.librdkafka")
-
-
-class RepeatedLines:
-    """Collapses repeated librdkafka log lines across every consumer of the process: a line (its
-    numbers aside) is shown once per `window_s`, and the next showing says how many it stood for.
-    An outage makes every consumer log each failed reconnect; that is one line, not hundreds."""
-
-    def __init__(self, window_s: float = 60.0) -> None:
-        self.window_s = window_s
-        self._seen = {}
-        self._lock = threading.Lock()
-
-    def admit(self, text: str):
-        """`text` (with the count of lines suppressed since it was last shown) or None to drop it."""
-        key = re.sub(r"\d+", "#", text)
-        now = time.monotonic()
-        with self._lock:
-            entry = self._seen.get(key)
-            if entry is not None and now - entry[0] < self.window_s:
-                entry[1] += 1
-                return None
-            if len(self._seen) > 1000:
-                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window_s}
-            self._seen[key] = [now, 0]
-        if entry is not None and entry[1]:
-            return f"{text} ({entry[1]} similar line(s) suppressed in the last {now - entry[0]:.0f} s)"
-        return text
-
-
-repeated_lines = RepeatedLines()
+from fastsource.errors import CoreError, authentication_failure
+from fastsource.kafka.librdkafka_log import publish_log_lines
 
 TIMESTAMP_TYPE = pa.timestamp("ms", tz="UTC")
 HEADERS_TYPE = pa.list_(pa.struct([pa.field("key", pa.string()), pa.field("value", pa.binary())]))
+
+# The librdkafka the unit was compiled for (includes/rdkafka_abi.h), checked against the library
+# loaded when fastsource is imported (fastsource.kafka.librdkafka.load_consumer).
+BUILT_RDKAFKA_VERSION = RD_KAFKA_VERSION
+BUILT_RDKAFKA_ABI = RD_KAFKA_ABI_SONAME
+
+# The codes this unit reports or acts on, by name (a test checks them against the error table, and
+# librdkafka's against confluent-kafka's names).
+CODES = {"_TRANSPORT": RD_KAFKA_RESP_ERR__TRANSPORT, "_PARTITION_EOF": RD_KAFKA_RESP_ERR__PARTITION_EOF,
+         "_UNKNOWN_PARTITION": RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION,
+         "_UNKNOWN_TOPIC": RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC,
+         "_ALL_BROKERS_DOWN": RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, "_SSL": RD_KAFKA_RESP_ERR__SSL,
+         "_AUTHENTICATION": RD_KAFKA_RESP_ERR__AUTHENTICATION, "_FATAL": RD_KAFKA_RESP_ERR__FATAL,
+         "_AUTO_OFFSET_RESET": RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET,
+         "OFFSET_OUT_OF_RANGE": RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE,
+         "UNKNOWN_TOPIC_OR_PART": RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+         "MSG_SIZE_TOO_LARGE": RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+         "FS_OUT_OF_MEMORY": FS_OUT_OF_MEMORY, "FS_COLUMN_TOO_LARGE": FS_COLUMN_TOO_LARGE}
 
 
 cdef object string_array(list values):
@@ -91,332 +76,33 @@ def raw_schema(bint include_headers=False):
     return pa.schema(fields)
 
 
+cdef list raw_layout(bint include_headers):
+    """The builders' layout of a raw batch, one node per COL_* (see formats/_builders.pyx); the topic
+    column is built as its int32 dictionary indices."""
+    layout = [(NODE_FIXED, 4, 0, [], pa.int32(), None, -1),
+              (NODE_FIXED, 4, 0, [], pa.int32(), None, -1),
+              (NODE_FIXED, 8, 0, [], pa.int64(), None, -1),
+              (NODE_FIXED, 8, 1, [], TIMESTAMP_TYPE, None, -1),
+              (NODE_FIXED, 1, 0, [], pa.int8(), None, -1),
+              (NODE_BINARY, 0, 1, [], pa.binary(), None, -1),
+              (NODE_BINARY, 0, 1, [], pa.binary(), None, -1)]
+    if include_headers:
+        layout += [(NODE_LIST, 0, 0, [COL_HEADER], HEADERS_TYPE, None, -1),
+                   (NODE_STRUCT, 0, 0, [COL_HEADER_KEY, COL_HEADER_VALUE], HEADERS_TYPE.value_type,
+                    None, -1),
+                   (NODE_BINARY, 0, 0, [], pa.string(), None, -1),
+                   (NODE_BINARY, 0, 1, [], pa.binary(), None, -1)]
+    return layout
+
+
 def librdkafka_version() -> str:
     """Version string of the librdkafka this process runs."""
     return rd_kafka_version_str().decode()
 
 
-cdef extern from "json_scan.h":
-    int FS_JSON_OBJECT, FS_JSON_NULL, FS_BLOCK
-    int fs_scan_json_record(uint8_t *p, int64_t length, int64_t max_depth, int64_t *where) nogil
-
-# What the codes of fs_scan_json_record above FS_JSON_NULL mean, in their order.
-_JSON_PROBLEMS = (None, None, "the value is not a JSON object",
-                  "objects and arrays nested deeper than max_depth", "invalid UTF-8",
-                  "a raw control character", "an invalid escape in a string",
-                  "the JSON object is truncated", "data after the JSON object")
-
-
-class InvalidRecord(Exception):
-    """Record `row` of a batch failed a check before parsing; `reason` says which and where."""
-
-    def __init__(self, row, reason):
-        super().__init__(reason)
-        self.row = row
-        self.reason = reason
-
-
-def json_lines(raw, int64_t max_depth=64):
-    """One newline-delimited buffer from a binary array of JSON objects, for pyarrow's JSON reader.
-
-    Row i of the buffer is record i. Each record is checked on the way (includes/json_scan.h), so
-    pyarrow's parser only ever sees well-framed objects of bounded depth in valid UTF-8: a record that
-    fails raises `InvalidRecord` naming the first such row. Null, empty and `null` values become `{}`
-    and are marked in the returned null mask (None when there are none). One pass, one allocation.
-    Returns the buffer, the length of the longest line and the mask."""
-    cdef int64_t n = len(raw)
-    cdef int64_t first = raw.offset
-    buffers = raw.buffers()
-    validity, offsets, data = buffers[0], buffers[1], buffers[2]
-    cdef const int32_t *o = (<const int32_t *> <uintptr_t> offsets.address) + first
-    cdef const uint8_t *bits = NULL if validity is None else <const uint8_t *> <uintptr_t> validity.address
-    cdef const char *d = NULL if data is None else <const char *> <uintptr_t> data.address
-    # Slack at the end: the record check reads whole blocks of FS_BLOCK bytes.
-    cdef int64_t capacity = (o[n] - o[0]) + 3 * n + 1 + FS_BLOCK
-    cdef char *out = <char *> malloc(capacity)
-    cdef uint8_t *null_bits = <uint8_t *> calloc((n >> 3) + 1, 1)
-    cdef int64_t pos = 0, longest = 0, nulls = 0, bad_row = -1, where = 0, i, row, length
-    cdef int status = FS_JSON_OBJECT
-    if out == NULL or null_bits == NULL:
-        free(out)
-        free(null_bits)
-        raise MemoryError()
-    with nogil:
-        for i in range(n):
-            row = first + i
-            length = o[i + 1] - o[i]
-            if length == 0 or (bits != NULL and not (bits[row >> 3] >> (row & 7)) & 1):
-                status = FS_JSON_NULL
-            else:
-                memcpy(out + pos, d + o[i], length)
-                status = fs_scan_json_record(<uint8_t *> out + pos, length, max_depth, &where)
-                if status > FS_JSON_NULL:
-                    bad_row = i
-                    break
-            if status == FS_JSON_NULL:
-                out[pos] = b'{'
-                out[pos + 1] = b'}'
-                length = 2
-                null_bits[i >> 3] |= 1 << (i & 7)
-                nulls += 1
-            pos += length
-            out[pos] = b'\n'
-            pos += 1
-            if length > longest:
-                longest = length
-    if bad_row >= 0:
-        free(out)
-        free(null_bits)
-        raise InvalidRecord(bad_row, f"{_JSON_PROBLEMS[status]} (at byte {where})")
-    cdef _Allocation owner = _Allocation.__new__(_Allocation)
-    owner.ptr = out
-    buffer = pa.foreign_buffer(<uintptr_t> out, pos, base=owner)
-    if nulls == 0:
-        free(null_bits)
-        return buffer, longest, None
-    cdef _Allocation mask_owner = _Allocation.__new__(_Allocation)
-    mask_owner.ptr = null_bits
-    mask = pa.foreign_buffer(<uintptr_t> null_bits, (n >> 3) + 1, base=mask_owner)
-    return buffer, longest, pa.Array.from_buffers(pa.bool_(), n, [None, mask])
-
-
-class FetchError(Exception):
-    """An error reported by librdkafka while fetching, with the coordinates it concerns."""
-
-    def __init__(self, code, name, reason, topic=None, partition=None, offset=None):
-        self.code = code
-        self.name = name
-        self.reason = reason
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        where = ""
-        if topic is not None:
-            where = f" on {topic}[{partition}]"
-            if offset is not None and offset >= 0:
-                where += f" at offset {offset}"
-        super().__init__(f"{name}{where}: {reason}")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Growable C buffers handed over to Arrow without a copy.
-
-cdef struct Buf:
-    char *data
-    int64_t size
-    int64_t cap
-
-
-cdef inline int buf_reserve(Buf *b, int64_t extra, bint zero) noexcept nogil:
-    cdef int64_t need = b.size + extra
-    cdef int64_t newcap
-    cdef char *p
-    if need <= b.cap:
-        return 0
-    newcap = b.cap * 2
-    if newcap < need:
-        newcap = need
-    if newcap < 256:
-        newcap = 256
-    p = <char *> realloc(b.data, newcap)
-    if p == NULL:
-        return -1
-    if zero:
-        memset(p + b.cap, 0, newcap - b.cap)
-    b.data = p
-    b.cap = newcap
-    return 0
-
-
-cdef inline int buf_append(Buf *b, const void *src, int64_t n) noexcept nogil:
-    if buf_reserve(b, n, 0) < 0:
-        return -1
-    if n > 0:
-        memcpy(b.data + b.size, src, n)
-    b.size += n
-    return 0
-
-
-cdef inline int buf_append_i32(Buf *b, int32_t v) noexcept nogil:
-    return buf_append(b, &v, 4)
-
-
-# Stores into room reserved beforehand (`Consumer._reserve_rows`): no capacity check per record.
-cdef inline void buf_put_i32(Buf *b, int32_t v) noexcept nogil:
-    memcpy(b.data + b.size, &v, 4)
-    b.size += 4
-
-
-cdef inline void buf_put_i64(Buf *b, int64_t v) noexcept nogil:
-    memcpy(b.data + b.size, &v, 8)
-    b.size += 8
-
-
-cdef inline void buf_put_i8(Buf *b, int8_t v) noexcept nogil:
-    b.data[b.size] = <char> v
-    b.size += 1
-
-
-cdef class _Allocation:
-    """Owns one malloc'ed block that an Arrow buffer points into; frees it when Arrow lets go."""
-    cdef void *ptr
-
-    def __dealloc__(self):
-        free(self.ptr)
-
-
-cdef object buf_take(Buf *b):
-    """Hand the block to a pyarrow.Buffer (no copy) and leave `b` empty."""
-    cdef _Allocation owner = _Allocation.__new__(_Allocation)
-    if b.data == NULL:
-        return pa.py_buffer(b"")
-    owner.ptr = b.data
-    result = pa.foreign_buffer(<uintptr_t> b.data, b.size, base=owner)
-    b.data = NULL
-    b.size = 0
-    b.cap = 0
-    return result
-
-
-cdef inline void buf_free(Buf *b) noexcept nogil:
-    free(b.data)
-    b.data = NULL
-    b.size = 0
-    b.cap = 0
-
-
-# A validity bitmap that exists only once a column has its first null.
-cdef struct Validity:
-    Buf bits
-    int64_t nulls
-    bint present
-
-
-cdef inline int validity_append(Validity *v, int64_t row, bint valid) noexcept nogil:
-    """Record whether row number `row` is valid; rows before the first null are all valid."""
-    cdef int64_t nbytes = (row >> 3) + 1
-    cdef int64_t i
-    if not valid and not v.present:
-        if buf_reserve(&v.bits, nbytes, 1) < 0:
-            return -1
-        memset(v.bits.data, 0xFF, row >> 3)
-        for i in range((row >> 3) << 3, row):
-            v.bits.data[i >> 3] |= <char> (1 << (i & 7))
-        v.bits.size = row >> 3
-        v.present = 1
-    if not v.present:
-        return 0
-    if v.bits.size < nbytes:
-        if buf_reserve(&v.bits, nbytes - v.bits.size, 1) < 0:
-            return -1
-        v.bits.size = nbytes
-    if valid:
-        v.bits.data[row >> 3] |= <char> (1 << (row & 7))
-    else:
-        v.nulls += 1
-    return 0
-
-
-cdef object validity_take(Validity *v):
-    """The bitmap as a pyarrow.Buffer, or None when the column has no null."""
-    result = buf_take(&v.bits) if v.present else None
-    v.present = 0
-    v.nulls = 0
-    return result
-
-
-cdef inline void validity_free(Validity *v) noexcept nogil:
-    buf_free(&v.bits)
-    v.present = 0
-    v.nulls = 0
-
-
-# A nullable binary column: validity, int32 offsets, data.
-cdef struct BinCol:
-    Validity validity
-    Buf offsets
-    Buf data
-
-
-cdef inline int bincol_init(BinCol *c) noexcept nogil:
-    return buf_append_i32(&c.offsets, 0)
-
-
-cdef inline int bincol_append(BinCol *c, int64_t row, const void *p, size_t n) noexcept nogil:
-    """Append one value (NULL pointer = null) as row number `row`."""
-    if buf_reserve(&c.offsets, 4, 0) < 0:
-        return -1
-    return bincol_put(c, row, p, n)
-
-
-cdef inline int bincol_put(BinCol *c, int64_t row, const void *p, size_t n) noexcept nogil:
-    """`bincol_append` into an offsets buffer with room reserved beforehand."""
-    if validity_append(&c.validity, row, p != NULL) < 0:
-        return -1
-    if p != NULL and buf_append(&c.data, p, n) < 0:
-        return -1
-    buf_put_i32(&c.offsets, <int32_t> c.data.size)
-    return 0
-
-
-cdef inline void bincol_free(BinCol *c) noexcept nogil:
-    validity_free(&c.validity)
-    buf_free(&c.offsets)
-    buf_free(&c.data)
-
-
-cdef object bincol_take(BinCol *c, object arrow_type, int64_t length):
-    nulls = c.validity.nulls
-    validity = validity_take(&c.validity)
-    offsets = buf_take(&c.offsets)
-    data = buf_take(&c.data)
-    return pa.Array.from_buffers(arrow_type, length, [validity, offsets, data], null_count=nulls)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Per-split fetch positions, and where a message's split is found: the message's topic handle leads
-# to its topic (a hash of handles), the topic's partition table to the split's slot. Finished and
-# removed slots are reused, so every per-split cost stays constant however many splits came and went.
-
-cdef struct Topic:
-    char *name
-    rd_kafka_topic_t *rkt      # librdkafka's handle, known from the first message of the topic
-    int32_t *part_slot         # slot of the split reading each partition, -1 for none
-    int32_t nparts             # length of part_slot
-
-
-cdef struct Slot:
-    int32_t topic_index
-    int32_t partition
-    int64_t next_offset        # next offset to fetch; records below it are duplicates
-    int64_t stop_offset        # exclusive; -1 when unbounded
-    int64_t batch_records
-    int64_t batch_bytes
-    int64_t batch_max_ts
-    bint active                # added and neither removed nor finished
-    bint paused
-    bint assigned              # its partition is in the consumer's assignment
-    bint finished              # reached its stop; reported (and the slot freed) by the next fetch
-    bint touched               # has records in the batch being built
-
-
-cdef struct CoreState:
-    # Shared with librdkafka callbacks, which run on the fetching thread inside consume calls.
-    int64_t commits_ok
-    int64_t commits_failed
-    int last_commit_err
-    int last_error
-    int64_t down_since_ms      # first all-brokers-down error not followed by a record; -1 when up
-    bint fatal
-    bint oversize              # a fetch response exceeded receive.message.max.bytes
-    bint auth_failed           # the broker refused the client's security (SASL, TLS)
-    # librdkafka log lines, kept by the log callback (which runs without the GIL, inside consume
-    # calls) until `fetch` hands them to `logging`.
-    int log_levels[LOG_LINES]
-    char log_lines[LOG_LINES][LOG_LINE_SIZE]
-    int log_count
-    int64_t logs_dropped
-    char error_text[256]       # librdkafka's own words for the error that stopped a fetch
+def librdkafka_version_number() -> int:
+    """`rd_kafka_version()` of the librdkafka this process runs (0xMMmmrrxx)."""
+    return rd_kafka_version()
 
 
 cdef inline int64_t now_ms() noexcept nogil:
@@ -434,24 +120,20 @@ cdef void _error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) n
         st.fatal = 1
     if reason != NULL:
         note_oversize(st, reason, strlen(reason))
-        note_auth_failure(st, err, reason, strlen(reason))
+        note_client_error(st, err, reason, strlen(reason))
 
 
-cdef bint note_auth_failure(CoreState *st, int err, const char *reason, size_t n) noexcept nogil:
-    """Whether an error says the broker refused the client's security; records it if so. SASL
-    refusals and TLS errors have their own codes; a TLS client talking to a PLAINTEXT listener is a
-    transport error whose reason names the handshake, and a broker refusing the client certificate one
-    that names the TLS alert. Retrying cannot mend any of them."""
-    cdef char text[256]
-    if err != RD_KAFKA_RESP_ERR__AUTHENTICATION and err != RD_KAFKA_RESP_ERR__SSL:
-        if err != RD_KAFKA_RESP_ERR__TRANSPORT:
-            return 0
-        copy_text(text, sizeof(text), reason, n)
-        if strstr(text, "SSL handshake failed") == NULL and strstr(text, "ssl/tls alert") == NULL:
-            return 0
-    if not st.auth_failed and not st.oversize:
-        copy_text(st.error_text, sizeof(st.error_text), reason, n)
-        st.auth_failed = 1
+cdef bint note_client_error(CoreState *st, int err, const char *reason, size_t n) noexcept nogil:
+    """Keep an error that may be the broker refusing the client's security (a SASL or TLS code, or a
+    transport error, which is how librdkafka reports a failed TLS handshake), for `fetch` to have
+    `authentication_failure` judge; returns whether it was one of those."""
+    if (err != RD_KAFKA_RESP_ERR__AUTHENTICATION and err != RD_KAFKA_RESP_ERR__SSL
+            and err != RD_KAFKA_RESP_ERR__TRANSPORT):
+        return 0
+    if st.client_count < CLIENT_ERRORS:
+        st.client_codes[st.client_count] = err
+        copy_text(st.client_texts[st.client_count], ERROR_TEXT_SIZE, reason, n)
+        st.client_count += 1
     return 1
 
 
@@ -517,66 +199,6 @@ cdef class Consumer:
     builds one Arrow record batch from whatever the consumer delivers within the batch limits and
     reports, per split, how far the batch goes, and which splits finished.
     """
-    cdef rd_kafka_t *rk
-    cdef rd_kafka_queue_t *queue
-    cdef CoreState state
-    cdef Slot *slots
-    cdef int nslots            # slots ever used (free ones included)
-    cdef int capslots
-    cdef int last_slot
-    cdef int *free_slots       # each list below has room for capslots entries
-    cdef int nfree
-    cdef int *touched_slots    # slots with records in the batch being built
-    cdef int ntouched
-    cdef int *finished_slots   # slots finished since the last fetch returned
-    cdef int nfinished
-    cdef int fetching          # slots active and not paused
-    cdef Topic *topics
-    cdef int ntopics
-    cdef int captopics
-    cdef rd_kafka_topic_t **rkt_keys   # open addressing: topic handle -> index into topics
-    cdef int *rkt_values
-    cdef int rkt_cap           # a power of two, at least twice ntopics
-    cdef int64_t refetched     # records dropped as already fetched
-    cdef rd_kafka_message_t *msgs[MSG_ARRAY]
-    cdef int msg_pos           # next message of `msgs` to process
-    cdef int msg_cnt
-    cdef int msg_done          # messages of `msgs` before this one are destroyed
-    cdef volatile int woken
-    cdef bint include_headers
-    cdef bint include_key      # False: the key column is all nulls (a reader whose keys nobody reads)
-    cdef bint include_value    # False: the value column is all nulls
-    cdef bint own_logs         # librdkafka's log lines come through the consumer queue to `logging`
-    cdef int64_t broker_timeout_ms
-    cdef list _ids
-    cdef dict _index
-    cdef list _topics
-    cdef dict _topic_index
-    cdef object _topic_dictionary
-    cdef object _pending_error
-    cdef readonly object schema
-
-    # Column builders of the batch under construction.
-    cdef Buf c_topic
-    cdef Buf c_partition
-    cdef Buf c_offset
-    cdef Buf c_timestamp
-    cdef Validity c_timestamp_validity
-    cdef Buf c_tstype
-    cdef BinCol c_key
-    cdef BinCol c_value
-    cdef Buf h_list
-    cdef BinCol h_key
-    cdef BinCol h_value
-    cdef int64_t h_count
-    cdef int64_t rows
-    cdef int64_t data_bytes
-    # Sizes of the last batch: the next one's buffers are reserved at these sizes up front, which
-    # saves the copies and page faults of growing them from nothing by doubling.
-    cdef int64_t last_rows
-    cdef int64_t last_key_bytes
-    cdef int64_t last_value_bytes
-
     def __cinit__(self):
         self.rk = NULL
         self.queue = NULL
@@ -587,11 +209,14 @@ cdef class Consumer:
         self.rkt_values = NULL
         self.last_slot = -1
         self.state.down_since_ms = -1
+        self.nodes = NULL
 
     def __init__(self, config: dict, include_headers: bool = False, broker_timeout_ms: int = 60000,
                  include_key: bool = True, include_value: bool = True):
         cdef char errstr[512]
         cdef rd_kafka_conf_t *conf = rd_kafka_conf_new()
+        if conf == NULL:
+            raise MemoryError()
         self._ids = []
         self._index = {}
         self._topics = []
@@ -626,7 +251,9 @@ cdef class Consumer:
         if self.own_logs:
             rd_kafka_set_log_queue(self.rk, self.queue)
         self.schema = raw_schema(include_headers)
-        self._reset_builders()
+        self._layout = raw_layout(include_headers)
+        self.ncolumns = COL_HEADERS + 1 if include_headers else COL_VALUE + 1
+        self._new_columns()
 
     def __dealloc__(self):
         self._release()
@@ -664,7 +291,8 @@ cdef class Consumer:
         free(self.rkt_values)
         self.rkt_keys = NULL
         self.rkt_values = NULL
-        self._free_builders()
+        self._columns = None
+        self.nodes = NULL
 
     def close(self) -> None:
         """Leave the assignment, close the consumer and free every buffer. Idempotent."""
@@ -820,7 +448,7 @@ cdef class Consumer:
             if self.topics[i].rkt != NULL:
                 self._rkt_put(self.topics[i].rkt, i)
 
-    cdef inline void _rkt_put(self, rd_kafka_topic_t *rkt, int topic) noexcept nogil:
+    cdef void _rkt_put(self, rd_kafka_topic_t *rkt, int topic) noexcept nogil:
         cdef size_t h = (<size_t> rkt >> 4) * <size_t> 0x9E3779B97F4A7C15
         cdef int mask = self.rkt_cap - 1
         cdef int i = <int> (h >> 40) & mask
@@ -829,7 +457,7 @@ cdef class Consumer:
         self.rkt_keys[i] = rkt
         self.rkt_values[i] = topic
 
-    cdef inline int _topic_of(self, rd_kafka_topic_t *rkt) noexcept nogil:
+    cdef int _topic_of(self, rd_kafka_topic_t *rkt) noexcept nogil:
         """Index of the topic of a message's handle, or -1 for a topic this consumer does not read.
         A handle seen for the first time is matched by name (once per topic)."""
         cdef size_t h
@@ -887,7 +515,7 @@ cdef class Consumer:
         for i in unassign:
             self._release_slot(i)
 
-    cdef inline void _deactivate(self, int i) noexcept nogil:
+    cdef void _deactivate(self, int i) noexcept nogil:
         if self.slots[i].active and not self.slots[i].paused:
             self.fetching -= 1
         self.slots[i].active = 0
@@ -934,47 +562,33 @@ cdef class Consumer:
             code = rd_kafka_error_code(error)
             reason = rd_kafka_error_string(error).decode(errors="replace")
             rd_kafka_error_destroy(error)
-            raise FetchError(code, rd_kafka_err2name(code).decode(), reason)
+            raise CoreError(code, rd_kafka_err2name(code).decode(), reason)
         for i in slots:
             self.slots[i].assigned = add
 
     # ------------------------------------------------------------------ fetch
 
-    cdef void _reset_builders(self) except *:
+    cdef void _new_columns(self) except *:
+        """Fresh builders for the next batch, reserved at the last batch's sizes. The old ones are
+        replaced only once the new ones exist, so a failure here leaves the builders as they were."""
+        cdef ColumnSet columns = ColumnSet(self._layout)
+        cdef Node *nodes = columns.nodes
         cdef int64_t n = self.last_rows
-        if n > 0 and (buf_reserve(&self.c_topic, 4 * n, 0) < 0
-                      or buf_reserve(&self.c_partition, 4 * n, 0) < 0
-                      or buf_reserve(&self.c_offset, 8 * n, 0) < 0
-                      or buf_reserve(&self.c_timestamp, 8 * n, 0) < 0
-                      or buf_reserve(&self.c_tstype, n, 0) < 0
-                      or buf_reserve(&self.c_key.offsets, 4 * (n + 1), 0) < 0
-                      or buf_reserve(&self.c_value.offsets, 4 * (n + 1), 0) < 0
-                      or buf_reserve(&self.c_key.data, self.last_key_bytes, 0) < 0
-                      or buf_reserve(&self.c_value.data, self.last_value_bytes, 0) < 0):
-            raise MemoryError()
-        if bincol_init(&self.c_key) < 0 or bincol_init(&self.c_value) < 0:
-            raise MemoryError()
-        if self.include_headers and (bincol_init(&self.h_key) < 0 or bincol_init(&self.h_value) < 0
-                                     or buf_append_i32(&self.h_list, 0) < 0):
-            raise MemoryError()
-        self.rows = 0
+        cdef int i
+        if n > 0:
+            for i in range(COL_VALUE + 1):
+                if nodes[i].kind == NODE_FIXED and buf_reserve(&nodes[i].data, nodes[i].width * n) < 0:
+                    raise MemoryError()
+            if (buf_reserve(&nodes[COL_KEY].offsets, 4 * n) < 0
+                    or buf_reserve(&nodes[COL_VALUE].offsets, 4 * n) < 0
+                    or buf_reserve(&nodes[COL_KEY].data, self.last_key_bytes) < 0
+                    or buf_reserve(&nodes[COL_VALUE].data, self.last_value_bytes) < 0):
+                raise MemoryError()
+        self._columns = columns
+        self.nodes = nodes
         self.data_bytes = 0
-        self.h_count = 0
 
-    cdef void _free_builders(self) noexcept:
-        buf_free(&self.c_topic)
-        buf_free(&self.c_partition)
-        buf_free(&self.c_offset)
-        buf_free(&self.c_timestamp)
-        validity_free(&self.c_timestamp_validity)
-        buf_free(&self.c_tstype)
-        bincol_free(&self.c_key)
-        bincol_free(&self.c_value)
-        buf_free(&self.h_list)
-        bincol_free(&self.h_key)
-        bincol_free(&self.h_value)
-
-    cdef inline int _find_slot(self, rd_kafka_message_t *m) noexcept nogil:
+    cdef int _find_slot(self, rd_kafka_message_t *m) noexcept nogil:
         """The active split of a message's partition, or -1: by index, never by a scan of slots."""
         cdef int i = self.last_slot
         cdef int t
@@ -993,7 +607,7 @@ cdef class Consumer:
         self.last_slot = i
         return i
 
-    cdef inline void _destroy_processed(self) noexcept nogil:
+    cdef void _destroy_processed(self) noexcept nogil:
         """Give the processed messages back to librdkafka. Done in bulk, between pops, rather than
         per record: a tight run of frees contends far less with the broker thread's allocations
         (measured: about 10% less CPU per read)."""
@@ -1002,56 +616,64 @@ cdef class Consumer:
             rd_kafka_message_destroy(self.msgs[i])
         self.msg_done = self.msg_pos
 
-    cdef inline int _reserve_rows(self, int64_t n) noexcept nogil:
-        """Room for `n` more records in the fixed-width columns, which `_append` fills unchecked."""
-        if (buf_reserve(&self.c_topic, 4 * n, 0) < 0
-                or buf_reserve(&self.c_partition, 4 * n, 0) < 0
-                or buf_reserve(&self.c_offset, 8 * n, 0) < 0
-                or buf_reserve(&self.c_timestamp, 8 * n, 0) < 0
-                or buf_reserve(&self.c_tstype, n, 0) < 0
-                or buf_reserve(&self.c_key.offsets, 4 * n, 0) < 0
-                or buf_reserve(&self.c_value.offsets, 4 * n, 0) < 0):
-            return -1
-        return 0
-
-    cdef inline void _finish(self, int i) noexcept nogil:
+    cdef void _finish(self, int i) noexcept nogil:
         self._deactivate(i)
         self.slots[i].finished = 1
         self.finished_slots[self.nfinished] = i
         self.nfinished += 1
 
     cdef int _append(self, int idx, rd_kafka_message_t *m) noexcept nogil:
-        """Copy one record into the column builders. Returns -1 when out of memory."""
+        """Copy one record into the column builders: 0, or the code (FS_OUT_OF_MEMORY,
+        FS_COLUMN_TOO_LARGE) of what failed, the builders then holding part of the record (see
+        `_rollback`). The split's position moves only once the whole record is in."""
         cdef rd_kafka_timestamp_type_t tstype = 0
         cdef int64_t ts = rd_kafka_message_timestamp(m, &tstype)
         cdef rd_kafka_headers_t *hdrs = NULL
         cdef size_t hi, hn, hsize
         cdef const char *hname
         cdef const void *hvalue
-        cdef int64_t row = self.rows
+        cdef Node *nodes = self.nodes
         cdef Slot *s = &self.slots[idx]
-        buf_put_i32(&self.c_topic, s.topic_index)
-        buf_put_i32(&self.c_partition, m.partition)
-        buf_put_i64(&self.c_offset, m.offset)
-        buf_put_i64(&self.c_timestamp, ts if tstype != 0 else 0)
-        buf_put_i8(&self.c_tstype, <int8_t> tstype)
-        if (validity_append(&self.c_timestamp_validity, row, tstype != 0) < 0
-                or bincol_put(&self.c_key, row, m.key if self.include_key else NULL, m.key_len) < 0
-                or bincol_put(&self.c_value, row, m.payload if self.include_value else NULL, m.len) < 0):
-            return -1
-        if self.include_headers:
+        cdef int rc = DEC_OK
+        if (node_put_i32(&nodes[COL_TOPIC], s.topic_index) < 0
+                or node_put_i32(&nodes[COL_PARTITION], m.partition) < 0
+                or node_put_i64(&nodes[COL_OFFSET], m.offset) < 0
+                or node_put_i8(&nodes[COL_TIMESTAMP_TYPE], <int8_t> tstype) < 0):
+            return FS_OUT_OF_MEMORY
+        if tstype != 0:
+            if node_put_i64(&nodes[COL_TIMESTAMP], ts) < 0:
+                return FS_OUT_OF_MEMORY
+        elif node_put_empty(&nodes[COL_TIMESTAMP]) != DEC_OK:
+            return FS_OUT_OF_MEMORY
+        if self.include_key and m.key != NULL:
+            rc = node_put_bytes(&nodes[COL_KEY], <const uint8_t *> m.key, m.key_len)
+        else:
+            rc = node_put_empty(&nodes[COL_KEY])
+        if rc == DEC_OK:
+            if self.include_value and m.payload != NULL:
+                rc = node_put_bytes(&nodes[COL_VALUE], <const uint8_t *> m.payload, m.len)
+            else:
+                rc = node_put_empty(&nodes[COL_VALUE])
+        if rc == DEC_OK and self.include_headers:
             if rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR and hdrs != NULL:
                 hn = rd_kafka_header_cnt(hdrs)
                 for hi in range(hn):
                     if rd_kafka_header_get_all(hdrs, hi, &hname, &hvalue, &hsize) != 0:
                         continue
-                    if (bincol_append(&self.h_key, self.h_count, hname, strlen(hname)) < 0
-                            or bincol_append(&self.h_value, self.h_count, hvalue, hsize) < 0):
-                        return -1
-                    self.h_count += 1
-            if buf_append_i32(&self.h_list, <int32_t> self.h_count) < 0:
-                return -1
-        self.rows += 1
+                    rc = node_put_bytes(&nodes[COL_HEADER_KEY], <const uint8_t *> hname, strlen(hname))
+                    if rc == DEC_OK:
+                        if hvalue != NULL:
+                            rc = node_put_bytes(&nodes[COL_HEADER_VALUE], <const uint8_t *> hvalue, hsize)
+                        else:
+                            rc = node_put_empty(&nodes[COL_HEADER_VALUE])
+                    if rc != DEC_OK:
+                        break
+                    if node_mark(&nodes[COL_HEADER], 1) < 0:
+                        return FS_OUT_OF_MEMORY
+            if rc == DEC_OK:
+                rc = node_close_list(&nodes[COL_HEADERS], &nodes[COL_HEADER], 1)
+        if rc != DEC_OK:
+            return FS_COLUMN_TOO_LARGE if rc == DEC_TOO_LARGE else FS_OUT_OF_MEMORY
         self.data_bytes += <int64_t> (m.len + m.key_len)
         s.next_offset = m.offset + 1
         s.batch_records += 1
@@ -1064,6 +686,12 @@ cdef class Consumer:
             self.ntouched += 1
         return 0
 
+    cdef void _rollback(self, int64_t rows) noexcept nogil:
+        """Drop what a record that failed part-way left in the builders: every column back to `rows`."""
+        cdef int i
+        for i in range(self.ncolumns):
+            node_truncate(self.nodes, i, rows)
+
     cdef int _fill(self, int64_t max_rows, int64_t max_bytes, int64_t max_wait_ms,
                    int *err_code, int *err_slot, int64_t *err_offset) noexcept nogil:
         """The hot loop. Returns 1 when stopped by an error (code, slot and offset set), 2 when no
@@ -1075,11 +703,9 @@ cdef class Consumer:
         cdef int64_t remaining
         cdef rd_kafka_message_t *m
         cdef ssize_t n
-        cdef int idx
+        cdef int idx, rc
+        cdef int64_t rows
         cdef Slot *s
-        if self.msg_pos < self.msg_cnt and self._reserve_rows(self.msg_cnt - self.msg_pos) < 0:
-            err_code[0] = -1
-            return 1
         while True:
             if self.woken:
                 self.woken = 0
@@ -1090,15 +716,15 @@ cdef class Consumer:
             if self.state.oversize:
                 err_code[0] = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
                 return 1
-            if self.state.auth_failed:
-                err_code[0] = RD_KAFKA_RESP_ERR__AUTHENTICATION
-                return 1
+            if self.state.client_count:
+                return 0          # `fetch` has the client errors judged (a security refusal?)
             if self.msg_pos >= self.msg_cnt:
                 if self.fetching <= 0:
                     return 0
-                if self.rows >= max_rows or self.data_bytes >= max_bytes:
+                rows = self.nodes[COL_TOPIC].length
+                if rows >= max_rows or self.data_bytes >= max_bytes:
                     return 0
-                remaining = max_rows - self.rows
+                remaining = max_rows - rows
                 if remaining > MSG_ARRAY:
                     remaining = MSG_ARRAY
                 self._destroy_processed()
@@ -1108,11 +734,11 @@ cdef class Consumer:
                     remaining = deadline - now_ms()
                     if remaining <= 0:
                         return 0
-                    if self.rows > 0 and remaining > 5:
+                    if rows > 0 and remaining > 5:
                         remaining = 5
                     m = rd_kafka_consume_queue(self.queue, <int> remaining)
                     if m == NULL:
-                        if self.rows > 0:
+                        if rows > 0:
                             return 0
                         if self.state.down_since_ms >= 0 and \
                                 now_ms() - self.state.down_since_ms > self.broker_timeout_ms:
@@ -1121,9 +747,6 @@ cdef class Consumer:
                     self.msgs[0] = m
                     n = 1
                 self.msg_cnt = <int> n
-                if self._reserve_rows(n) < 0:
-                    err_code[0] = -1
-                    return 1
             m = self.msgs[self.msg_pos]
             if m.err == RD_KAFKA_RESP_ERR_NO_ERROR:
                 self.state.down_since_ms = -1
@@ -1137,11 +760,15 @@ cdef class Consumer:
                     elif s.stop_offset >= 0 and m.offset >= s.stop_offset:
                         self._finish(idx)
                     else:
-                        if self.rows > 0 and \
-                                self.data_bytes + <int64_t> (m.len + m.key_len) > byte_limit:
+                        rows = self.nodes[COL_TOPIC].length
+                        if rows > 0 and self.data_bytes + <int64_t> (m.len + m.key_len) > byte_limit:
                             return 0          # keeps this message for the next batch
-                        if self._append(idx, m) < 0:
-                            err_code[0] = -1
+                        rc = self._append(idx, m)
+                        if rc != 0:
+                            self._rollback(rows)
+                            err_code[0] = rc
+                            err_slot[0] = idx
+                            err_offset[0] = m.offset
                             return 1
                         if s.stop_offset >= 0 and s.next_offset >= s.stop_offset:
                             self._finish(idx)
@@ -1165,16 +792,15 @@ cdef class Consumer:
                 if m.payload != NULL and note_oversize(&self.state, <const char *> m.payload, m.len):
                     err_code[0] = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
                     idx = -1
-                elif m.rkt == NULL and m.payload != NULL and note_auth_failure(
-                        &self.state, m.err, <const char *> m.payload, m.len):
-                    self.msg_pos += 1
-                    continue
                 elif m.rkt == NULL:
                     # A client-level event (a group coordinator look-up that failed, a dropped
                     # connection): librdkafka retries on its own and fastsource needs no group to
                     # read, so it is recorded for stats() and the fetch goes on. Lost brokers end
-                    # a read through broker_timeout_ms, fatal errors through the error callback.
+                    # a read through broker_timeout_ms, fatal errors through the error callback,
+                    # security refusals through `_judge_client_errors`.
                     self.state.last_error = m.err
+                    if m.payload != NULL:
+                        note_client_error(&self.state, m.err, <const char *> m.payload, m.len)
                     self.msg_pos += 1
                     continue
                 else:
@@ -1217,6 +843,8 @@ cdef class Consumer:
         self._flush_logs()
         if stopped:
             self._pending_error = self._error(err_code, err_slot, err_offset)
+        if self.state.client_count:
+            self._judge_client_errors()
         progress = []
         for k in range(self.ntouched):
             i = self.touched_slots[k]
@@ -1234,31 +862,35 @@ cdef class Consumer:
         self._change_assignment([i for i in ended if self.slots[i].assigned], 0)
         for i in ended:
             self._release_slot(i)
-        batch = self._take_batch() if self.rows else None
+        batch = self._take_batch() if self.nodes[COL_TOPIC].length else None
         if batch is None and self._pending_error is not None and not progress and not finished:
             error, self._pending_error = self._pending_error, None
             raise error
         return batch, progress, finished
 
     cdef void _flush_logs(self):
-        """Hand librdkafka's buffered log lines to the `fastsource.librdkafka` logger."""
+        """Hand librdkafka's buffered log lines to Python (fastsource.kafka.librdkafka_log)."""
         cdef int i
-        cdef int level
-        for i in range(self.state.log_count):
-            level = self.state.log_levels[i]
-            py_level = (logging.CRITICAL if level <= 2 else logging.ERROR if level == 3 else
-                        logging.WARNING if level == 4 else logging.INFO if level <= 6 else logging.DEBUG)
-            text = self.state.log_lines[i].decode(errors="replace")
-            if level <= 6:
-                text = repeated_lines.admit(text)
-            if text is not None:
-                librdkafka_log.log(py_level, "%s", text)
-        self.state.log_count = 0
-        if self.state.logs_dropped:
-            text = repeated_lines.admit(f"{self.state.logs_dropped} more librdkafka log lines dropped")
-            if text is not None:
-                librdkafka_log.warning("%s", text)
+        if self.state.log_count or self.state.logs_dropped:
+            lines = [(self.state.log_levels[i], self.state.log_lines[i].decode(errors="replace"))
+                     for i in range(self.state.log_count)]
+            dropped = self.state.logs_dropped
+            self.state.log_count = 0
             self.state.logs_dropped = 0
+            publish_log_lines(lines, dropped)
+
+    cdef void _judge_client_errors(self) except *:
+        """Have `fastsource.errors.authentication_failure` judge the client errors kept since the
+        last fetch: the first security refusal becomes the pending error (retrying cannot mend it),
+        unless the fetch already stopped on another."""
+        cdef int i
+        kept = [(self.state.client_codes[i], self.state.client_texts[i].decode(errors="replace"))
+                for i in range(self.state.client_count)]
+        self.state.client_count = 0
+        for code, reason in kept:
+            if self._pending_error is None and authentication_failure(code, reason):
+                self._pending_error = CoreError(RD_KAFKA_RESP_ERR__AUTHENTICATION, None, reason)
+                return
 
     cdef bint _broker_answers(self) noexcept nogil:
         """A metadata round trip: the all-brokers-down state is over once one answers. Short, as
@@ -1271,40 +903,34 @@ cdef class Consumer:
         return 1
 
     cdef object _error(self, int code, int slot, int64_t offset):
-        if code == -1:
-            return MemoryError("out of memory while building a batch")
+        """The CoreError of a stopped fetch: its code, librdkafka's words, and where."""
+        cdef Slot *s
+        cdef int i
         topic = partition = None
         if slot >= 0:
             topic = self._topics[self.slots[slot].topic_index]
             partition = self.slots[slot].partition
+        if code <= FS_OUT_OF_MEMORY:
+            return CoreError(code, None, "", topic, partition, offset)
         name = rd_kafka_err2name(code).decode()
-        reason = rd_kafka_err2str(code).decode()
-        if self.state.error_text[0] != 0:
-            reason = f"{reason} ({self.state.error_text.decode(errors='replace')})"
         if code == RD_KAFKA_RESP_ERR__FATAL:
-            return FetchError(code, name, self._fatal_reason())
+            return CoreError(code, name, self._fatal_reason())
         if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
-            return FetchError(code, name, f"no broker answered for {self.broker_timeout_ms} ms")
-        if code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE and slot < 0:
-            return self._oversize_error(code, name)
-        return FetchError(code, name, reason, topic, partition, offset)
-
-    cdef object _oversize_error(self, int code, str name):
-        """The response does not say which partition it was for: name the splits being fetched, at
-        the offsets where their next record batch starts (one of them is too large)."""
-        cdef Slot *s
-        cdef int i
-        waiting = []
-        for i in range(self.nslots):
-            s = &self.slots[i]
-            if s.active and not s.paused:
-                waiting.append((self._topics[s.topic_index], s.partition, s.next_offset))
+            return CoreError(code, name, rd_kafka_err2str(code).decode())
         reason = self.state.error_text.decode(errors="replace")
-        if len(waiting) == 1:
-            topic, partition, offset = waiting[0]
-            return FetchError(code, name, reason, topic, partition, offset)
-        where = ", ".join(f"{t}[{p}] at offset {o}" for t, p, o in waiting)
-        return FetchError(code, name, f"{reason}; the record batch is the next one of: {where}")
+        if code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE and slot < 0:
+            # The response does not say which partition it was for: the splits being fetched, at
+            # the offsets where their next record batch starts (one of them is too large).
+            waiting = []
+            for i in range(self.nslots):
+                s = &self.slots[i]
+                if s.active and not s.paused:
+                    waiting.append((self._topics[s.topic_index], s.partition, s.next_offset))
+            if len(waiting) == 1:
+                return CoreError(code, name, reason, *waiting[0])
+            return CoreError(code, name, reason, candidates=waiting)
+        text = rd_kafka_err2str(code).decode()
+        return CoreError(code, name, f"{text} ({reason})" if reason else text, topic, partition, offset)
 
     cdef str _fatal_reason(self):
         cdef char errstr[512]
@@ -1312,35 +938,21 @@ cdef class Consumer:
         rd_kafka_fatal_error(self.rk, errstr, sizeof(errstr))
         return errstr.decode(errors="replace")
 
-    cdef object _take_timestamps(self, int64_t n):
-        nulls = self.c_timestamp_validity.nulls
-        validity = validity_take(&self.c_timestamp_validity)
-        return pa.Array.from_buffers(TIMESTAMP_TYPE, n, [validity, buf_take(&self.c_timestamp)],
-                                     null_count=nulls)
-
     cdef object _take_batch(self):
-        n = self.rows
+        """The batch built so far as an Arrow record batch. Fresh builders replace the batch's before
+        its buffers move into Arrow, so a failure on the way leaves no stale row, count or buffer."""
+        cdef ColumnSet columns = self._columns
+        cdef int64_t n = self.nodes[COL_TOPIC].length
+        cdef int64_t key_bytes = self.nodes[COL_KEY].data.size
+        cdef int64_t value_bytes = self.nodes[COL_VALUE].data.size
+        cdef int i
+        self._new_columns()
         self.last_rows = n
-        self.last_key_bytes = self.c_key.data.size
-        self.last_value_bytes = self.c_value.data.size
-        indices = pa.Array.from_buffers(pa.int32(), n, [None, buf_take(&self.c_topic)])
-        columns = [
-            pa.DictionaryArray.from_arrays(indices, self._topic_dictionary),
-            pa.Array.from_buffers(pa.int32(), n, [None, buf_take(&self.c_partition)]),
-            pa.Array.from_buffers(pa.int64(), n, [None, buf_take(&self.c_offset)]),
-            self._take_timestamps(n),
-            pa.Array.from_buffers(pa.int8(), n, [None, buf_take(&self.c_tstype)]),
-            bincol_take(&self.c_key, pa.binary(), n),
-            bincol_take(&self.c_value, pa.binary(), n),
-        ]
-        if self.include_headers:
-            hk = bincol_take(&self.h_key, pa.string(), self.h_count)
-            hv = bincol_take(&self.h_value, pa.binary(), self.h_count)
-            entries = pa.StructArray.from_arrays([hk, hv], fields=list(HEADERS_TYPE.value_type))
-            columns.append(pa.Array.from_buffers(HEADERS_TYPE, n, [None, buf_take(&self.h_list)],
-                                                 children=[entries]))
-        self._reset_builders()
-        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+        self.last_key_bytes = key_bytes
+        self.last_value_bytes = value_bytes
+        arrays = [pa.DictionaryArray.from_arrays(columns.finish(COL_TOPIC), self._topic_dictionary)]
+        arrays += [columns.finish(i) for i in range(COL_PARTITION, self.ncolumns)]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
     def wake_up(self) -> None:
         """Make a running (or the next) `fetch` return promptly. Safe from any thread."""
@@ -1357,6 +969,8 @@ cdef class Consumer:
         cdef rd_kafka_resp_err_t err
         self._check_open()
         lst = rd_kafka_topic_partition_list_new(len(offsets) + 1)
+        if lst == NULL:
+            raise MemoryError()
         for topic, partition, offset in offsets:
             tp = rd_kafka_topic_partition_list_add(lst, topic.encode(), partition)
             tp.offset = offset
@@ -1366,7 +980,7 @@ cdef class Consumer:
         if err != RD_KAFKA_RESP_ERR_NO_ERROR:
             self.state.commits_failed += 1
             self.state.last_commit_err = err
-            raise FetchError(err, rd_kafka_err2name(err).decode(), rd_kafka_err2str(err).decode())
+            raise CoreError(err, rd_kafka_err2name(err).decode(), rd_kafka_err2str(err).decode())
 
     def high_watermarks(self, partitions) -> list:
         """The last high watermark the consumer saw for each `(topic, partition)` (no request is
