@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from fastsource.kafka import _consumer
 from fastsource.errors import (BrokerUnavailableError, ConfigError, CoreError, DecodeError, KafkaFetchError,
                                OffsetOutOfRangeError, RecordTooLargeError, is_fatal)
 from fastsource.kafka.reader.split_reader import map_core_error
@@ -167,7 +168,7 @@ def test_a_core_error_for_every_broker_lost_names_the_address():
     error = map_core_error(CoreError(-187, "_ALL_BROKERS_DOWN", "3/3 brokers are down", None, -1, -1),
                            "127.0.0.1:1")
     assert type(error) is BrokerUnavailableError
-    assert str(error) == "lost every broker of 127.0.0.1:1: 3/3 brokers are down"
+    assert str(error) == "lost every broker of 127.0.0.1:1 for broker_timeout_ms: 3/3 brokers are down"
 
 
 def test_other_core_failures_become_config_or_fetch_errors_naming_the_cause():
