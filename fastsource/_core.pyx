@@ -124,6 +124,8 @@ def json_lines(raw, int64_t max_depth=64):
     fails raises `InvalidRecord` naming the first such row. Null, empty and `null` values become `{}`
     and are marked in the returned null mask (None when there are none). One pass, one allocation.
     Returns the buffer, the length of the longest line and the mask."""
+    if raw.type != pa.binary() and raw.type != pa.string():  # the offsets are read as 32-bit
+        raise TypeError(f"json_lines: a binary or string array expected, not {raw.type}")
     cdef int64_t n = len(raw)
     cdef int64_t first = raw.offset
     buffers = raw.buffers()

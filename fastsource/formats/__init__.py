@@ -167,7 +167,7 @@ class Json(Format):
         import pyarrow.json as pa_json
 
         try:
-            data, longest, nulls = _core.json_lines(raw, self.max_depth)
+            data, longest, nulls = _core.json_lines(as_binary(raw), self.max_depth)
         except _core.InvalidRecord as exc:
             raise RecordDecodeError(exc.row, f"invalid JSON: {exc.reason}") from None
         options = pa_json.ParseOptions(explicit_schema=self.schema,
