@@ -166,7 +166,7 @@ class Json(Format):
         import pyarrow.compute as pc  # imported on use: they cost ~35 ms at start-up
         import pyarrow.json as pa_json
 
-        data, longest, nulls, bad = _json.json_lines(raw, self.max_depth)
+        data, longest, nulls, bad = _json.json_lines(as_binary(raw), self.max_depth)
         if bad is not None:
             row, problem, where = bad
             raise RecordDecodeError(row, f"invalid JSON: {JSON_PROBLEMS[problem]} (at byte {where})")

@@ -25,8 +25,8 @@ cdef enum:
     OP_BYTES = 10        # node
     OP_STRING = 11       # node: bytes checked to be UTF-8
     OP_FIXED = 12        # node size
-    OP_DEC_BYTES = 13    # node: big-endian two's complement into a decimal of the node's width
-    OP_DEC_FIXED = 14    # node size
+    OP_DEC_BYTES = 13    # node precision: big-endian two's complement into a decimal of the node's width
+    OP_DEC_FIXED = 14    # node size precision
     OP_ENUM = 15         # node count table: `count` words at `table`: reader index, or -1
     OP_RECORD = 16       # node count, then `count` field plans
     OP_ARRAY = 17        # node bodylen, then the item plan
@@ -35,6 +35,7 @@ cdef enum:
     OP_SELECT = 20       # node branch, then the plan of the reader union's branch
     OP_DEFAULT = 21      # start size, then the plan that reads the encoded default at consts[start:]
     OP_FAIL = 22         # reason: a writer branch the reader cannot take
+    OP_TIME = 23         # node unit: zigzag varint, a time of day (unit 0: ms, 1: us) within one day
 
 OPCODES = {name: value for name, value in (
     ("NULL", OP_NULL), ("BOOL", OP_BOOL), ("INT", OP_INT), ("LONG", OP_LONG), ("INT_FLOAT", OP_INT_FLOAT),
@@ -42,7 +43,7 @@ OPCODES = {name: value for name, value in (
     ("DOUBLE", OP_DOUBLE), ("BYTES", OP_BYTES), ("STRING", OP_STRING), ("FIXED", OP_FIXED),
     ("DEC_BYTES", OP_DEC_BYTES), ("DEC_FIXED", OP_DEC_FIXED), ("ENUM", OP_ENUM), ("RECORD", OP_RECORD),
     ("ARRAY", OP_ARRAY), ("MAP", OP_MAP), ("UNION", OP_UNION), ("SELECT", OP_SELECT),
-    ("DEFAULT", OP_DEFAULT), ("FAIL", OP_FAIL))}
+    ("DEFAULT", OP_DEFAULT), ("FAIL", OP_FAIL), ("TIME", OP_TIME))}
 
 # What was wrong with a record, beyond the shared codes of _wire.pxd.
 cdef enum:
@@ -54,16 +55,21 @@ cdef enum:
     ERR_DECIMAL_SIZE = 37    # a: size in bytes
     ERR_FAIL = 38            # a: reason index of an OP_FAIL
     ERR_COUNT = 39           # a: block count, b: bytes left
+    ERR_TIME_RANGE = 40      # a: value (Arrow's time32/time64 hold 0 <= t < one day)
+    ERR_PRECISION = 41       # a: precision (the decimal has more digits than its type allows)
+    ERR_EMPTY_ITEMS = 42     # a: block count, b: the limit MAX_EMPTY_ITEMS
 
 ERRORS = {name: value for name, value in (
     ("NOMEM", ERR_NOMEM), ("TOO_LARGE", ERR_TOO_LARGE), ("NOT_WIRE", ERR_NOT_WIRE), ("SCHEMA", ERR_SCHEMA),
     ("TRUNCATED", ERR_TRUNCATED), ("VARINT", ERR_VARINT), ("NEG_LENGTH", ERR_NEG_LENGTH),
     ("LENGTH", ERR_LENGTH), ("UNION_INDEX", ERR_UNION_INDEX), ("ENUM_INDEX", ERR_ENUM_INDEX),
     ("ENUM_SYMBOL", ERR_ENUM_SYMBOL), ("INT_RANGE", ERR_INT_RANGE), ("BOOL", ERR_BOOL), ("UTF8", ERR_UTF8),
-    ("DECIMAL_SIZE", ERR_DECIMAL_SIZE), ("TRAILING", ERR_TRAILING), ("FAIL", ERR_FAIL), ("COUNT", ERR_COUNT))}
+    ("DECIMAL_SIZE", ERR_DECIMAL_SIZE), ("TRAILING", ERR_TRAILING), ("FAIL", ERR_FAIL), ("COUNT", ERR_COUNT),
+    ("TIME_RANGE", ERR_TIME_RANGE), ("PRECISION", ERR_PRECISION), ("EMPTY_ITEMS", ERR_EMPTY_ITEMS))}
 
-# Items of no bytes at all (nulls, empty records) still cost a slot each: a block may announce at
-# most this many of them, so that a short record cannot ask for unbounded memory.
+# Items of no bytes at all (nulls, empty records) still cost a slot each (and a reader's defaults may
+# fill each one): a record may announce at most this many of them in all its blocks, so that a short
+# record cannot ask for unbounded time or memory.
 cdef enum:
     MAX_EMPTY_ITEMS = 1 << 16
 
@@ -73,6 +79,7 @@ cdef struct Vm:
     const int32_t *plan
     const uint8_t *consts
     Node *nodes
+    int64_t empty_items      # zero-byte items announced so far by the record being decoded
 
 
 cdef inline int read_long(Vm *vm, Cursor *c, int64_t *out) noexcept nogil:
@@ -103,15 +110,42 @@ cdef inline int stored(Vm *vm, Cursor *c, int rc) noexcept nogil:
     return fault(&vm.f, c, rc if rc > 0 else ERR_NOMEM, 0, 0)
 
 
-cdef int put_decimal(Vm *vm, Cursor *c, Node *n, const uint8_t *p, int64_t size) noexcept nogil:
-    """Big-endian two's complement of `size` bytes into a little-endian decimal of n.width bytes."""
+# 10**p as 32-byte little-endian integers, p = 0..76: the bounds of decimal128/256 values by precision.
+cdef uint8_t POW10[77][32]
+for _p in range(77):
+    for _i, _b in enumerate((10 ** _p).to_bytes(32, "little")):
+        POW10[_p][_i] = _b
+
+
+cdef int put_decimal(Vm *vm, Cursor *c, Node *n, const uint8_t *p, int64_t size, int32_t precision) noexcept nogil:
+    """Big-endian two's complement of `size` bytes into a little-endian decimal of n.width bytes,
+    whose magnitude must be below 10**precision (Arrow's decimals hold no more digits)."""
     cdef uint8_t value[32]
+    cdef uint8_t magnitude[32]
     cdef int64_t i
+    cdef int carry
+    cdef bint negative = size > 0 and p[0] & 0x80
     if size > n.width:
         return fault(&vm.f, c, ERR_DECIMAL_SIZE, size, 0)
-    memset(value, 0xFF if size > 0 and p[0] & 0x80 else 0, n.width)
+    memset(value, 0xFF if negative else 0, n.width)
     for i in range(size):
         value[i] = p[size - 1 - i]
+    memset(magnitude, 0, 32)
+    carry = 1
+    for i in range(n.width):  # |value|: the two's complement negated when negative
+        if negative:
+            carry += <uint8_t> ~value[i]
+            magnitude[i] = <uint8_t> carry
+            carry >>= 8
+        else:
+            magnitude[i] = value[i]
+    for i in range(31, -1, -1):
+        if magnitude[i] != POW10[precision][i]:
+            if magnitude[i] > POW10[precision][i]:
+                return fault(&vm.f, c, ERR_PRECISION, precision, 0)
+            break
+    else:
+        return fault(&vm.f, c, ERR_PRECISION, precision, 0)  # equal to 10**precision
     return stored(vm, c, node_put_fixed(n, value))
 
 
@@ -128,8 +162,10 @@ cdef int64_t block_count(Vm *vm, Cursor *c, int64_t *count, int64_t min_item) no
             return -1
     if min_item > 0 and count[0] > (c.end - c.p) // min_item:
         return fault(&vm.f, c, ERR_COUNT, count[0], c.end - c.p)
-    if min_item == 0 and count[0] > MAX_EMPTY_ITEMS:
-        return fault(&vm.f, c, ERR_COUNT, count[0], c.end - c.p)
+    if min_item == 0:
+        if count[0] > MAX_EMPTY_ITEMS - vm.empty_items:
+            return fault(&vm.f, c, ERR_EMPTY_ITEMS, count[0], MAX_EMPTY_ITEMS)
+        vm.empty_items += count[0]
     return 0
 
 
@@ -219,6 +255,17 @@ cdef int32_t run(Vm *vm, int32_t pc, int64_t todo, Cursor *c) noexcept nogil:
             if n != NULL and node_put_f64(n, <double> v) < 0:
                 return fault(&vm.f, c, ERR_NOMEM, 0, 0)
             pc += 2
+        elif op == OP_TIME:
+            p = c.p
+            if read_long(vm, c, &v) < 0:
+                return -1
+            if v < 0 or v >= (<int64_t> 86400000000 if w[2] else <int64_t> 86400000):
+                c.p = p  # the error points at the value
+                return fault(&vm.f, c, ERR_TIME_RANGE, v, 0)
+            if n != NULL:
+                if (node_put_i32(n, <int32_t> v) if n.width == 4 else node_put_i64(n, v)) < 0:
+                    return fault(&vm.f, c, ERR_NOMEM, 0, 0)
+            pc += 3
         elif op == OP_BOOL:
             if take(&vm.f, c, 1, &p) < 0:
                 return -1
@@ -271,17 +318,17 @@ cdef int32_t run(Vm *vm, int32_t pc, int64_t todo, Cursor *c) noexcept nogil:
         elif op == OP_DEC_FIXED:
             if take(&vm.f, c, w[2], &p) < 0:
                 return -1
-            if n != NULL and put_decimal(vm, c, n, p, w[2]) < 0:
+            if n != NULL and put_decimal(vm, c, n, p, w[2], w[3]) < 0:
                 return -1
-            pc += 3
+            pc += 4
         elif op == OP_DEC_BYTES:
             if read_length(vm, c, &size) < 0:
                 return -1
             p = c.p
             c.p += size
-            if n != NULL and put_decimal(vm, c, n, p, size) < 0:
+            if n != NULL and put_decimal(vm, c, n, p, size, w[2]) < 0:
                 return -1
-            pc += 2
+            pc += 3
         elif op == OP_ARRAY:
             # node fewest bodylen, then the item plan
             while True:
@@ -401,6 +448,7 @@ def decode(raw, list layout, dict plans, bint framed):
                     break
                 vm.plan = current.plan
                 vm.consts = current.consts
+                vm.empty_items = 0
                 if run(&vm, 0, 1, &c) < 0:
                     bad = i
                     break

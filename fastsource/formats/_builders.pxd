@@ -115,7 +115,8 @@ cdef inline int node_put_fixed(Node *n, const void *value) noexcept nogil:
     """One valid value of `n.width` bytes."""
     if n.data.size + n.width > n.data.cap and buf_reserve(&n.data, n.width) < 0:
         return -1
-    memcpy(n.data.data + n.data.size, value, n.width)
+    if n.width > 0:  # a fixed of size 0 never allocates: memcpy(NULL, ..., 0) is undefined
+        memcpy(n.data.data + n.data.size, value, n.width)
     n.data.size += n.width
     if n.has_validity:
         return node_mark(n, 1)
@@ -181,7 +182,8 @@ cdef inline int node_put_bytes(Node *n, const uint8_t *p, int64_t size) noexcept
         return DEC_TOO_LARGE
     if buf_reserve(&n.data, size) < 0 or buf_reserve(&n.offsets, 4) < 0:
         return DEC_NOMEM
-    memcpy(n.data.data + n.data.size, p, size)
+    if size > 0:  # an empty value may come before the data buffer exists: memcpy(NULL, ..., 0) is undefined
+        memcpy(n.data.data + n.data.size, p, size)
     n.data.size += size
     end = <int32_t> n.data.size
     memcpy(n.offsets.data + n.offsets.size, &end, 4)
@@ -232,7 +234,8 @@ cdef inline int node_put_empty(Node *n) noexcept nogil:
     elif n.kind == NODE_FIXED:
         if buf_reserve(&n.data, n.width) < 0:
             return DEC_NOMEM
-        memset(n.data.data + n.data.size, 0, n.width)
+        if n.width > 0:  # a fixed of size 0 never allocates: memset(NULL, 0, 0) is undefined
+            memset(n.data.data + n.data.size, 0, n.width)
         n.data.size += n.width
     elif bits_append(&n.data, n.length, 0) < 0:
         return DEC_NOMEM

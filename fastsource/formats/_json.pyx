@@ -15,6 +15,8 @@ def json_lines(raw, int64_t max_depth=64):
     Row i of the buffer is record i; null, empty and `null` values become `{}` and are marked in the
     null mask `nulls` (None when there are none); `longest` is the length of the longest line. One
     pass, one allocation. `problem` is a code of includes/json_scan.h above FS_JSON_NULL."""
+    if raw.type != pa.binary() and raw.type != pa.string():  # the offsets are read as 32-bit
+        raise TypeError(f"json_lines: a binary or string array expected, not {raw.type}")
     cdef int64_t n = len(raw)
     cdef int64_t first = raw.offset
     buffers = raw.buffers()

@@ -95,6 +95,12 @@ cdef inline int read_header(Fault *f, Cursor *c, int64_t *schema_id) noexcept no
     return 0
 
 
+# pyarrow's type ids of binary and string (the layouts with 32-bit offsets that records_of reads).
+cdef enum:
+    STRING_TYPE_ID = 13
+    BINARY_TYPE_ID = 14
+
+
 cdef struct Records:
     int64_t n
     int64_t first
@@ -106,6 +112,8 @@ cdef struct Records:
 cdef inline Records records_of(object raw) except *:
     """A view of a pyarrow binary array's buffers (valid while `raw` lives)."""
     cdef Records r
+    if raw.type.id not in (BINARY_TYPE_ID, STRING_TYPE_ID):  # 32-bit offsets only (see formats.as_binary)
+        raise TypeError(f"a binary array of records expected, not {raw.type}")
     buffers = raw.buffers()
     r.n = len(raw)
     r.first = raw.offset

@@ -432,7 +432,11 @@ class _Planner:
             op = _PROMOTIONS[(wk, rk)]
             if rk == "bytes" and _decimal(r) is not None:
                 self._same_decimal(w, r)
-                op = "DEC_BYTES"
+                self._put(OP["DEC_BYTES"], node, _decimal(r)[0])
+                return _SKIP[wk][1]
+            if op in ("INT", "LONG") and pa.types.is_time(entry[4]):  # Arrow's times hold one day only
+                self._put(OP["TIME"], node, 1 if entry[4].unit == "us" else 0)
+                return _SKIP[wk][1]
             self._put(OP[op], node)
             return _SKIP[wk][1]
         if wk == rk == "fixed":
@@ -441,7 +445,7 @@ class _Planner:
                                     f"fixed {r['name']} ({r['size']} bytes)")
             if _decimal(r) is not None:
                 self._same_decimal(w, r)
-                self._put(OP["DEC_FIXED"], node, w["size"])
+                self._put(OP["DEC_FIXED"], node, w["size"], _decimal(r)[0])
             else:
                 self._put(OP["FIXED"], node, w["size"])
             return w["size"]
@@ -555,6 +559,10 @@ _REASONS = {
     ERR["DECIMAL_SIZE"]: "a decimal of {a} bytes at byte {pos} is wider than its Arrow type",
     ERR["TRAILING"]: "{a} bytes left over after the datum at byte {pos}",
     ERR["COUNT"]: "block count {a} at byte {pos} is more than the {b} bytes left can hold",
+    ERR["TIME_RANGE"]: "time of day {a} at byte {pos} is outside one day (0 to 24 h)",
+    ERR["PRECISION"]: "a decimal at byte {pos} has more digits than its precision {a}",
+    ERR["EMPTY_ITEMS"]: ("block count {a} at byte {pos} takes the record past {b} array or map items of no "
+                         "bytes (nulls, empty records)"),
     ERR["TOO_LARGE"]: "a column of the batch would pass Arrow's 2 GiB limit",
 }
 
@@ -589,8 +597,10 @@ class Avro(Format):
     Undecodable records (handled by `errors`): no wire-format header, an unknown schema id, a writer
     schema that does not resolve against the reader schema, a truncated datum, a varint past 10 bytes,
     a negative or overlong length, a union or enum index out of range, an enum symbol the reader lacks
-    (and no default), invalid UTF-8 in a string, bytes left after the datum, and writer schemas nesting
-    records/arrays/maps more than `max_depth` levels deep (at most MAX_DEPTH_LIMIT).
+    (and no default), invalid UTF-8 in a string, bytes left after the datum, a time-millis/micros
+    outside one day or a decimal with more digits than its precision (Arrow's types cannot hold them),
+    more than 65536 array/map items of no bytes (nulls, empty records) in one record, and writer
+    schemas nesting records/arrays/maps more than `max_depth` levels deep (at most MAX_DEPTH_LIMIT).
     """
 
     MAX_DEPTH_LIMIT = 250

@@ -414,3 +414,70 @@ def test_large_binary_and_empty_batches_decode():
     assert fmt.decode(pa.array(values, pa.large_binary())).to_pylist() == [{"a": 5}, None]
     empty = fmt.decode(pa.array([], pa.binary()))
     assert len(empty) == 0 and empty.type == fmt.output_type()
+
+
+# --- found by the sanitizer fuzz run (tests/faults/sanitize_decoders.py) ---------------------------
+
+def test_empty_values_before_any_data_and_fixed_of_size_zero_decode():
+    """The inputs on which UBSan saw memcpy/memset given a NULL destination (an empty string, bytes or
+    fixed(0) stored before its column had a data buffer; a null record's absent fixed(0)). Under the
+    sanitized build this failed; here it pins the values."""
+    schema = {"type": "record", "name": "Z", "fields": [
+        {"name": "s", "type": "string"}, {"name": "by", "type": "bytes"},
+        {"name": "f0", "type": {"type": "fixed", "name": "F0", "size": 0}}]}
+    raw = pa.array([b"\x00\x00", None, b"\x02a\x00"], pa.binary())
+    out = Avro(schema=schema).decode(raw)
+    out.validate(full=True)
+    assert out.to_pylist() == [{"s": "", "by": b"", "f0": b""}, None, {"s": "a", "by": b"", "f0": b""}]
+
+
+@pytest.mark.parametrize("logical, day, found", [("time-millis", 86_400_000, 1570926092),
+                                                  ("time-micros", 86_400_000_000, 2 ** 62)])
+def test_a_time_of_day_outside_one_day_is_undecodable(logical, day, found):
+    """Arrow's time32/time64 hold 0 <= t < 24 h; the decoder used to store any int, giving an array that
+    fails validate(full=True) (found with time-millis 1570926092)."""
+    kind = "int" if logical == "time-millis" else "long"
+    fmt = Avro(schema={"type": kind, "logicalType": logical})
+    good = fmt.decode(pa.array([encode("long", 0), encode("long", day - 1)], pa.binary()))
+    good.validate(full=True)
+    assert len(good) == 2
+    for value in (day, -1, found):
+        with pytest.raises(RecordDecodeError, match=f"time of day {value} at byte 0 is outside one day") as info:
+            fmt.decode(pa.array([encode("long", 5), encode("long", value)], pa.binary()))
+        assert info.value.row == 1
+
+
+@pytest.mark.parametrize("precision", [4, 38, 39, 76])
+def test_a_decimal_with_more_digits_than_its_precision_is_undecodable(precision):
+    """A decimal's bytes may hold more digits than its precision; Arrow's decimal128/256 may not (the
+    array failed validate(full=True)). ±(10**p - 1) is read, ±10**p is an undecodable record."""
+    schema = {"type": "bytes", "logicalType": "decimal", "precision": precision, "scale": 2}
+    fmt = Avro(schema=schema)
+
+    def datum(unscaled: int) -> bytes:
+        size = (unscaled.bit_length() + 8) // 8
+        return encode("bytes", unscaled.to_bytes(size, "big", signed=True))
+
+    limit = 10 ** precision
+    out = fmt.decode(pa.array([datum(limit - 1), datum(-(limit - 1)), datum(0)], pa.binary()))
+    out.validate(full=True)
+    wide = decimal.Context(prec=100)
+    assert out.to_pylist() == [decimal.Decimal(v).scaleb(-2, wide) for v in (limit - 1, 1 - limit, 0)]
+    for unscaled in (limit, -limit):
+        with pytest.raises(RecordDecodeError, match=f"more digits than its precision {precision}"):
+            fmt.decode(pa.array([datum(unscaled)], pa.binary()))
+
+
+def test_zero_byte_array_items_are_bounded_per_record_not_per_block():
+    """Blocks of nulls cost no input bytes: 3 bytes announce 65536 of them. A record may hold at most
+    65536 in all its blocks (it could ask for billions, and a reader's defaults fill each item)."""
+    nulls = Avro(schema={"type": "array", "items": "null"})
+    block = b"\x80\x80\x08"  # 65536 items
+    assert len(nulls.decode(pa.array([block + b"\x00"], pa.binary()))[0].as_py()) == 65536
+    with pytest.raises(RecordDecodeError, match="block count 1 at byte 4 takes the record past 65536"):
+        nulls.decode(pa.array([block + b"\x02\x00"], pa.binary()))
+    with pytest.raises(RecordDecodeError, match="past 65536 array or map items of no bytes"):
+        nulls.decode(pa.array([block * 1000 + b"\x00"], pa.binary()))
+    # The limit is per record: the next record starts again from zero.
+    out = nulls.decode(pa.array([block + b"\x00", block + b"\x00"], pa.binary()))
+    assert [len(v) for v in out.to_pylist()] == [65536, 65536]
