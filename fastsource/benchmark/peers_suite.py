@@ -86,28 +86,30 @@ def _table(case: str, runs: dict[str, list[dict]], n: int, failures: dict[str, s
     names = list(runs)
     reference = names[0]
     default = next((name for name in names if name.endswith("(default)")), reference)
+    refs = [reference] if default == reference else [reference, default]
     lines = [f"### {case}", "",
              "| reader | records/s, whole process | records/s, from first record | whole process, s "
              "| first record to end, s | peak RSS MB, process tree | peak PSS MB, process tree "
-             f"| time ÷ time of {reference} (whole / from first) "
-             f"| time ÷ time of {default} (whole / from first) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             + "".join(f"| time ÷ time of {ref} (whole / from first) " for ref in refs) + "|",
+             "|---|---:|---:|---:|---:|---:|---:" + "|---:" * len(refs) + "|"]
     for name in names:
-        if name in failures or not runs[name]:
-            lines.append(f"| {name} | {failures.get(name, 'unavailable: no run')} | | | | | | | |")
+        if not runs[name]:
+            lines.append(f"| {name} | {failures.get(name, 'unavailable: no run')} |" + " |" * (5 + len(refs)))
             continue
+        # A reader that failed in a later round keeps the figures of the rounds it completed.
+        label = f"{name} ({len(runs[name])} round(s); then {failures[name]})" if name in failures else name
         wall = harness.median_of(runs[name], "wall_seconds")
         first = harness.median_of(runs[name], "seconds_from_first")
         ratios = []
-        for ref in (reference, default):
-            if runs[ref] and ref not in failures:
+        for ref in refs:
+            if runs[ref]:
                 ratios.append(f"{harness.paired_ratio(runs[ref], runs[name]):.2f}x / "
                               f"{harness.paired_ratio(runs[ref], runs[name], 'seconds_from_first'):.2f}x")
             else:
                 ratios.append("")
-        lines.append(f"| {name} | {n / wall:,.0f} | {n / first:,.0f} | {wall:.2f} | {first:.2f} "
+        lines.append(f"| {label} | {n / wall:,.0f} | {n / first:,.0f} | {wall:.2f} | {first:.2f} "
                      f"| {harness.median_of(runs[name], 'tree_rss_mb'):,.0f} "
-                     f"| {harness.median_of(runs[name], 'tree_pss_mb'):,.0f} | {ratios[0]} | {ratios[1]} |")
+                     f"| {harness.median_of(runs[name], 'tree_pss_mb'):,.0f} | " + " | ".join(ratios) + " |")
     lines += ["", "Every round (in order; rounds separated by `;`), records/s whole process / from first "
               "record:", ""]
     for name in names:
