@@ -11,6 +11,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import pyarrow as pa
 
+from fastsource.base.enumerator import SplitEnumeratorContext
 from fastsource.base.reader.source_reader import SplitLineage
 from fastsource.base.watermarks import WatermarkStrategy
 from fastsource.errors import CheckpointMismatchError, ConfigError, DeadLettersWarning
@@ -211,7 +212,8 @@ class KafkaSource:
             raw_schema = KafkaPartitionSplitReader.raw_schema(self.include_headers)
             return BoundReaders(spec, KafkaRecordEmitter(raw_schema, key_format, value_format))
 
-        def create_enumerator(context: Any, restored: Optional[dict[str, Any]]) -> KafkaSourceEnumerator:
+        def create_enumerator(context: SplitEnumeratorContext,
+                              restored: Optional[dict[str, Any]]) -> KafkaSourceEnumerator:
             return KafkaSourceEnumerator(
                 self._subscriber(), admin, context, self.starting_offsets, self.stopping_offsets,
                 self.group_id, self.partition_discovery_interval_ms,
