@@ -22,8 +22,9 @@ import pytest
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
-# Ports handed to the suite's brokers, to check that none leaves its run directory behind.
+# Ports handed to the suite's brokers and the logs of its kfake clusters, to check that none is left behind.
 _HANDED_OUT: list[int] = []
+_KFAKE_LOGS: list[Path] = []
 
 
 def _free_port_pair(count: int = 2) -> int:
@@ -60,13 +61,14 @@ def pytest_configure(config):
 @pytest.fixture(scope="session", autouse=True)
 def no_run_directory_left_behind():
     """Every broker the suite starts on a port it handed out leaves no `run/<port>/` directory
-    under FASTSOURCE_HOME behind (checked at the end of the session)."""
+    under FASTSOURCE_HOME behind, and no kfake cluster its log (checked at the end of the session)."""
     from fastsource.broker import home
 
     before = set(os.listdir(home() / "run")) if (home() / "run").is_dir() else set()
     yield
-    left = sorted(str(p) for p in _HANDED_OUT
-                  if str(p) not in before and (home() / "run" / str(p)).exists())
+    left = sorted([str(p) for p in _HANDED_OUT
+                   if str(p) not in before and (home() / "run" / str(p)).exists()]
+                  + [log.name for log in _KFAKE_LOGS if log.exists()])
     assert not left, f"brokers of the test suite left their run directories behind: {left}"
 
 
@@ -135,6 +137,7 @@ def kfake_cluster():
     from fastsource.broker.kfake import KfakeCluster
 
     with KfakeCluster(brokers=3) as cluster:
+        _KFAKE_LOGS.append(cluster.log_file)
         yield cluster
 
 

@@ -116,7 +116,7 @@ class KfakeCluster:
         self._proc: Optional[subprocess.Popen] = None
         self._answers: "queue.Queue[Optional[str]]" = queue.Queue()
         self._lock = threading.Lock()
-        self._log: Optional[Path] = None
+        self.log_file: Optional[Path] = None  # kfake-<first port>.log under the run folder, while it runs
 
     @property
     def address(self) -> str:
@@ -149,8 +149,8 @@ class KfakeCluster:
     def _start_once(self, binary: Path, ports: list[int], timeout: float) -> str:
         run = home() / "run"
         run.mkdir(parents=True, exist_ok=True)
-        self._log = run / f"kfake-{ports[0]}.log"
-        with open(self._log, "wb") as err:
+        self.log_file = run / f"kfake-{ports[0]}.log"
+        with open(self.log_file, "wb") as err:
             flags = [f"-config={key}={value}" for key, value in self.configs.items()]
             self._proc = subprocess.Popen([str(binary), "-ports", ",".join(map(str, ports)), *flags],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
@@ -184,8 +184,8 @@ class KfakeCluster:
             raise BrokerError(f"kfake did not answer within {timeout:.0f} s") from None
         if line is None:
             self._proc.wait()
-            raise BrokerError(f"kfake exited with code {self._proc.returncode}; log {self._log}:\n"
-                              f"{tail(self._log)}")
+            raise BrokerError(f"kfake exited with code {self._proc.returncode}; log {self.log_file}:\n"
+                              f"{tail(self.log_file)}")
         return line
 
     def _reap(self) -> None:
@@ -198,7 +198,8 @@ class KfakeCluster:
         proc.wait()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """End the cluster (its stdin closes; killed if it has not exited after `timeout`)."""
+        """End the cluster (its stdin closes; killed if it has not exited after `timeout`) and delete
+        its log (kept when the start fails, for the error that names it)."""
         proc = self._proc
         if proc is None:
             return
@@ -208,6 +209,8 @@ class KfakeCluster:
         except (OSError, subprocess.TimeoutExpired):
             pass
         self._reap()
+        if self.log_file is not None:
+            self.log_file.unlink(missing_ok=True)
 
     def call(self, op: str, timeout: float = 30.0, **fields: Any) -> dict:
         """Send one command to the launcher and return its answer; BrokerError for a refused one."""
