@@ -169,6 +169,27 @@ def test_a_failure_while_other_brokers_answer_is_no_outage():
     assert health.outages == 0 and health.down_s() == 0
 
 
+def test_one_unanswered_probe_between_answered_ones_is_no_outage():
+    """A failed request whose cluster probe goes unanswered once (it reached the broker that just
+    died, or timed out on a loaded machine) and is answered when asked again is a leader change, not
+    an outage: an outage needs two unanswered probes in a row."""
+    class OneSilentProbe(ScriptedOffsetsClient):
+        def list_topics(self, topic=None, timeout=None):
+            self.probes = getattr(self, "probes", 0) + 1
+            if self.probes == 1:
+                raise KafkaException(KafkaError(KafkaError._TRANSPORT, "scripted"))
+            return SimpleNamespace(brokers={1: None}, topics={})
+
+    health = _health(60000)
+    client = OneSilentProbe()
+    admin = _admin(client, timeout_s=5.0, health=health)
+    admin.list_offsets([("t", 0)], "earliest")
+    client.errors = [(KafkaError._TRANSPORT, True)] * 3
+    assert admin.list_offsets([("t", 0)], "earliest") == {("t", 0): 7}
+    assert client.probes == 4  # unanswered, answered; then answered for each later failure
+    assert health.outages == 0 and health.down_s() == 0
+
+
 def test_a_failure_while_other_brokers_answer_ends_after_the_request_timeout():
     """A request that keeps failing while others answer fails after timeout_s, as a fetch error
     naming the situation, not as an outage."""
