@@ -115,7 +115,7 @@ class Function(Format):
 
     def output_type(self) -> pa.DataType:
         if self._type is None:
-            self._type = self.decode(pa.array([], pa.binary())).type
+            self._type = self.decode(pa.nulls(0, pa.binary())).type  # not pa.array([]): imports pandas
         return self._type
 
     def decode(self, raw: pa.Array) -> pa.Array:
@@ -198,7 +198,7 @@ class Json(Format):
 
     def decode(self, raw: pa.Array) -> pa.Array:
         if len(raw) == 0:
-            return pa.array([], self.output_type() or pa.struct([]))
+            return pa.nulls(0, self.output_type() or pa.struct([]))
         try:
             return self._parse_or_point(raw)
         except RecordDecodeError as exc:

@@ -388,14 +388,14 @@ cdef struct Entry:
     const uint8_t *consts
 
 
-def decode(raw, list layout, dict plans, bint framed):
+def decode(raw, BatchLayout layout, dict plans, bint framed):
     """Decode a binary array of Avro records into the layout's root node.
 
     `plans` maps schema id (or 0 when not `framed`) to a Plan, or to None when the id has no plan.
     Returns (array, None) or (None, (row, code, a, b, byte position)) for the first undecodable
     record; the batch's builders are then dropped."""
     cdef Records records = records_of(raw)
-    cdef ColumnSet columns = ColumnSet(layout)
+    cdef ColumnSet columns = ColumnSet(layout, records.n)
     cdef int32_t count = len(plans), k = 0, found
     cdef Entry *entries = <Entry *> malloc(max(count, 1) * sizeof(Entry))
     cdef Plan plan

@@ -344,7 +344,7 @@ cdef inline void node_truncate(Node *nodes, int32_t index, int64_t length) noexc
 
 
 cdef object buf_take(Buf *b)
-cdef object adopt_buffer(void *ptr, int64_t size)
+cdef object adopt_buffer(void *ptr, int64_t size, int64_t cap=*)
 
 
 cdef inline void node_retract(Node *n) noexcept nogil:
@@ -411,8 +411,20 @@ cdef inline bint utf8_valid(const uint8_t *p, int64_t size) noexcept nogil:
     return 1
 
 
+cdef class BatchLayout:
+    """A layout (one tuple per node, see _builders.pyx) and the bytes per row each buffer of its
+    nodes held in the last batch, so that the next batch's buffers are reserved at once."""
+    cdef readonly list nodes
+    cdef int32_t count
+    cdef double *per_row      # 3 per node: validity, data, offsets
+
+
 cdef class ColumnSet:
     """The builders of one batch: one Node per node of a layout (see _builders.pyx)."""
     cdef Node *nodes
     cdef int32_t count
-    cdef list layout
+    cdef BatchLayout layout
+    cdef bint noted
+
+    cdef int64_t _expected(self, int32_t node, int which, int64_t rows)
+    cdef void note_sizes(self)

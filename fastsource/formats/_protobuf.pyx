@@ -364,14 +364,14 @@ cdef int decode_message(Vm *vm, Cursor *c, int32_t pc, int32_t depth) noexcept n
     return 0
 
 
-def decode(raw, list layout, Plan plan, dict known_ids, bint framed, int32_t max_depth):
+def decode(raw, BatchLayout layout, Plan plan, dict known_ids, bint framed, int32_t max_depth):
     """Decode a binary array of Protobuf messages into the layout's root node.
 
     With `framed`, each record is in Confluent's wire format and its schema id must be a key of
     `known_ids` mapped to True. Returns (array, None) or (None, (row, code, a, b, byte position))
     for the first undecodable record; the batch's builders are then dropped."""
     cdef Records records = records_of(raw)
-    cdef ColumnSet columns = ColumnSet(layout)
+    cdef ColumnSet columns = ColumnSet(layout, records.n)
     cdef int32_t count = len(known_ids), k = 0
     cdef int64_t *ids = <int64_t *> malloc(max(count, 1) * sizeof(int64_t))
     cdef Vm vm

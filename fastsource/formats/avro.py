@@ -18,7 +18,7 @@ import pyarrow as pa
 from fastsource.errors import ConfigError
 from fastsource.formats import Format, RecordDecodeError, as_binary
 from fastsource.formats import _avro, _wire
-from fastsource.formats._builders import LAYOUT_FIELDS  # noqa: F401  (documents the layout tuples)
+from fastsource.formats._builders import LAYOUT_FIELDS, BatchLayout, string_array  # noqa: F401  (LAYOUT_FIELDS documents the layout tuples)
 
 OP = _avro.OPCODES
 ERR = _avro.ERRORS
@@ -179,6 +179,7 @@ class _Layout:
         self.nodes: list[Optional[tuple]] = []
         self.root = self._node(schema, True, 1, ())
         self.type: pa.DataType = self.nodes[self.root][4]
+        self.batch = BatchLayout(self.nodes)
 
     def _node(self, schema: Any, nullable: bool, depth: int, stack: tuple) -> int:
         schema = _deref(schema, self.names)
@@ -217,7 +218,7 @@ class _Layout:
         elif kind == "enum":
             storage, width = NODE_FIXED, 4
             arrow = pa.dictionary(pa.int32(), pa.string())
-            dictionary = pa.array(schema["symbols"], pa.string())
+            dictionary = string_array(schema["symbols"])
         elif kind == "array":
             child = self._node(schema["items"], False, depth + 1, stack)
             storage, children = NODE_LIST, (child,)
@@ -722,7 +723,7 @@ class Avro(Format):
         framed = self.registry is not None
         ids = _wire.schema_ids(raw) if framed else [0]
         plans = {schema_id: self._plan(schema_id) for schema_id in ids}
-        array, bad = _avro.decode(raw, self._layout.nodes,
+        array, bad = _avro.decode(raw, self._layout.batch,
                                   {k: v if isinstance(v, _wire.Plan) else None for k, v in plans.items()},
                                   framed)
         if bad is None:

@@ -13,6 +13,7 @@ import pyarrow as pa
 from fastsource.errors import ConfigError
 from fastsource.formats import Format, RecordDecodeError, as_binary
 from fastsource.formats import _protobuf, _wire
+from fastsource.formats._builders import BatchLayout, string_array
 
 NODE_NULL, NODE_BOOL, NODE_FIXED, NODE_BINARY, NODE_STRUCT, NODE_LIST, NODE_UNION = range(7)
 L = _protobuf.LAYOUT
@@ -38,7 +39,7 @@ _TIMES = {"google.protobuf.Timestamp": (L["TIMESTAMP"], pa.timestamp("ns", tz="U
           "google.protobuf.Duration": (L["DURATION"], pa.duration("ns"))}
 
 
-def _plan(descriptor: Any, max_depth: int) -> tuple[list, list[int], pa.DataType]:
+def _plan(descriptor: Any, max_depth: int) -> tuple[BatchLayout, list[int], pa.DataType]:
     """(layout, plan words, Arrow type) of a message descriptor."""
     return _PlanWriter(descriptor, max_depth).result()
 
@@ -55,8 +56,8 @@ class _PlanWriter:
         node, pc = self._message(descriptor, True, 1, (), root=True)
         self.type = self.nodes[node][4]
 
-    def result(self) -> tuple[list, list[int], pa.DataType]:
-        return self.nodes, self.words, self.type
+    def result(self) -> tuple[BatchLayout, list[int], pa.DataType]:
+        return BatchLayout(self.nodes), self.words, self.type
 
     def _new_node(self, entry: Optional[tuple] = None) -> int:
         self.nodes.append(entry)
@@ -141,7 +142,7 @@ class _PlanWriter:
             self.words.extend(x for number in sorted(first) for x in (number, first[number]))
             extra = len(first)
             value = self._new_node((NODE_FIXED, 4, nullable, (), pa.dictionary(pa.int32(), pa.string()),
-                                    pa.array([v.name for v in values], pa.string()), -1))
+                                    string_array([v.name for v in values]), -1))
         else:
             wire = _SCALARS[field.type][0]
             value = self._scalar_node(field.type, nullable)

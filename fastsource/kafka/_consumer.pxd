@@ -3,7 +3,7 @@
 cimport cython
 from libc.stdint cimport int32_t, int64_t
 
-from fastsource.formats._builders cimport ColumnSet, Node
+from fastsource.formats._builders cimport BatchLayout, ColumnSet, Node
 from fastsource.includes.librdkafka cimport *
 
 cdef enum:
@@ -122,16 +122,14 @@ cdef class Consumer:
 
     # The builders of the batch under construction: its row count is the columns' own length, so a
     # batch that failed part-way cannot leave a stale count behind.
-    cdef list _layout
+    cdef BatchLayout _layout
     cdef ColumnSet _columns
     cdef Node *nodes
     cdef int ncolumns
     cdef int64_t data_bytes
-    # Sizes of the last batch: the next one's buffers are reserved at these sizes up front, which
-    # saves the copies and page faults of growing them from nothing by doubling.
+    # Rows of the last batch: the next one's buffers are reserved for as many up front, which saves
+    # the copies and page faults of growing them from nothing by doubling.
     cdef int64_t last_rows
-    cdef int64_t last_key_bytes
-    cdef int64_t last_value_bytes
 
     cdef void _release(self) noexcept
     cdef void _check_open(self) except *

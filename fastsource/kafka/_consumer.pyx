@@ -13,11 +13,12 @@ from libc.string cimport memcpy, memset, strcmp, strlen, strstr
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fastsource.formats._builders cimport (DEC_OK, DEC_TOO_LARGE, NODE_BINARY, NODE_FIXED, NODE_LIST,
-                                           NODE_STRUCT, buf_reserve, node_close_list, node_mark,
+                                           NODE_STRUCT, BatchLayout, node_close_list, node_mark,
                                            node_put_bytes, node_put_empty, node_put_i8, node_put_i32,
                                            node_put_i64, node_truncate)
 
-import array as pyarray
+
+from fastsource.formats._builders import release_pool, string_array
 
 import pyarrow as pa
 
@@ -44,20 +45,6 @@ CODES = {"_TRANSPORT": RD_KAFKA_RESP_ERR__TRANSPORT, "_PARTITION_EOF": RD_KAFKA_
          "UNKNOWN_TOPIC_OR_PART": RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
          "MSG_SIZE_TOO_LARGE": RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
          "FS_OUT_OF_MEMORY": FS_OUT_OF_MEMORY, "FS_COLUMN_TOO_LARGE": FS_COLUMN_TOO_LARGE}
-
-
-cdef object string_array(list values):
-    """A pyarrow string array built from its buffers. `pa.array(list)` would import pandas when it is
-    installed (~0.2 s on the first call), on the fetch path's start-up."""
-    encoded = [v.encode() for v in values]
-    offsets = [0]
-    total = 0
-    for item in encoded:
-        total += len(item)
-        offsets.append(total)
-    return pa.Array.from_buffers(pa.string(), len(values),
-                                 [None, pa.py_buffer(pyarray.array("i", offsets).tobytes()),
-                                  pa.py_buffer(b"".join(encoded))])
 
 
 def raw_schema(bint include_headers=False):
@@ -251,7 +238,7 @@ cdef class Consumer:
         if self.own_logs:
             rd_kafka_set_log_queue(self.rk, self.queue)
         self.schema = raw_schema(include_headers)
-        self._layout = raw_layout(include_headers)
+        self._layout = BatchLayout(raw_layout(include_headers))
         self.ncolumns = COL_HEADERS + 1 if include_headers else COL_VALUE + 1
         self._new_columns()
 
@@ -295,8 +282,10 @@ cdef class Consumer:
         self.nodes = NULL
 
     def close(self) -> None:
-        """Leave the assignment, close the consumer and free every buffer. Idempotent."""
+        """Leave the assignment, close the consumer and free every buffer (with the blocks the
+        builders keep for later batches). Idempotent."""
         self._release()
+        release_pool()
         self._flush_logs()
 
     cdef void _check_open(self) except *:
@@ -569,23 +558,12 @@ cdef class Consumer:
     # ------------------------------------------------------------------ fetch
 
     cdef void _new_columns(self) except *:
-        """Fresh builders for the next batch, reserved at the last batch's sizes. The old ones are
-        replaced only once the new ones exist, so a failure here leaves the builders as they were."""
-        cdef ColumnSet columns = ColumnSet(self._layout)
-        cdef Node *nodes = columns.nodes
-        cdef int64_t n = self.last_rows
-        cdef int i
-        if n > 0:
-            for i in range(COL_VALUE + 1):
-                if nodes[i].kind == NODE_FIXED and buf_reserve(&nodes[i].data, nodes[i].width * n) < 0:
-                    raise MemoryError()
-            if (buf_reserve(&nodes[COL_KEY].offsets, 4 * n) < 0
-                    or buf_reserve(&nodes[COL_VALUE].offsets, 4 * n) < 0
-                    or buf_reserve(&nodes[COL_KEY].data, self.last_key_bytes) < 0
-                    or buf_reserve(&nodes[COL_VALUE].data, self.last_value_bytes) < 0):
-                raise MemoryError()
+        """Fresh builders for the next batch, reserved for as many rows as the last one had (see
+        formats/_builders.pyx). The old ones are replaced only once the new ones exist, so a failure
+        here leaves the builders as they were."""
+        cdef ColumnSet columns = ColumnSet(self._layout, self.last_rows)
         self._columns = columns
-        self.nodes = nodes
+        self.nodes = columns.nodes
         self.data_bytes = 0
 
     cdef int _find_slot(self, rd_kafka_message_t *m) noexcept nogil:
@@ -942,14 +920,10 @@ cdef class Consumer:
         """The batch built so far as an Arrow record batch. Fresh builders replace the batch's before
         its buffers move into Arrow, so a failure on the way leaves no stale row, count or buffer."""
         cdef ColumnSet columns = self._columns
-        cdef int64_t n = self.nodes[COL_TOPIC].length
-        cdef int64_t key_bytes = self.nodes[COL_KEY].data.size
-        cdef int64_t value_bytes = self.nodes[COL_VALUE].data.size
         cdef int i
+        self.last_rows = self.nodes[COL_TOPIC].length
+        columns.note_sizes()
         self._new_columns()
-        self.last_rows = n
-        self.last_key_bytes = key_bytes
-        self.last_value_bytes = value_bytes
         arrays = [pa.DictionaryArray.from_arrays(columns.finish(COL_TOPIC), self._topic_dictionary)]
         arrays += [columns.finish(i) for i in range(COL_PARTITION, self.ncolumns)]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
