@@ -4,6 +4,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 
 LAYOUT_FIELDS: tuple[str, ...]
+POOL_LIMITS: dict[str, int]
 
 class BatchLayout:
     """A layout of (kind, width, nullable, children, arrow type, dictionary, null child) tuples, one

@@ -19,14 +19,16 @@ import pyarrow as pa
 # A layout entry: (kind, width, nullable, children, arrow type, dictionary or None, null child).
 LAYOUT_FIELDS = ("kind", "width", "nullable", "children", "type", "dictionary", "null_child")
 
-# The block pool: blocks of at least POOL_MIN_BLOCK bytes (smaller ones malloc serves from its heap
-# without fresh pages), at most POOL_BLOCKS of them and POOL_MAX_BYTES in all; a block released when
-# the pool is full is freed. A block serves a request of up to POOL_SLACK times less than its size.
+# The block pool: blocks of at least POOL_MIN_BLOCK bytes (a page; smaller ones are left to malloc),
+# at most POOL_BLOCKS of them and POOL_MAX_BYTES in all; a block released when the pool is full is
+# freed. A block serves a request of up to POOL_SLACK times less than its size.
 cdef enum:
-    POOL_BLOCKS = 64
-    POOL_MIN_BLOCK = 1 << 16
+    POOL_BLOCKS = 256
+    POOL_MIN_BLOCK = 1 << 12
     POOL_MAX_BYTES = 64 << 20
     POOL_SLACK = 4
+
+POOL_LIMITS = {"blocks": POOL_BLOCKS, "bytes": POOL_MAX_BYTES, "min_block": POOL_MIN_BLOCK}
 
 cdef void *pool_ptr[POOL_BLOCKS]
 cdef int64_t pool_cap[POOL_BLOCKS]

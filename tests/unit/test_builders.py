@@ -27,8 +27,7 @@ SCHEMA = {"type": "record", "name": "Row", "fields": [
     {"name": "metrics", "type": {"type": "map", "values": ["null", "double"]}},
 ]}
 PARSED = fastavro.parse_schema(SCHEMA)
-POOL_MAX_BYTES = 64 << 20
-POOL_BLOCKS = 64
+LIMITS = _builders.POOL_LIMITS
 
 
 def rows(n: int, seed: int) -> list[dict]:
@@ -69,7 +68,7 @@ def test_buffers_arrow_releases_serve_the_next_batch_of_the_layout():
     assert _builders.pool_stats() == (0, 0)  # nothing released yet
     del first
     blocks, size = _builders.pool_stats()
-    assert blocks > 0 and size >= blocks * (1 << 16)  # the batch's large buffers are kept
+    assert blocks > 0 and size >= blocks * LIMITS["min_block"]  # the batch's buffers are kept
     second = fmt.decode(raw)
     assert _builders.pool_stats()[0] < blocks  # ... and taken by the next batch, reserved up front
     assert as_python(second) == rows(20_000, 1)
@@ -87,11 +86,12 @@ def test_a_reused_block_carries_nothing_of_the_batch_before():
 def test_the_pool_keeps_at_most_its_bound():
     fmt = Avro(schema=SCHEMA)
     raw = encoded(rows(50_000, 3))
-    alive = [fmt.decode(raw) for _ in range(12)]  # ~12 batches' buffers released at once below
-    del alive
+    alive = [fmt.decode(raw) for _ in range(40)]
+    assert sum(batch.nbytes for batch in alive) > LIMITS["bytes"]  # more than the pool may keep ...
+    del alive  # ... released at once
     blocks, size = _builders.pool_stats()
-    assert 0 < blocks <= POOL_BLOCKS
-    assert 0 < size <= POOL_MAX_BYTES
+    assert 0 < blocks <= LIMITS["blocks"]
+    assert 0 < size <= LIMITS["bytes"]
 
 
 def test_release_pool_frees_every_block():
