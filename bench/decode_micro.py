@@ -1,7 +1,9 @@
 """Micro-benchmark of the compiled schema decoders (not a test): N records of a 6-field record (long,
 string, double, boolean, timestamp-millis, nullable string) in one pa.BinaryArray, decoded batch by
 batch by fastsource's Avro and Protobuf formats, against the per-record Python path (fastavro's
-schemaless_reader / protobuf's ParseFromString + MessageToDict-like dicts, then pa.Table.from_pylist).
+schemaless_reader / protobuf's ParseFromString + MessageToDict-like dicts, then pa.Table.from_pylist);
+then fastsource alone on the wide record of `fastsource bench --registry` (30 fields with a list, a
+map and a nested record; fastsource/benchmark/schemas.py), Avro and Protobuf.
 
 Rates are records per second of CPU time of this process (time.process_time) as well as of wall
 time: on a shared, loaded machine the CPU-time rate is the stable one.
@@ -19,6 +21,7 @@ from typing import Any, Callable
 import fastavro
 import pyarrow as pa
 
+from fastsource.benchmark import bench_pb2, schemas
 from fastsource.formats.avro import Avro
 from fastsource.formats.protobuf import Protobuf
 
@@ -127,6 +130,29 @@ def main() -> None:
 
     measure("protobuf FromString + dicts + pa.Table.from_pylist", len(psample), max(1, args.rounds // 2),
             python_protobuf)
+
+    wide = wide_records(args.records)
+    print(f"{len(wide)} wide Avro records of {wide.nbytes / len(wide):.1f} B, batches of {size}")
+    measure("fastsource Avro, wide", len(wide), args.rounds, batches(Avro(schema=schemas.WIDE_AVRO), wide))
+    wide = wide_messages(args.records)
+    print(f"{len(wide)} wide Protobuf records of {wide.nbytes / len(wide):.1f} B, batches of {size}")
+    measure("fastsource Protobuf, wide", len(wide), args.rounds, batches(Protobuf(bench_pb2.Wide), wide))
+
+
+def wide_records(n: int, pool: int = 4096) -> pa.BinaryArray:
+    """N Avro datums of the wide record, a pool of distinct ones round-robin (as the registry bench)."""
+    parsed = fastavro.parse_schema(schemas.WIDE_AVRO)
+    distinct = []
+    for i in range(pool):
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, parsed, schemas.wide_record(i))
+        distinct.append(buf.getvalue())
+    return pa.array([distinct[i % pool] for i in range(n)], pa.binary())
+
+
+def wide_messages(n: int, pool: int = 4096) -> pa.BinaryArray:
+    distinct = [schemas.wide_message(bench_pb2.Wide, i).SerializeToString() for i in range(pool)]
+    return pa.array([distinct[i % pool] for i in range(n)], pa.binary())
 
 
 if __name__ == "__main__":
