@@ -12,7 +12,8 @@ extensions = [
     # The formats: the Arrow builders every unit fills, the JSON pre-scan, the decoders.
     Extension("fastsource.formats._json", ["fastsource/formats/_json.pyx"],
               include_dirs=["fastsource/includes"], extra_compile_args=COMPILE),
-    *(Extension(f"fastsource.formats.{name}", [f"fastsource/formats/{name}.pyx"], extra_compile_args=COMPILE)
+    *(Extension(f"fastsource.formats.{name}", [f"fastsource/formats/{name}.pyx"],
+                include_dirs=["fastsource/includes"], extra_compile_args=COMPILE)
       for name in ("_builders", "_wire", "_avro", "_protobuf")),
 ]
 

@@ -12,6 +12,8 @@ Arrow releases a buffer."""
 from libc.stdint cimport int32_t, int64_t, uintptr_t
 from libc.stdlib cimport calloc, malloc, free
 
+from fastsource.includes.asan_poison cimport fs_poison, fs_unpoison
+
 import array as pyarray
 
 import pyarrow as pa
@@ -42,6 +44,7 @@ cdef void pool_give(void *ptr, int64_t cap) noexcept:
     if cap < POOL_MIN_BLOCK or pool_count == POOL_BLOCKS or pool_bytes + cap > POOL_MAX_BYTES:
         free(ptr)
         return
+    fs_poison(ptr, cap)
     pool_ptr[pool_count] = ptr
     pool_cap[pool_count] = cap
     pool_count += 1
@@ -60,6 +63,7 @@ cdef int buf_start(Buf *b, int64_t need) noexcept:
             best = i
     if best < 0:
         return buf_reserve(b, need)
+    fs_unpoison(pool_ptr[best], pool_cap[best])
     b.data = <char *> pool_ptr[best]
     b.cap = pool_cap[best]
     b.size = 0
@@ -75,6 +79,7 @@ def release_pool() -> None:
     global pool_count, pool_bytes
     while pool_count:
         pool_count -= 1
+        fs_unpoison(pool_ptr[pool_count], pool_cap[pool_count])
         free(pool_ptr[pool_count])
     pool_bytes = 0
 
