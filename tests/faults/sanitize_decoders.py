@@ -4,6 +4,8 @@ the Protobuf decoder (bare and framed, every field kind) and the JSON pre-scan `
 on extensions built with AddressSanitizer + UndefinedBehaviorSanitizer: an out-of-bounds read or write,
 a use after free or undefined behaviour then stops the process with a report; the script itself checks
 that each batch decodes to a valid array of its length or fails at one of its rows, and counts inputs.
+The builders keep released blocks in a pool for later batches; under AddressSanitizer a pooled block
+is poisoned (fastsource/includes/asan_poison.h), so a use after Arrow released it is still reported.
 
 Commands (from the repository root; the sanitized build replaces the normal one in place):
 
