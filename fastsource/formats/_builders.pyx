@@ -10,7 +10,7 @@ buffers as they grow nor touches fresh pages (the kernel zeroing them cost a fif
 record's decoding). The pool is touched only with the GIL held: when a ColumnSet starts and when
 Arrow releases a buffer."""
 from libc.stdint cimport int32_t, int64_t, uintptr_t
-from libc.stdlib cimport calloc, malloc, free
+from libc.stdlib cimport calloc, free
 
 from fastsource.includes.asan_poison cimport fs_poison, fs_unpoison
 
@@ -157,7 +157,6 @@ cdef class ColumnSet:
     def __cinit__(self, BatchLayout layout, int64_t rows=0):
         cdef int32_t i, j
         cdef Node *n
-        cdef double *per_row = layout.per_row
         self.layout = layout
         self.count = layout.count
         self.nodes = <Node *> calloc(max(self.count, 1), sizeof(Node))

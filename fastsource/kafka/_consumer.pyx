@@ -17,7 +17,6 @@ from fastsource.formats._builders cimport (DEC_OK, DEC_TOO_LARGE, NODE_BINARY, N
                                            node_put_bytes, node_put_empty, node_put_i8, node_put_i32,
                                            node_put_i64, node_truncate)
 
-
 from fastsource.formats._builders import release_pool, string_array
 
 import pyarrow as pa
